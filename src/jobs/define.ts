@@ -1,0 +1,118 @@
+import type { JobStatus } from "./states.js";
+
+/** A JSON Schema object (draft 2020-12 subset understood by Ajv). */
+export type JsonSchema = Record<string, unknown>;
+
+/** Minimal structured logger handed to handlers (pino-compatible). */
+export interface JobLogger {
+  info(msg: string, data?: Record<string, unknown>): void;
+  warn(msg: string, data?: Record<string, unknown>): void;
+  error(msg: string, data?: Record<string, unknown>): void;
+}
+
+/**
+ * What a handler gets besides its input.
+ *
+ * `signal` fires (and `signal.reason` says which) when:
+ * - the job is canceled (`POST …/cancel` or `DELETE`),
+ * - the job passes its `deadlineAt` (it becomes `timed_out`),
+ * - this worker lost the job's lease (heartbeats failed; another worker may run it),
+ * - the worker shuts down and the grace period ran out (the job is released to the queue).
+ * Whatever the handler returns after the signal fired is discarded.
+ */
+export interface JobContext {
+  readonly jobId: string;
+  readonly type: string;
+  /** 1 on the first attempt. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly signal: AbortSignal;
+  readonly deadlineAt: Date;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Report progress (0–100) and a short message; writes are coalesced, latest wins. */
+  progress(percent: number, message?: string): void;
+  readonly log: JobLogger;
+}
+
+export interface JobDefinition<I = unknown, O = unknown> {
+  readonly type: string;
+  readonly description: string;
+  /** JSON Schema of the input; checked before the job is queued. */
+  readonly input: JsonSchema;
+  /** Default `timeoutSeconds` for jobs of this type (deadline counted from submission). */
+  readonly timeoutSeconds: number;
+  readonly maxAttempts: number;
+  /** At most this many jobs of this type run at once in one process. */
+  readonly concurrency: number | undefined;
+  /** Base delay of the exponential retry backoff, in milliseconds. */
+  readonly retryDelayMs: number;
+  readonly run: (input: I, ctx: JobContext) => Promise<O> | O;
+}
+
+export interface DefineJobOptions<I, O> {
+  type: string;
+  description?: string;
+  input: JsonSchema;
+  /** @default 300 */
+  timeoutSeconds?: number;
+  /** @default 3 */
+  maxAttempts?: number;
+  /** Per-process concurrency limit for this type. @default unlimited (the process limit) */
+  concurrency?: number;
+  /** @default 1000 */
+  retryDelayMs?: number;
+  run: (input: I, ctx: JobContext) => Promise<O> | O;
+}
+
+const TYPE_NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+
+/**
+ * Define a job type. The returned object is plain data plus `run`; register it with
+ * `createTessera({ jobs: [...] })` or export it from a module given to `--jobs`.
+ *
+ * @example
+ * export const resize = defineJob({
+ *   type: "image.resize",
+ *   input: { type: "object", properties: { url: { type: "string" } }, required: ["url"] },
+ *   async run(input: { url: string }, ctx) { ctx.progress(50, "resizing"); return { ok: true }; },
+ * });
+ */
+export function defineJob<I, O>(options: DefineJobOptions<I, O>): JobDefinition<I, O> {
+  if (!TYPE_NAME.test(options.type)) {
+    throw new TypeError(
+      `job type "${options.type}" must match ${TYPE_NAME} (lower case letters, digits, . _ -)`,
+    );
+  }
+  const timeoutSeconds = options.timeoutSeconds ?? 300;
+  const maxAttempts = options.maxAttempts ?? 3;
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
+    throw new TypeError(`job type "${options.type}": timeoutSeconds must be an integer >= 1`);
+  }
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
+    throw new TypeError(`job type "${options.type}": maxAttempts must be an integer 1-100`);
+  }
+  if (options.concurrency !== undefined && (!Number.isInteger(options.concurrency) || options.concurrency < 1)) {
+    throw new TypeError(`job type "${options.type}": concurrency must be an integer >= 1`);
+  }
+  return Object.freeze({
+    type: options.type,
+    description: options.description ?? "",
+    input: options.input,
+    timeoutSeconds,
+    maxAttempts,
+    concurrency: options.concurrency,
+    retryDelayMs: options.retryDelayMs ?? 1000,
+    run: options.run,
+  });
+}
+
+/** A job as the public API shows it (the contract's representation, minus links). */
+export interface JobSummary {
+  id: string;
+  type: string;
+  status: JobStatus;
+}
+
+/** Type helpers for sharing definitions with the client by `import type`. */
+export type JobInput<D> = D extends JobDefinition<infer I, unknown> ? I : never;
+export type JobOutput<D> = D extends JobDefinition<unknown, infer O> ? Awaited<O> : never;

@@ -1,0 +1,67 @@
+/** Base class of every error Tessera throws on purpose. */
+export class TesseraError extends Error {
+  override name = "TesseraError";
+}
+
+/**
+ * Thrown by a handler to fail its job at once, without retry, with an HTTP status the result
+ * resource will answer with (a 4xx says the work itself was a client error).
+ *
+ * @example
+ * throw new JobError(422, "the report has no pages");
+ */
+export class JobError extends TesseraError {
+  override name = "JobError";
+  constructor(
+    /** HTTP status of the persisted problem. @default 422 */
+    readonly status: number = 422,
+    message = "the job was rejected",
+  ) {
+    super(message);
+    if (!Number.isInteger(status) || status < 400 || status > 599) {
+      throw new RangeError(`JobError status must be an HTTP error status, got ${status}`);
+    }
+  }
+
+  /** Problem slug: `job-rejected` for a client error (4xx), else `job-failed`. */
+  get slug(): "job-rejected" | "job-failed" {
+    return this.status < 500 ? "job-rejected" : "job-failed";
+  }
+}
+
+/** The problem object persisted for a failed, canceled or timed-out job (RFC 9457 members). */
+export interface JobProblem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+}
+
+/** Normalise anything a handler threw into an Error, once (never trust `throw "string"`). */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === "string") return new Error(thrown);
+  if (thrown && typeof thrown === "object" && typeof (thrown as { message?: unknown }).message === "string") {
+    return new Error((thrown as { message: string }).message);
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(thrown) ?? String(thrown);
+  } catch {
+    text = Object.prototype.toString.call(thrown);
+  }
+  return new Error(`non-error thrown: ${text.slice(0, 200)}`);
+}
+
+/** Why a handler's signal fired; `signal.reason` is one of these. */
+export type AbortCause = "canceled" | "timed_out" | "lease-lost" | "shutdown" | "deleted";
+
+export class JobAbortedError extends TesseraError {
+  override name = "JobAbortedError";
+  constructor(
+    readonly reason: AbortCause,
+    jobId: string,
+  ) {
+    super(`job ${jobId} was aborted: ${reason}`);
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * What a handler may return besides plain JSON. Plain values are stored as JSON; `undefined`
+ * or `null` yields `204`. These wrappers give bytes with a content type, or `201 Created`.
+ */
+export class BytesResult {
+  readonly kind = "bytes";
+  constructor(
+    readonly data: Uint8Array,
+    readonly contentType: string,
+  ) {}
+}
+
+export class CreatedResult {
+  readonly kind = "created";
+  constructor(
+    /** Absolute URL of the resource the job created elsewhere. */
+    readonly location: string,
+    /** Optional JSON body served with the 201. */
+    readonly value: unknown = null,
+  ) {}
+}
+
+/** The job produced bytes of a given media type (served as-is by the result resource). */
+export function bytesResult(data: Uint8Array | string, contentType: string): BytesResult {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  return new BytesResult(bytes, contentType);
+}
+
+/** The job created a resource elsewhere: the result resource answers `201` with `Location`. */
+export function createdResult(location: string, value?: unknown): CreatedResult {
+  return new CreatedResult(location, value ?? null);
+}

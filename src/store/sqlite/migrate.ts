@@ -1,0 +1,34 @@
+import { readdirSync, readFileSync } from "node:fs";
+import type { Database } from "better-sqlite3";
+import { SchemaTooNewError } from "../migrations.js";
+
+// Resolves to src/store/sqlite/migrations from both src/ (tests) and dist/ (built package).
+const MIGRATIONS_DIR = new URL("../../../src/store/sqlite/migrations/", import.meta.url);
+
+/** Apply the numbered migrations not yet recorded, each in its own transaction. */
+export function migrateSqlite(db: Database): void {
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+  );
+  const files = readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d{3}_.+\.sql$/.test(f))
+    .sort();
+  const known = files.length === 0 ? 0 : Number(files[files.length - 1]!.slice(0, 3));
+  const row = db.prepare("SELECT max(version) AS v FROM schema_migrations").get() as { v: number | null };
+  const current = row.v ?? 0;
+  if (current > known) throw new SchemaTooNewError(current, known);
+
+  for (const file of files) {
+    const version = Number(file.slice(0, 3));
+    if (version <= current) continue;
+    const sql = readFileSync(new URL(file, MIGRATIONS_DIR), "utf8");
+    db.transaction(() => {
+      db.exec(sql);
+      db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(
+        version,
+        file,
+        Date.now(),
+      );
+    }).immediate();
+  }
+}

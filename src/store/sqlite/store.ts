@@ -1,0 +1,631 @@
+import { randomUUID } from "node:crypto";
+import { createReadStream, mkdirSync, rmSync } from "node:fs";
+import { open, rename, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
+import type { Database as Db, Statement } from "better-sqlite3";
+import type { JobProblem } from "../../jobs/errors.js";
+import { jobProblem } from "../../jobs/problems.js";
+import type { JobStatus } from "../../jobs/states.js";
+import { EventHub } from "../event-hub.js";
+import type {
+  ApiKeyRecord,
+  CancelOutcome,
+  ClaimedJob,
+  JobRecord,
+  Lease,
+  ListFilter,
+  PurgeResult,
+  ResultPayload,
+  Store,
+  StoreEvent,
+  StoredResult,
+  SubmitOutcome,
+} from "../store.js";
+import { GroupCommit } from "./group-commit.js";
+import { migrateSqlite } from "./migrate.js";
+
+export interface SqliteStoreOptions {
+  /** Database file. @default "./.tessera/tessera.db" */
+  path: string;
+  /** Where results larger than `inlineResultBytes` are written. @default "<db dir>/blobs" */
+  blobDir?: string;
+  /** Results up to this size stay in the database. @default 65536 */
+  inlineResultBytes?: number;
+  /** Apply pending migrations on open. @default true */
+  migrate?: boolean;
+}
+
+interface JobRow {
+  id: string;
+  tenant_id: string;
+  type: string;
+  status: JobStatus;
+  input: string;
+  priority: number;
+  run_at: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  deadline_at: number;
+  attempt: number;
+  max_attempts: number;
+  lease_token: string | null;
+  lease_expires_at: number | null;
+  progress_percent: number | null;
+  progress_message: string | null;
+  error: string | null;
+  metadata: string;
+  callback: string | null;
+  result_purged: number;
+}
+
+interface ResultRow {
+  status: JobStatus;
+  result_kind: ResultPayload["kind"] | null;
+  result_type: string | null;
+  result_data: Buffer | null;
+  result_location: string | null;
+  result_size: number | null;
+  result_purged: number;
+}
+
+interface KeyRow {
+  id: string;
+  tenant_id: string;
+  tenant_name: string;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+// Columns every job read selects (never the result bytes).
+const JOB_COLUMNS = `id, tenant_id, type, status, input, priority, run_at, created_at, started_at,
+  finished_at, deadline_at, attempt, max_attempts, lease_token, lease_expires_at, progress_percent,
+  progress_message, error, metadata, callback, result_purged`;
+
+const KEY_COLUMNS = `k.id, k.tenant_id, t.name AS tenant_name, k.prefix, k.created_at, k.revoked_at, k.last_used_at`;
+
+// last_used_at is advisory: touching it at most once a minute keeps auth off the write path.
+const KEY_TOUCH_INTERVAL_MS = 60_000;
+
+function toJob(row: JobRow): JobRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    type: row.type,
+    status: row.status,
+    input: JSON.parse(row.input) as unknown,
+    priority: row.priority,
+    runAt: row.run_at,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    deadlineAt: row.deadline_at,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    progressPercent: row.progress_percent,
+    progressMessage: row.progress_message,
+    error: row.error === null ? null : (JSON.parse(row.error) as JobProblem),
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    callback: row.callback === null ? null : (JSON.parse(row.callback) as JobRecord["callback"]),
+    resultPurged: row.result_purged === 1,
+  };
+}
+
+function toKey(row: KeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    tenantName: row.tenant_name,
+    prefix: row.prefix,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+function claimOrder(a: JobRecord, b: JobRecord): number {
+  return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** The embedded default store: one SQLite file in WAL mode, fsync'd on every commit. */
+export class SqliteStore implements Store {
+  private readonly db: Db;
+  private readonly writes: GroupCommit;
+  private readonly events = new EventHub();
+  private readonly blobDir: string;
+  private readonly inlineResultBytes: number;
+  private sql!: ReturnType<typeof prepareStatements>;
+
+  constructor(options: SqliteStoreOptions) {
+    mkdirSync(dirname(options.path), { recursive: true });
+    this.blobDir = options.blobDir ?? join(dirname(options.path), "blobs");
+    mkdirSync(this.blobDir, { recursive: true });
+    this.inlineResultBytes = options.inlineResultBytes ?? 65_536;
+    this.db = new Database(options.path);
+    this.db.pragma("journal_mode = WAL");
+    // FULL: a commit in WAL mode is fsync'd, so a 202 survives an OS crash or power loss (P1).
+    this.db.pragma("synchronous = FULL");
+    // Several processes may share the file (a crashed worker's replacement, the CLI).
+    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma("foreign_keys = ON");
+    this.writes = new GroupCommit(this.db);
+    if (options.migrate ?? true) this.migrateNow();
+  }
+
+  private migrateNow(): void {
+    migrateSqlite(this.db);
+    this.sql = prepareStatements(this.db);
+  }
+
+  async migrate(): Promise<void> {
+    this.migrateNow();
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare("SELECT 1").get();
+  }
+
+  async close(): Promise<void> {
+    // Let writes already enqueued commit before the handle goes away.
+    await this.writes.run(() => undefined);
+    this.db.close();
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    return this.events.subscribe(listener);
+  }
+
+  // --- submit and read ----------------------------------------------------------------------
+
+  async submit({ job, idempotency, now }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+    const outcome = await this.writes.run((): SubmitOutcome => {
+      if (idempotency) {
+        const existing = this.sql.getIdempotency.get(job.tenantId, idempotency.key) as
+          | { request_hash: string; job_id: string }
+          | undefined;
+        if (existing) {
+          if (existing.request_hash !== idempotency.requestHash) return { kind: "key-mismatch" };
+          const row = this.sql.getJob.get(job.tenantId, existing.job_id) as JobRow | undefined;
+          if (row) return { kind: "replayed", job: toJob(row) };
+          this.sql.deleteIdempotency.run(job.tenantId, idempotency.key); // dangling: job purged
+        }
+        this.sql.insertIdempotency.run(job.tenantId, idempotency.key, idempotency.requestHash, job.id, now);
+      }
+      const row = this.sql.insertJob.get(
+        job.id,
+        job.tenantId,
+        job.type,
+        JSON.stringify(job.input),
+        job.priority,
+        job.runAt,
+        now,
+        job.deadlineAt,
+        job.maxAttempts,
+        JSON.stringify(job.metadata),
+        job.callback === null ? null : JSON.stringify(job.callback),
+      ) as JobRow;
+      return { kind: "created", job: toJob(row) };
+    });
+    if (outcome.kind === "created") this.events.emit({ kind: "queued", type: job.type, runAt: job.runAt });
+    return outcome;
+  }
+
+  async get({ tenantId, id }: { tenantId: string; id: string }): Promise<JobRecord | null> {
+    const row = this.sql.getJob.get(tenantId, id) as JobRow | undefined;
+    return row ? toJob(row) : null;
+  }
+
+  async list(filter: ListFilter): Promise<JobRecord[]> {
+    const rows = this.sql.listJobs.all({
+      tenant: filter.tenantId,
+      status: filter.status ?? null,
+      type: filter.type ?? null,
+      beforeCreated: filter.before?.createdAt ?? null,
+      beforeId: filter.before?.id ?? null,
+      limit: filter.limit,
+    }) as JobRow[];
+    return rows.map(toJob);
+  }
+
+  async getResult({ tenantId, id }: { tenantId: string; id: string }): Promise<StoredResult | null> {
+    const row = this.sql.getResult.get(tenantId, id) as ResultRow | undefined;
+    if (!row || row.status !== "succeeded" || row.result_purged === 1 || row.result_kind === null) return null;
+    const kind = row.result_kind;
+    const size = row.result_size ?? 0;
+    if (row.result_data === null && kind !== "none") {
+      const path = row.result_location!;
+      return { kind, contentType: row.result_type, location: null, size, data: null, open: () => createReadStream(path) };
+    }
+    return {
+      kind,
+      contentType: row.result_type,
+      location: kind === "created" ? row.result_location : null,
+      size,
+      data: row.result_data,
+      open: null,
+    };
+  }
+
+  async cancel({ tenantId, id, now }: { tenantId: string; id: string; now: number }): Promise<CancelOutcome> {
+    const outcome = await this.writes.run((): CancelOutcome => {
+      const row = this.sql.getJob.get(tenantId, id) as JobRow | undefined;
+      if (!row) return { kind: "not-found" };
+      if (row.status === "canceled") return { kind: "already-canceled", job: toJob(row) };
+      if (row.status !== "queued" && row.status !== "running") return { kind: "finished", job: toJob(row) };
+      const problem = jobProblem("job-canceled", "the job was canceled");
+      const updated = this.sql.finishActive.get("canceled", now, JSON.stringify(problem), id) as JobRow;
+      return { kind: "canceled", job: toJob(updated) };
+    });
+    if (outcome.kind === "canceled") this.emitTerminal(outcome.job);
+    return outcome;
+  }
+
+  async delete({ tenantId, id, now }: { tenantId: string; id: string; now: number }): Promise<boolean> {
+    const deleted = await this.writes.run(() => {
+      const row = this.sql.getJob.get(tenantId, id) as JobRow | undefined;
+      if (!row) return null;
+      const blob = this.sql.getResult.get(tenantId, id) as ResultRow;
+      this.sql.deleteJob.run(id);
+      this.sql.deleteIdempotencyForJob.run(id);
+      return { row, blobPath: blob.result_data === null ? blob.result_location : null };
+    });
+    if (!deleted) return false;
+    const { row, blobPath } = deleted;
+    if (row.status === "queued" || row.status === "running") {
+      // Deleting an active job cancels it first: its handler must stop.
+      this.events.emit({ kind: "terminal", jobId: id, type: row.type, status: "canceled" });
+    }
+    if (blobPath) await unlink(blobPath).catch(() => undefined);
+    void now;
+    return true;
+  }
+
+  // --- workers ------------------------------------------------------------------------------
+
+  async claim({ types, limit, leaseMs, now }: Parameters<Store["claim"]>[0]): Promise<ClaimedJob[]> {
+    if (limit <= 0 || types.length === 0) return [];
+    const token = randomUUID();
+    const rows = await this.writes.run(
+      () => this.sql.claim.all(token, now + leaseMs, now, now, JSON.stringify(types), limit) as JobRow[],
+    );
+    return rows
+      .map((row) => ({ ...toJob(row), leaseToken: token, leaseExpiresAt: now + leaseMs }))
+      .sort(claimOrder);
+  }
+
+  async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
+    if (leases.length === 0) return [];
+    return this.writes.run(() =>
+      leases
+        .filter((lease) => this.sql.heartbeat.run(now + leaseMs, lease.id, lease.leaseToken).changes === 0)
+        .map((lease) => lease.id),
+    );
+  }
+
+  async progress({ lease, percent, message }: Parameters<Store["progress"]>[0]): Promise<boolean> {
+    return this.writes.run(
+      () => this.sql.progress.run(percent, message, lease.id, lease.leaseToken).changes === 1,
+    );
+  }
+
+  async complete({ lease, result, now }: Parameters<Store["complete"]>[0]): Promise<boolean> {
+    const stored = await this.placeResult(lease, result);
+    const applied = await this.writes.run(() => {
+      const row = this.sql.complete.get(
+        now,
+        stored.kind,
+        stored.contentType,
+        stored.data,
+        stored.location,
+        stored.size,
+        lease.id,
+        lease.leaseToken,
+      ) as { type: string } | undefined;
+      return row?.type ?? null;
+    });
+    if (applied === null) {
+      // Fenced: this attempt lost its lease; its output must not survive.
+      if (stored.blobPath) await unlink(stored.blobPath).catch(() => undefined);
+      return false;
+    }
+    this.events.emit({ kind: "terminal", jobId: lease.id, type: applied, status: "succeeded" });
+    return true;
+  }
+
+  /** Decide where a result's bytes live: inline, or a blob file written and fsync'd first. */
+  private async placeResult(lease: Lease, result: ResultPayload) {
+    const none = { kind: result.kind, contentType: null as string | null, blobPath: null as string | null };
+    switch (result.kind) {
+      case "none":
+        return { ...none, data: null, location: null, size: 0 };
+      case "created": {
+        const data = Buffer.from(result.json);
+        return { ...none, contentType: "application/json", data, location: result.location, size: data.length };
+      }
+      case "json":
+      case "bytes": {
+        const data = result.kind === "json" ? Buffer.from(result.json) : Buffer.from(result.data);
+        const contentType = result.kind === "json" ? "application/json" : result.contentType;
+        if (data.length <= this.inlineResultBytes) {
+          return { ...none, contentType, data, location: null, size: data.length };
+        }
+        // One file per attempt, so a fenced stale attempt can never overwrite the winner's.
+        const path = join(this.blobDir, `${lease.id}.${lease.leaseToken}`);
+        await writeDurably(path, data);
+        return { kind: result.kind, contentType, blobPath: path, data: null, location: path, size: data.length };
+      }
+    }
+  }
+
+  async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
+    const row = await this.writes.run(
+      () =>
+        (retryAt === null
+          ? this.sql.failFinal.get(now, JSON.stringify(error), lease.id, lease.leaseToken)
+          : this.sql.failRetry.get(retryAt, JSON.stringify(error), lease.id, lease.leaseToken)) as
+          | { type: string }
+          | undefined,
+    );
+    if (!row) return false;
+    if (retryAt === null) this.events.emit({ kind: "terminal", jobId: lease.id, type: row.type, status: "failed" });
+    else this.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
+    return true;
+  }
+
+  async release({ leases, now }: Parameters<Store["release"]>[0]): Promise<number> {
+    if (leases.length === 0) return 0;
+    const types = await this.writes.run(() =>
+      leases.flatMap((lease) => {
+        const row = this.sql.release.get(now, lease.id, lease.leaseToken) as { type: string } | undefined;
+        return row ? [row.type] : [];
+      }),
+    );
+    for (const type of new Set(types)) this.events.emit({ kind: "queued", type, runAt: now });
+    return types.length;
+  }
+
+  // --- maintenance --------------------------------------------------------------------------
+
+  async sweepExpiredLeases({ now, retryDelayMs, limit }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
+    const moved = await this.writes.run(() => {
+      const expired = this.sql.expiredLeases.all(now, limit) as JobRow[];
+      return expired.map((row) => {
+        const detail = `attempt ${row.attempt} lost its lease (the worker crashed, stalled or was cut off)`;
+        const error = JSON.stringify(jobProblem("job-failed", detail));
+        if (row.attempt < row.max_attempts) {
+          this.sql.requeueExpired.run(now + retryDelayMs, error, row.id, row.lease_token);
+          return { row, status: "queued" as const };
+        }
+        this.sql.failExpired.run(now, error, row.id, row.lease_token);
+        return { row, status: "failed" as const };
+      });
+    });
+    for (const { row, status } of moved) {
+      if (status === "failed") this.events.emit({ kind: "terminal", jobId: row.id, type: row.type, status });
+      else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
+    }
+    return moved.length;
+  }
+
+  async sweepDeadlines({ now, limit }: Parameters<Store["sweepDeadlines"]>[0]): Promise<number> {
+    const rows = await this.writes.run(() => {
+      const due = this.sql.pastDeadline.all(now, limit) as JobRow[];
+      return due.flatMap((row) => {
+        const detail = `the job passed its deadline (${new Date(row.deadline_at).toISOString()})`;
+        const error = JSON.stringify(jobProblem("job-timed-out", detail));
+        const updated = this.sql.finishActive.get("timed_out", now, error, row.id) as JobRow | undefined;
+        return updated ? [updated] : [];
+      });
+    });
+    for (const row of rows) this.events.emit({ kind: "terminal", jobId: row.id, type: row.type, status: "timed_out" });
+    return rows.length;
+  }
+
+  async purgeExpired(params: Parameters<Store["purgeExpired"]>[0]): Promise<PurgeResult> {
+    const { resultsBefore, jobsBefore, idempotencyBefore, limit } = params;
+    const outcome = await this.writes.run(() => {
+      const deleted = this.sql.deleteFinished.all(jobsBefore, limit) as { id: string; blob: string | null }[];
+      for (const job of deleted) this.sql.deleteIdempotencyForJob.run(job.id);
+      const purged = this.sql.purgeResults.all(resultsBefore, limit) as { id: string; blob: string | null }[];
+      const idempotencyDeleted = this.sql.purgeIdempotency.run(idempotencyBefore).changes;
+      return { deleted, purged, idempotencyDeleted };
+    });
+    const blobs = [...outcome.deleted, ...outcome.purged].flatMap((job) => (job.blob ? [job.blob] : []));
+    await Promise.all(blobs.map((path) => unlink(path).catch(() => undefined)));
+    return {
+      resultsPurged: outcome.purged.length,
+      jobsDeleted: outcome.deleted.length,
+      idempotencyDeleted: outcome.idempotencyDeleted,
+    };
+  }
+
+  async nextRunAt({ types }: { types: string[] }): Promise<number | null> {
+    const row = this.sql.nextRunAt.get(JSON.stringify(types)) as { run_at: number | null } | undefined;
+    return row?.run_at ?? null;
+  }
+
+  // --- tenants and keys ---------------------------------------------------------------------
+
+  async ensureTenant({ name, now }: { name: string; now: number }): Promise<string> {
+    return this.writes.run(() => {
+      const existing = this.sql.getTenant.get(name) as { id: string } | undefined;
+      if (existing) return existing.id;
+      const id = randomUUID();
+      this.sql.insertTenant.run(id, name, now);
+      return id;
+    });
+  }
+
+  async createApiKey(params: Parameters<Store["createApiKey"]>[0]): Promise<ApiKeyRecord> {
+    const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
+    return this.writes.run(() => {
+      this.sql.insertKey.run(params.keyId, tenantId, params.prefix, params.hash, params.now);
+      return toKey(this.sql.getKeyById.get(params.keyId) as KeyRow);
+    });
+  }
+
+  async findApiKey({ hash, now }: { hash: string; now: number }): Promise<ApiKeyRecord | null> {
+    const row = this.sql.getKeyByHash.get(hash) as KeyRow | undefined;
+    if (!row || row.revoked_at !== null) return null;
+    if (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS) {
+      void this.writes.run(() => this.sql.touchKey.run(now, row.id)).catch(() => undefined);
+    }
+    return toKey(row);
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    return (this.sql.listKeys.all() as KeyRow[]).map(toKey);
+  }
+
+  async revokeApiKey({ idOrPrefix, now }: { idOrPrefix: string; now: number }): Promise<boolean> {
+    return this.writes.run(() => this.sql.revokeKey.run(now, idOrPrefix, idOrPrefix).changes > 0);
+  }
+
+  private emitTerminal(job: JobRecord): void {
+    this.events.emit({ kind: "terminal", jobId: job.id, type: job.type, status: job.status });
+  }
+
+  /** Remove the database files (tests). */
+  static destroy(path: string): void {
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(path + suffix, { force: true });
+  }
+}
+
+/** Write to a temporary name, fsync, then rename: a reader never sees a partial blob. */
+async function writeDurably(path: string, data: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const handle = await open(tmp, "w");
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}
+
+/** Every statement, prepared once. Each header says what it returns and what 0 rows means. */
+function prepareStatements(db: Db) {
+  const p = (sql: string): Statement => db.prepare(sql);
+  return {
+    // The job of this tenant, or none (unknown id or another tenant's: the same answer).
+    getJob: p(`SELECT ${JOB_COLUMNS} FROM jobs WHERE tenant_id = ? AND id = ?`),
+    getResult: p(
+      `SELECT status, result_kind, result_type, result_data, result_location, result_size, result_purged
+       FROM jobs WHERE tenant_id = ? AND id = ?`,
+    ),
+    // The inserted row.
+    insertJob: p(
+      `INSERT INTO jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
+         max_attempts, metadata, callback)
+       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${JOB_COLUMNS}`,
+    ),
+    // One page, newest first; the tenant bound is always applied, whatever the cursor says.
+    listJobs: p(
+      `SELECT ${JOB_COLUMNS} FROM jobs
+       WHERE tenant_id = $tenant
+         AND ($status IS NULL OR status = $status)
+         AND ($type IS NULL OR type = $type)
+         AND ($beforeCreated IS NULL OR created_at < $beforeCreated
+              OR (created_at = $beforeCreated AND id < $beforeId))
+       ORDER BY created_at DESC, id DESC LIMIT $limit`,
+    ),
+    getIdempotency: p(`SELECT request_hash, job_id FROM idempotency_keys WHERE tenant_id = ? AND key = ?`),
+    insertIdempotency: p(
+      `INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    deleteIdempotency: p(`DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ?`),
+    deleteIdempotencyForJob: p(`DELETE FROM idempotency_keys WHERE job_id = ?`),
+    deleteJob: p(`DELETE FROM jobs WHERE id = ?`),
+    // Terminal move of an active job (cancel, deadline); no row: it was no longer active.
+    finishActive: p(
+      `UPDATE jobs SET status = ?, finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
+       WHERE id = ? AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS}`,
+    ),
+    // The claimed rows (any order). Uses the partial index jobs_claim.
+    claim: p(
+      `UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ?, lease_expires_at = ?,
+         started_at = ?, progress_percent = NULL, progress_message = NULL
+       WHERE id IN (
+         SELECT id FROM jobs
+         WHERE status = 'queued' AND run_at <= ? AND type IN (SELECT value FROM json_each(?))
+         ORDER BY priority DESC, run_at, id LIMIT ?)
+       RETURNING ${JOB_COLUMNS}`,
+    ),
+    // 0 changes: the lease is gone (expired and swept, canceled, timed out).
+    heartbeat: p(
+      `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND status = 'running'`,
+    ),
+    progress: p(
+      `UPDATE jobs SET progress_percent = ?, progress_message = ?
+       WHERE id = ? AND lease_token = ? AND status = 'running'`,
+    ),
+    // The job's type when applied; no row: fenced.
+    complete: p(
+      `UPDATE jobs SET status = 'succeeded', finished_at = ?, error = NULL, lease_token = NULL,
+         lease_expires_at = NULL, progress_percent = 100, result_kind = ?, result_type = ?,
+         result_data = ?, result_location = ?, result_size = ?
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
+    ),
+    failFinal: p(
+      `UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
+    ),
+    failRetry: p(
+      `UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
+    ),
+    // Released attempts do not count against maxAttempts.
+    release: p(
+      `UPDATE jobs SET status = 'queued', attempt = attempt - 1, run_at = ?, lease_token = NULL,
+         lease_expires_at = NULL
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
+    ),
+    expiredLeases: p(
+      `SELECT ${JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at <= ?
+       ORDER BY lease_expires_at LIMIT ?`,
+    ),
+    requeueExpired: p(
+      `UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
+       WHERE id = ? AND lease_token = ? AND status = 'running'`,
+    ),
+    failExpired: p(
+      `UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
+       WHERE id = ? AND lease_token = ? AND status = 'running'`,
+    ),
+    pastDeadline: p(
+      `SELECT ${JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND deadline_at <= ?
+       ORDER BY deadline_at LIMIT ?`,
+    ),
+    // Deleted rows with the blob file to remove, if any.
+    deleteFinished: p(
+      `DELETE FROM jobs WHERE id IN (
+         SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)
+       RETURNING id, CASE WHEN result_data IS NULL THEN result_location END AS blob`,
+    ),
+    purgeResults: p(
+      `UPDATE jobs SET result_purged = 1, result_data = NULL, result_location = NULL
+       WHERE id IN (
+         SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? AND result_purged = 0 LIMIT ?)
+       RETURNING id, NULL AS blob`,
+    ),
+    purgeIdempotency: p(`DELETE FROM idempotency_keys WHERE created_at < ?`),
+    nextRunAt: p(
+      `SELECT min(run_at) AS run_at FROM jobs
+       WHERE status = 'queued' AND type IN (SELECT value FROM json_each(?))`,
+    ),
+    getTenant: p(`SELECT id FROM tenants WHERE name = ?`),
+    insertTenant: p(`INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`),
+    insertKey: p(`INSERT INTO api_keys (id, tenant_id, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?)`),
+    getKeyById: p(`SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?`),
+    getKeyByHash: p(`SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ?`),
+    listKeys: p(`SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id ORDER BY k.created_at`),
+    touchKey: p(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`),
+    revokeKey: p(
+      `UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL`,
+    ),
+  };
+}

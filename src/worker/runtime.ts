@@ -1,0 +1,376 @@
+import type { Logger } from "pino";
+import { coerceError, JobAbortedError, JobError, type AbortCause, type JobProblem } from "../jobs/errors.js";
+import { jobProblem } from "../jobs/problems.js";
+import type { JobRegistry } from "../jobs/registry.js";
+import type { JobStatus } from "../jobs/states.js";
+import type { ClaimedJob, Lease, Store, StoreEvent } from "../store/store.js";
+import { retryDelay } from "./backoff.js";
+import { createJobContext } from "./context.js";
+import { toResultPayload } from "./result-payload.js";
+
+export interface WorkerOptions {
+  /** Jobs run at once in this process. 0 disables the worker. @default 10 */
+  concurrency: number;
+  /** How long a claim holds a job without a heartbeat. @default 30000 */
+  leaseMs: number;
+  /** How often running jobs' leases are extended. @default leaseMs / 3 */
+  heartbeatMs: number;
+  /** Fallback poll for work this process was not told about. @default 2000 */
+  pollIntervalMs: number;
+  /** Results larger than this fail the job. @default 67108864 (64 MiB) */
+  maxResultBytes: number;
+}
+
+/** Observed once per finished attempt; feeds the Retry-After estimate. */
+export interface AttemptTiming {
+  type: string;
+  queueWaitMs: number;
+  runMs: number;
+}
+
+interface Running {
+  job: ClaimedJob;
+  lease: Lease;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+const ABORT_BY_STATUS: Partial<Record<JobStatus, AbortCause>> = {
+  canceled: "canceled",
+  timed_out: "timed_out",
+  failed: "lease-lost",
+  succeeded: "lease-lost",
+};
+
+/**
+ * The worker: claims jobs in batches when it has free slots, runs their handlers, keeps their
+ * leases alive with one batched heartbeat, and records each outcome with a fenced write.
+ * Wakes on store events (work queued, a slot freed) and on a slow fallback poll, never in a
+ * tight loop.
+ */
+export class WorkerRuntime {
+  private readonly running = new Map<string, Running>();
+  private readonly runningByType = new Map<string, number>();
+  private filling = false;
+  private refill = false;
+  private stopping = false;
+  private started = false;
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private wakeAt = Infinity;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private lastHeartbeatOk = 0;
+  private unsubscribe: (() => void) | null = null;
+  private readonly pendingProgress = new Map<string, { percent: number | null; message: string | null }>();
+  private progressScheduled = false;
+  /** Jobs whose outcome is being recorded: their own terminal event must not abort them. */
+  private readonly finishing = new Set<string>();
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      registry: JobRegistry;
+      options: WorkerOptions;
+      logger: Logger;
+      now?: () => number;
+      onAttemptFinished?: (timing: AttemptTiming) => void;
+      onRunningChanged?: (running: number) => void;
+    },
+  ) {}
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  start(): void {
+    if (this.started || this.deps.options.concurrency <= 0) return;
+    this.started = true;
+    this.lastHeartbeatOk = this.now();
+    this.unsubscribe = this.deps.store.subscribe((event) => this.onStoreEvent(event));
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.deps.options.heartbeatMs);
+    this.heartbeatTimer.unref();
+    this.wake();
+  }
+
+  /**
+   * Stop claiming; let running jobs finish within `graceMs`; then abort the rest and release
+   * their leases so another worker starts them at once instead of after the lease expires.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (!this.started) return;
+    this.stopping = true;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    const settled = Promise.all([...this.running.values()].map((r) => r.done));
+    let graceTimer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise((resolve) => (graceTimer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(graceTimer);
+    const leftover = [...this.running.values()];
+    if (leftover.length > 0) {
+      for (const r of leftover) r.controller.abort(new JobAbortedError("shutdown", r.job.id));
+      await Promise.all(leftover.map((r) => r.done));
+      await this.deps.store
+        .release({ leases: leftover.map((r) => r.lease), now: this.now() })
+        .catch((error: unknown) => this.deps.logger.error({ err: error }, "releasing leases failed"));
+    }
+    await this.flushProgress();
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.unsubscribe?.();
+    this.started = false;
+  }
+
+  private onStoreEvent(event: StoreEvent): void {
+    if (event.kind === "queued") {
+      if (!this.deps.registry.get(event.type)) return;
+      if (event.runAt <= this.now()) this.wake();
+      else this.scheduleWake(event.runAt);
+      return;
+    }
+    const local = this.running.get(event.jobId);
+    const cause = ABORT_BY_STATUS[event.status];
+    // Our own completion also arrives here; only foreign terminal moves abort the handler.
+    if (local && cause && !local.controller.signal.aborted && !this.finishing.has(event.jobId)) {
+      local.controller.abort(new JobAbortedError(cause, event.jobId));
+    }
+  }
+
+  private scheduleWake(at: number): void {
+    if (this.stopping || at >= this.wakeAt) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeAt = Infinity;
+      this.wakeTimer = null;
+      this.wake();
+    }, Math.max(0, at - this.now()));
+    this.wakeTimer.unref();
+  }
+
+  /** Claim as long as there are free slots and work; coalesces concurrent wake-ups. */
+  private wake(): void {
+    if (this.stopping) return;
+    if (this.filling) {
+      this.refill = true;
+      return;
+    }
+    this.filling = true;
+    void this.fill()
+      .catch((error: unknown) => this.deps.logger.error({ err: error }, "claiming jobs failed"))
+      .finally(() => {
+        this.filling = false;
+        // Whatever happens, look again later: the fallback poll covers missed wake-ups.
+        this.scheduleWake(this.now() + this.deps.options.pollIntervalMs);
+      });
+  }
+
+  private async fill(): Promise<void> {
+    do {
+      this.refill = false;
+      let claimedFull = true;
+      while (claimedFull && !this.stopping) {
+        claimedFull = false;
+        for (const group of this.claimGroups()) {
+          const claimed = await this.deps.store.claim({
+            types: group.types,
+            limit: group.limit,
+            leaseMs: this.deps.options.leaseMs,
+            now: this.now(),
+          });
+          for (const job of claimed) this.execute(job);
+          if (claimed.length === group.limit) claimedFull = true;
+        }
+      }
+      if (!this.refill && !this.stopping && this.freeSlots() > 0) {
+        const next = await this.deps.store.nextRunAt({ types: this.deps.registry.types });
+        if (next !== null) this.scheduleWake(next);
+      }
+    } while (this.refill && !this.stopping);
+  }
+
+  private freeSlots(): number {
+    return this.deps.options.concurrency - this.running.size;
+  }
+
+  /** Types with capacity: unlimited ones share one claim; a type with its own limit claims alone. */
+  private claimGroups(): { types: string[]; limit: number }[] {
+    let free = this.freeSlots();
+    if (free <= 0) return [];
+    const groups: { types: string[]; limit: number }[] = [];
+    const unlimited: string[] = [];
+    for (const definition of this.deps.registry.definitions()) {
+      if (definition.concurrency === undefined) {
+        unlimited.push(definition.type);
+        continue;
+      }
+      const typeFree = definition.concurrency - (this.runningByType.get(definition.type) ?? 0);
+      const limit = Math.min(typeFree, free);
+      if (limit > 0) {
+        groups.push({ types: [definition.type], limit });
+        free -= limit;
+      }
+    }
+    if (unlimited.length > 0 && free > 0) groups.unshift({ types: unlimited, limit: free });
+    return groups;
+  }
+
+  private execute(job: ClaimedJob): void {
+    const registered = this.deps.registry.get(job.type)!;
+    const controller = new AbortController();
+    const lease: Lease = { id: job.id, leaseToken: job.leaseToken };
+    const entry: Running = { job, lease, controller, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 0) + 1);
+    this.deps.onRunningChanged?.(this.running.size);
+
+    // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
+    const deadlineTimer = setTimeout(
+      () => controller.abort(new JobAbortedError("timed_out", job.id)),
+      Math.max(0, job.deadlineAt - this.now()),
+    );
+    deadlineTimer.unref();
+
+    const ctx = createJobContext({
+      job,
+      signal: controller.signal,
+      logger: this.deps.logger,
+      progress: (percent, message) => this.queueProgress(job.id, percent, message),
+    });
+
+    const startedAt = this.now();
+    entry.done = this.runHandler(() => registered.definition.run(job.input, ctx), controller.signal)
+      .then((outcome) => this.record(entry, outcome))
+      .catch((error: unknown) => this.deps.logger.error({ err: error, jobId: job.id }, "recording outcome failed"))
+      .finally(() => {
+        clearTimeout(deadlineTimer);
+        this.running.delete(job.id);
+        this.finishing.delete(job.id);
+        this.pendingProgress.delete(job.id);
+        this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 1) - 1);
+        this.deps.onRunningChanged?.(this.running.size);
+        this.deps.onAttemptFinished?.({
+          type: job.type,
+          queueWaitMs: Math.max(0, startedAt - job.runAt),
+          runMs: this.now() - startedAt,
+        });
+        this.wake();
+      });
+  }
+
+  /**
+   * Run the handler, but stop waiting for it the moment its signal fires: a handler that
+   * ignores the signal cannot hold its slot, and whatever it returns later is discarded.
+   */
+  private async runHandler(
+    run: () => unknown,
+    signal: AbortSignal,
+  ): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown } | { aborted: AbortCause }> {
+    const aborted = new Promise<{ aborted: AbortCause }>((resolve) => {
+      const onAbort = () => resolve({ aborted: (signal.reason as JobAbortedError).reason ?? "canceled" });
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    });
+    const work = (async () => {
+      try {
+        return { ok: true as const, value: await run() };
+      } catch (error) {
+        return { ok: false as const, error };
+      }
+    })();
+    return Promise.race([work, aborted]);
+  }
+
+  private async record(
+    entry: Running,
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown } | { aborted: AbortCause },
+  ): Promise<void> {
+    const { job, lease } = entry;
+    const { store, logger } = this.deps;
+    // Canceled, timed out, lease lost or shutting down: someone else owns the state now.
+    if ("aborted" in outcome || entry.controller.signal.aborted) return;
+    this.finishing.add(job.id);
+    const now = this.now();
+
+    if (outcome.ok) {
+      let applied: boolean;
+      try {
+        const result = toResultPayload(outcome.value, this.deps.options.maxResultBytes);
+        applied = await store.complete({ lease, result, now });
+      } catch (error) {
+        if (!(error instanceof JobError)) throw error;
+        applied = await store.fail({ lease, error: problemOf(error), retryAt: null, now });
+      }
+      if (!applied) logger.warn({ jobId: job.id, attempt: job.attempt }, "result discarded: the lease was lost");
+      return;
+    }
+
+    const error = coerceError(outcome.error);
+    const final = error instanceof JobError || job.attempt >= job.maxAttempts;
+    const definition = this.deps.registry.get(job.type)!.definition;
+    const retryAt = final ? null : now + retryDelay(job.attempt, definition.retryDelayMs);
+    const applied = await store.fail({ lease, error: problemOf(error), retryAt, now });
+    logger.info(
+      { jobId: job.id, type: job.type, attempt: job.attempt, retryAt, applied, err: error.message },
+      final ? "job failed" : "attempt failed, retry scheduled",
+    );
+  }
+
+  private queueProgress(jobId: string, percent: number | null, message: string | null): void {
+    this.pendingProgress.set(jobId, { percent, message });
+    if (this.progressScheduled) return;
+    this.progressScheduled = true;
+    setImmediate(() => void this.flushProgress());
+  }
+
+  /** Latest progress per job, written in one group commit; a refused write means the lease is gone. */
+  private async flushProgress(): Promise<void> {
+    this.progressScheduled = false;
+    const batch = [...this.pendingProgress.entries()];
+    this.pendingProgress.clear();
+    await Promise.all(
+      batch.map(async ([jobId, { percent, message }]) => {
+        const entry = this.running.get(jobId);
+        if (!entry) return;
+        const applied = await this.deps.store
+          .progress({ lease: entry.lease, percent, message })
+          .catch(() => true); // a transient store error is not proof the lease is lost
+        if (!applied && !this.finishing.has(jobId)) {
+          entry.controller.abort(new JobAbortedError("lease-lost", jobId));
+        }
+      }),
+    );
+  }
+
+  /** One batched heartbeat for every running job; lost leases abort their handlers. */
+  private async heartbeat(): Promise<void> {
+    const entries = [...this.running.values()].filter((r) => !this.finishing.has(r.job.id));
+    if (entries.length === 0) {
+      this.lastHeartbeatOk = this.now();
+      return;
+    }
+    try {
+      const lost = await this.deps.store.heartbeat({
+        leases: entries.map((r) => r.lease),
+        leaseMs: this.deps.options.leaseMs,
+        now: this.now(),
+      });
+      this.lastHeartbeatOk = this.now();
+      for (const id of lost) {
+        const entry = this.running.get(id);
+        if (entry && !this.finishing.has(id)) entry.controller.abort(new JobAbortedError("lease-lost", id));
+      }
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, "heartbeat failed");
+      // Cut off from the store for a whole lease: we can no longer prove we own these jobs.
+      if (this.now() - this.lastHeartbeatOk >= this.deps.options.leaseMs) {
+        for (const entry of entries) entry.controller.abort(new JobAbortedError("lease-lost", entry.job.id));
+      }
+    }
+  }
+}
+
+function problemOf(error: Error): JobProblem {
+  if (error instanceof JobError) return jobProblem(error.slug, error.message, error.status);
+  return jobProblem("job-failed", error.message || error.name);
+}
