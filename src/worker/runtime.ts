@@ -290,6 +290,12 @@ export class WorkerRuntime {
     // Canceled, timed out, lease lost or shutting down: someone else owns the state now.
     if ("aborted" in outcome || entry.controller.signal.aborted) return;
     this.finishing.add(job.id);
+    // The handler's last progress report lands before its outcome.
+    const lastProgress = this.pendingProgress.get(job.id);
+    if (lastProgress) {
+      this.pendingProgress.delete(job.id);
+      await store.progress({ lease, ...lastProgress }).catch(() => false);
+    }
     const now = this.now();
 
     if (outcome.ok) {

@@ -1,0 +1,178 @@
+/**
+ * Configuration: command-line flags, then `TESSERA_*` environment variables, then defaults,
+ * validated once into a frozen object. Nothing else in Tessera reads `process.env`.
+ * The table below is the single source of the flags, their variables, defaults and docs
+ * (the README's configuration table is checked against it by a test).
+ */
+import { TesseraError } from "./jobs/errors.js";
+
+type Kind = "string" | "int" | "bool" | "list";
+
+interface OptionSpec {
+  kind: Kind;
+  env: string;
+  default: string | number | boolean | string[] | undefined;
+  min?: number;
+  max?: number;
+  doc: string;
+}
+
+export const OPTIONS = {
+  port: { kind: "int", env: "TESSERA_PORT", default: 3000, min: 0, max: 65535, doc: "HTTP port" },
+  host: { kind: "string", env: "TESSERA_HOST", default: "127.0.0.1", doc: "Address to listen on (0.0.0.0 for all)" },
+  db: { kind: "string", env: "TESSERA_DB", default: "./.tessera/tessera.db", doc: "SQLite database file" },
+  demo: { kind: "bool", env: "TESSERA_DEMO", default: false, doc: "Register the demo.* job types" },
+  dev: { kind: "bool", env: "TESSERA_DEV", default: false, doc: "Development mode: no authentication, one implicit tenant" },
+  jobs: { kind: "list", env: "TESSERA_JOBS", default: [], doc: "Module or folder of modules exporting defineJob() results (repeatable; comma-separated in the variable)" },
+  "public-url": { kind: "string", env: "TESSERA_PUBLIC_URL", default: undefined, doc: "Base URL for Location headers and links; default: the request's Host" },
+  secret: { kind: "string", env: "TESSERA_SECRET", default: undefined, doc: "Secret (≥ 32 chars) that signs result URLs; required unless --dev" },
+  "previous-secrets": { kind: "list", env: "TESSERA_PREVIOUS_SECRETS", default: [], doc: "Older secrets still accepted for signed URLs during a rotation" },
+  concurrency: { kind: "int", env: "TESSERA_CONCURRENCY", default: 10, min: 0, max: 10000, doc: "Jobs run at once by this process (0: API only)" },
+  "lease-ms": { kind: "int", env: "TESSERA_LEASE_MS", default: 30000, min: 500, max: 3600000, doc: "Lease of a running attempt; a crashed worker's job is retried after it" },
+  "heartbeat-ms": { kind: "int", env: "TESSERA_HEARTBEAT_MS", default: undefined, min: 100, max: 1200000, doc: "Lease heartbeat interval (default: lease / 3)" },
+  "poll-interval-ms": { kind: "int", env: "TESSERA_POLL_INTERVAL_MS", default: 2000, min: 50, max: 600000, doc: "Fallback poll for work when no wake-up arrives" },
+  "sweep-interval-ms": { kind: "int", env: "TESSERA_SWEEP_INTERVAL_MS", default: 1000, min: 50, max: 600000, doc: "Lease and deadline sweeper interval" },
+  "shutdown-grace-ms": { kind: "int", env: "TESSERA_SHUTDOWN_GRACE_MS", default: 10000, min: 0, max: 3600000, doc: "On SIGTERM, how long running jobs may finish before they are released" },
+  "body-limit": { kind: "int", env: "TESSERA_BODY_LIMIT", default: 1048576, min: 1024, max: 1073741824, doc: "Largest request body in bytes (413 above)" },
+  "max-json-depth": { kind: "int", env: "TESSERA_MAX_JSON_DEPTH", default: 64, min: 2, max: 1000, doc: "Deepest JSON nesting accepted (400 input-too-deep above)" },
+  "max-wait-seconds": { kind: "int", env: "TESSERA_MAX_WAIT_SECONDS", default: 60, min: 0, max: 3600, doc: "Cap on Prefer: wait and onPending=synchronous" },
+  "max-timeout-seconds": { kind: "int", env: "TESSERA_MAX_TIMEOUT_SECONDS", default: 604800, min: 1, max: 31536000, doc: "Largest timeoutSeconds a job may ask for" },
+  "retry-after-min": { kind: "int", env: "TESSERA_RETRY_AFTER_MIN", default: 1, min: 1, max: 3600, doc: "Smallest Retry-After the status monitor sends" },
+  "retry-after-max": { kind: "int", env: "TESSERA_RETRY_AFTER_MAX", default: 60, min: 1, max: 86400, doc: "Largest Retry-After the status monitor sends" },
+  "signed-url-ttl": { kind: "int", env: "TESSERA_SIGNED_URL_TTL", default: 3600, min: 10, max: 86400, doc: "Lifetime of signed result URLs, seconds" },
+  "result-retention": { kind: "int", env: "TESSERA_RESULT_RETENTION", default: 86400, min: 1, max: 31536000, doc: "Seconds a finished job's result is kept (then 410)" },
+  "job-retention": { kind: "int", env: "TESSERA_JOB_RETENTION", default: 604800, min: 1, max: 31536000, doc: "Seconds a finished job's record is kept (then 404)" },
+  "inline-result-bytes": { kind: "int", env: "TESSERA_INLINE_RESULT_BYTES", default: 65536, min: 0, max: 16777216, doc: "Results up to this size stay in the database; larger go to blob files" },
+  "max-result-bytes": { kind: "int", env: "TESSERA_MAX_RESULT_BYTES", default: 67108864, min: 1, max: 4294967296, doc: "Largest result a job may store (the job fails above)" },
+  "trust-proxy": { kind: "bool", env: "TESSERA_TRUST_PROXY", default: false, doc: "Believe X-Forwarded-* headers" },
+  "metrics-auth": { kind: "bool", env: "TESSERA_METRICS_AUTH", default: false, doc: "Require an API key for /metrics" },
+  "log-level": { kind: "string", env: "TESSERA_LOG_LEVEL", default: "info", doc: "pino log level (fatal, error, warn, info, debug, trace, silent)" },
+} satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+export interface Config {
+  port: number;
+  host: string;
+  db: string;
+  demo: boolean;
+  dev: boolean;
+  jobs: readonly string[];
+  publicUrl: string | null;
+  secrets: readonly string[];
+  concurrency: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  pollIntervalMs: number;
+  sweepIntervalMs: number;
+  shutdownGraceMs: number;
+  bodyLimit: number;
+  maxJsonDepth: number;
+  maxWaitSeconds: number;
+  maxTimeoutSeconds: number;
+  retryAfterMin: number;
+  retryAfterMax: number;
+  signedUrlTtl: number;
+  resultRetention: number;
+  jobRetention: number;
+  inlineResultBytes: number;
+  maxResultBytes: number;
+  trustProxy: boolean;
+  metricsAuth: boolean;
+  logLevel: string;
+}
+
+export class ConfigError extends TesseraError {
+  override name = "ConfigError";
+}
+
+type Raw = Partial<Record<OptionName, string | boolean | string[]>>;
+
+function convert(name: OptionName, spec: OptionSpec, value: string | boolean | string[]): unknown {
+  const label = `--${name}`;
+  switch (spec.kind) {
+    case "bool":
+      if (typeof value === "boolean") return value;
+      if (/^(1|true|yes|on)$/i.test(String(value))) return true;
+      if (/^(0|false|no|off|)$/i.test(String(value))) return false;
+      throw new ConfigError(`${label} must be true or false, got "${String(value)}"`);
+    case "int": {
+      const text = String(value);
+      if (!/^-?\d+$/.test(text)) throw new ConfigError(`${label} must be an integer, got "${text}"`);
+      const n = Number(text);
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        throw new ConfigError(`${label} must be between ${spec.min} and ${spec.max}, got ${n}`);
+      }
+      return n;
+    }
+    case "list":
+      return (Array.isArray(value) ? value : String(value).split(","))
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
+    case "string":
+      return String(value);
+  }
+}
+
+/** Flags win over the environment, which wins over defaults. */
+export function loadConfig(flags: Raw, env: Record<string, string | undefined>): Config {
+  const v = {} as Record<OptionName, unknown>;
+  for (const [name, spec] of Object.entries(OPTIONS) as [OptionName, OptionSpec][]) {
+    const given = flags[name] ?? env[spec.env];
+    v[name] = given === undefined ? spec.default : convert(name, spec, given);
+  }
+  const leaseMs = v["lease-ms"] as number;
+  const heartbeatMs = (v["heartbeat-ms"] as number | undefined) ?? Math.max(100, Math.floor(leaseMs / 3));
+  if (heartbeatMs >= leaseMs) throw new ConfigError("--heartbeat-ms must be shorter than --lease-ms");
+  if ((v["retry-after-min"] as number) > (v["retry-after-max"] as number)) {
+    throw new ConfigError("--retry-after-min must not exceed --retry-after-max");
+  }
+  const publicUrl = v["public-url"] as string | undefined;
+  if (publicUrl !== undefined && !/^https?:\/\/[^/?#]+$/.test(publicUrl.replace(/\/$/, ""))) {
+    throw new ConfigError(`--public-url must be an http(s) origin such as https://jobs.example.com, got "${publicUrl}"`);
+  }
+  const dev = v.dev as boolean;
+  const secret = v.secret as string | undefined;
+  if (secret !== undefined && secret.length < 32) throw new ConfigError("--secret must be at least 32 characters");
+  if (secret === undefined && !dev) {
+    throw new ConfigError(
+      "a signing secret is required: set TESSERA_SECRET (32+ random characters), or run with --dev for local use",
+    );
+  }
+  return Object.freeze({
+    port: v.port as number,
+    host: v.host as string,
+    db: v.db as string,
+    demo: v.demo as boolean,
+    dev,
+    jobs: Object.freeze(v.jobs as string[]),
+    publicUrl: publicUrl === undefined ? null : publicUrl.replace(/\/$/, ""),
+    secrets: Object.freeze([...(secret === undefined ? [] : [secret]), ...(v["previous-secrets"] as string[])]),
+    concurrency: v.concurrency as number,
+    leaseMs,
+    heartbeatMs,
+    pollIntervalMs: v["poll-interval-ms"] as number,
+    sweepIntervalMs: v["sweep-interval-ms"] as number,
+    shutdownGraceMs: v["shutdown-grace-ms"] as number,
+    bodyLimit: v["body-limit"] as number,
+    maxJsonDepth: v["max-json-depth"] as number,
+    maxWaitSeconds: v["max-wait-seconds"] as number,
+    maxTimeoutSeconds: v["max-timeout-seconds"] as number,
+    retryAfterMin: v["retry-after-min"] as number,
+    retryAfterMax: v["retry-after-max"] as number,
+    signedUrlTtl: v["signed-url-ttl"] as number,
+    resultRetention: v["result-retention"] as number,
+    jobRetention: v["job-retention"] as number,
+    inlineResultBytes: v["inline-result-bytes"] as number,
+    maxResultBytes: v["max-result-bytes"] as number,
+    trustProxy: v["trust-proxy"] as boolean,
+    metricsAuth: v["metrics-auth"] as boolean,
+    logLevel: v["log-level"] as string,
+  });
+}
+
+/** Defaults for embedding (`createTessera`) and tests: the table's defaults plus overrides. */
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  const base = loadConfig({ dev: true }, {});
+  return Object.freeze({ ...base, ...overrides });
+}

@@ -1,0 +1,111 @@
+import { randomUUID } from "node:crypto";
+import { Type, type Static } from "@sinclair/typebox";
+import type { Config } from "../config.js";
+import { createAjv, toIssues, type JobRegistry, type ValidationIssue } from "../jobs/registry.js";
+import type { NewJob } from "../store/store.js";
+import { findUnsafeString } from "./json-body.js";
+import { ProblemError, validationProblem } from "./problems.js";
+
+export const CALLBACK_EVENTS = ["job.succeeded", "job.failed", "job.canceled", "job.timed_out", "job.progress"] as const;
+
+/** The submit body. Unknown members are refused (no mass assignment of id, status, tenant…). */
+export const SubmitEnvelope = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 128, description: "A registered job type" }),
+    input: Type.Unknown({ description: "The job's input, checked against the type's JSON Schema; may be null" }),
+    callback: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ minLength: 1, maxLength: 2048 }),
+          events: Type.Optional(
+            Type.Array(Type.Union(CALLBACK_EVENTS.map((e) => Type.Literal(e))), { uniqueItems: true, maxItems: 5 }),
+          ),
+          verify: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, description: "Deadline from submission" })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    priority: Type.Optional(Type.Integer({ minimum: -100, maximum: 100, description: "Higher runs first" })),
+    runAt: Type.Optional(Type.String({ format: "date-time", maxLength: 40 })),
+    metadata: Type.Optional(
+      Type.Record(Type.String(), Type.String({ maxLength: 1024 }), {
+        maxProperties: 64,
+        propertyNames: { minLength: 1, maxLength: 64 },
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SubmitEnvelope = Static<typeof SubmitEnvelope>;
+
+const validateEnvelope = createAjv().compile<SubmitEnvelope>(SubmitEnvelope);
+
+/**
+ * Validate a submit body completely (envelope, then the type's input schema) and build the
+ * job to insert. Throws a 400 problem whose `errors[].path` points into the body.
+ */
+export function buildJob(body: unknown, ctx: { tenantId: string; registry: JobRegistry; config: Config; now: number }): NewJob {
+  if (!validateEnvelope(body)) throw validationProblem(toIssues(validateEnvelope.errors, ""));
+  const registered = ctx.registry.get(body.type);
+  if (!registered) {
+    throw new ProblemError("unknown-job-type", `no job type is registered as "${body.type.slice(0, 128)}"`, {
+      errors: [{ path: "/type", message: "is not a registered job type" }],
+    });
+  }
+  const issues: ValidationIssue[] = registered.check(body.input, "/input");
+  const unsafe = findUnsafeString(body.input, "/input") ?? findUnsafeString(body.metadata ?? {}, "/metadata");
+  if (unsafe) issues.push({ path: unsafe, message: "must not contain NUL characters or lone surrogates" });
+
+  const definition = registered.definition;
+  const timeoutSeconds = body.timeoutSeconds ?? definition.timeoutSeconds;
+  if (timeoutSeconds > ctx.config.maxTimeoutSeconds) {
+    issues.push({ path: "/timeoutSeconds", message: `must be <= ${ctx.config.maxTimeoutSeconds}` });
+  }
+  const deadlineAt = ctx.now + timeoutSeconds * 1000;
+  let runAt = ctx.now;
+  if (body.runAt !== undefined) {
+    const at = Date.parse(body.runAt);
+    if (Number.isNaN(at)) issues.push({ path: "/runAt", message: "must be a valid date-time" });
+    else if (at >= deadlineAt) issues.push({ path: "/runAt", message: "must be before the job's deadline" });
+    else runAt = Math.max(at, ctx.now); // a runAt in the past means now
+  }
+  if (body.callback) {
+    const problem = callbackUrlProblem(body.callback.url);
+    if (problem) issues.push({ path: "/callback/url", message: problem });
+  }
+  if (issues.length > 0) throw validationProblem(issues);
+
+  return {
+    id: randomUUID(),
+    tenantId: ctx.tenantId,
+    type: body.type,
+    input: body.input ?? null,
+    priority: body.priority ?? 0,
+    runAt,
+    deadlineAt,
+    maxAttempts: body.maxAttempts ?? definition.maxAttempts,
+    metadata: body.metadata ?? {},
+    callback: body.callback
+      ? {
+          url: body.callback.url,
+          ...(body.callback.events ? { events: body.callback.events } : {}),
+          ...(body.callback.verify !== undefined ? { verify: body.callback.verify } : {}),
+        }
+      : null,
+  };
+}
+
+/** Syntax only: http(s), absolute, no credentials. Address checks come with delivery. */
+function callbackUrlProblem(text: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "must be an absolute http(s) URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return "must use http or https";
+  if (url.username || url.password) return "must not contain credentials";
+  return null;
+}

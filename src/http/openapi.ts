@@ -1,0 +1,201 @@
+import { JOB_STATUSES } from "../jobs/states.js";
+import { PROBLEMS } from "../jobs/problems.js";
+import { SubmitEnvelope } from "./envelope.js";
+import type { ServerDeps } from "./server.js";
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: object) => ({ "application/json": { schema } });
+const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ref("Problem") } } });
+const header = (description: string, schema: object = { type: "string" }) => ({ description, schema });
+
+const idParam = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
+const preferParam = {
+  name: "Prefer",
+  in: "header",
+  required: false,
+  description: "RFC 7240; `wait=N` holds the request up to N seconds (capped) for a terminal state",
+  schema: { type: "string" },
+};
+const pending = {
+  description: "Queued or running: poll `Location` after `Retry-After` seconds",
+  headers: { Location: header("Status monitor URL"), "Retry-After": header("Seconds", { type: "integer", minimum: 1 }) },
+  content: json(ref("Job")),
+};
+const common = { "401": problem("Missing or invalid API key"), "404": problem("No such job (or another tenant's)") };
+
+/** OpenAPI 3.1 of the whole HTTP API, built from the same schemas the server validates with. */
+export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
+  const { config } = deps;
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Tessera",
+      version: "1",
+      description:
+        "Asynchronous Request-Reply over HTTP. Limits: body " +
+        `${config.bodyLimit} bytes (413), JSON depth ${config.maxJsonDepth} (400), Idempotency-Key 1-255 visible ASCII, ` +
+        `idempotency records kept 24 hours, waits capped at ${config.maxWaitSeconds} s, timeoutSeconds <= ${config.maxTimeoutSeconds}, ` +
+        `page size <= 500, signed URLs valid ${config.signedUrlTtl} s.`,
+    },
+    components: {
+      securitySchemes: { apiKey: { type: "http", scheme: "bearer", description: "tsk_… API key" } },
+      schemas: {
+        SubmitEnvelope,
+        Job: {
+          type: "object",
+          required: ["id", "type", "status", "progress", "attempt", "maxAttempts", "createdAt", "startedAt", "finishedAt", "deadlineAt", "error", "links"],
+          properties: {
+            id: { type: "string" },
+            type: { type: "string" },
+            status: { enum: [...JOB_STATUSES] },
+            progress: {
+              type: ["object", "null"],
+              properties: { percent: { type: ["number", "null"] }, message: { type: ["string", "null"] } },
+            },
+            attempt: { type: "integer" },
+            maxAttempts: { type: "integer" },
+            createdAt: { type: "string", format: "date-time" },
+            startedAt: { type: ["string", "null"], format: "date-time" },
+            finishedAt: { type: ["string", "null"], format: "date-time" },
+            deadlineAt: { type: "string", format: "date-time" },
+            error: { oneOf: [{ type: "null" }, ref("Problem")] },
+            metadata: { type: "object", additionalProperties: { type: "string" } },
+            links: {
+              type: "object",
+              required: ["self"],
+              properties: { self: { type: "string" }, cancel: { type: "string" }, result: { type: "string" } },
+            },
+          },
+        },
+        Problem: {
+          type: "object",
+          required: ["type", "title", "status", "detail", "instance"],
+          properties: {
+            type: { type: "string", description: `/problems/<slug>; slugs: ${Object.keys(PROBLEMS).join(", ")}` },
+            title: { type: "string" },
+            status: { type: "integer" },
+            detail: { type: "string" },
+            instance: { type: "string" },
+            errors: {
+              type: "array",
+              items: { type: "object", properties: { path: { type: "string" }, message: { type: "string" } } },
+            },
+          },
+        },
+      },
+    },
+    security: config.dev ? [] : [{ apiKey: [] }],
+    paths: {
+      "/v1/jobs": {
+        post: {
+          summary: "Submit a job",
+          parameters: [
+            preferParam,
+            { name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", minLength: 1, maxLength: 255 } },
+          ],
+          requestBody: { required: true, content: json(ref("SubmitEnvelope")) },
+          responses: {
+            "202": { ...pending, description: "Accepted: committed durably" },
+            "200": { description: "Finished within Prefer: wait; answered as the result resource" },
+            "400": problem("Invalid envelope or input (errors[].path is a JSON Pointer)"),
+            "409": problem("A request with this Idempotency-Key is in flight"),
+            "413": problem("Body too large"),
+            "415": problem("Not application/json"),
+            "422": problem("Idempotency-Key reused with a different request"),
+            "401": common["401"],
+          },
+        },
+        get: {
+          summary: "List the caller's jobs, newest first",
+          parameters: [
+            { name: "status", in: "query", schema: { enum: [...JOB_STATUSES] } },
+            { name: "type", in: "query", schema: { type: "string" } },
+            { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 500, default: 50 } },
+            { name: "cursor", in: "query", schema: { type: "string" } },
+          ],
+          responses: {
+            "200": {
+              description: "A page",
+              content: json({
+                type: "object",
+                properties: { items: { type: "array", items: ref("Job") }, nextCursor: { type: ["string", "null"] } },
+              }),
+            },
+            "400": problem("Invalid parameter"),
+            "401": common["401"],
+          },
+        },
+      },
+      "/v1/jobs/{id}": {
+        get: {
+          summary: "Status monitor",
+          parameters: [
+            idParam,
+            preferParam,
+            { name: "onComplete", in: "query", schema: { enum: ["redirect", "stream", "status"], default: "redirect" } },
+            { name: "onPending", in: "query", schema: { enum: ["respond-async", "synchronous"], default: "respond-async" } },
+          ],
+          responses: {
+            "202": pending,
+            "303": { description: "Terminal: Location is the signed result URL", content: json(ref("Job")) },
+            "200": { description: "Terminal with onComplete=status (the job) or stream (the result)" },
+            ...common,
+          },
+        },
+        delete: {
+          summary: "Cancel if active, then delete the job and its result",
+          parameters: [idParam],
+          responses: { "204": { description: "Deleted" }, ...common },
+        },
+      },
+      "/v1/jobs/{id}/cancel": {
+        post: {
+          summary: "Cancel a job",
+          parameters: [idParam],
+          responses: {
+            "200": { description: "Canceled", content: json(ref("Job")) },
+            "409": problem("Already succeeded, failed or timed out (the job is in `job`)"),
+            ...common,
+          },
+        },
+      },
+      "/v1/jobs/{id}/result": {
+        get: {
+          summary: "The result, with credentials or at a signed URL",
+          security: [{ apiKey: [] }, {}],
+          parameters: [
+            idParam,
+            { name: "expires", in: "query", schema: { type: "integer" } },
+            { name: "sig", in: "query", schema: { type: "string" } },
+          ],
+          responses: {
+            "200": { description: "The result (JSON or the stored bytes)" },
+            "201": { description: "The job created a resource: Location" },
+            "204": { description: "The job returned nothing" },
+            "202": pending,
+            "403": problem("Signature missing, tampered or expired"),
+            "409": problem("job-canceled"),
+            "410": problem("Result removed by retention"),
+            "422": problem("The job rejected its input (or the handler's own 4xx)"),
+            "500": problem("job-failed"),
+            "504": problem("job-timed-out"),
+            ...common,
+          },
+        },
+      },
+      "/v1/job-types": {
+        get: { summary: "Registered job types with their input schemas", responses: { "200": { description: "Types" } } },
+      },
+      "/healthz": { get: { summary: "Process alive", security: [], responses: { "200": { description: "OK" } } } },
+      "/readyz": {
+        get: {
+          summary: "Store reachable",
+          security: [],
+          responses: { "200": { description: "Ready" }, "503": problem("Store unreachable") },
+        },
+      },
+      "/metrics": { get: { summary: "Prometheus metrics", security: [], responses: { "200": { description: "Text format" } } } },
+      "/openapi.json": { get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1" } } } },
+    },
+  };
+}

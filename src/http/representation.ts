@@ -1,0 +1,53 @@
+import type { FastifyRequest } from "fastify";
+import type { JobProblem } from "../jobs/errors.js";
+import { isTerminal, type JobStatus } from "../jobs/states.js";
+import type { JobRecord } from "../store/store.js";
+import type { ServerDeps } from "./server.js";
+import { cancelPath, jobPath, origin, resultPath } from "./urls.js";
+
+/** The contract's job representation: every field always present, `null` when unknown. */
+export interface JobRepresentation {
+  id: string;
+  type: string;
+  status: JobStatus;
+  progress: { percent: number | null; message: string | null } | null;
+  attempt: number;
+  maxAttempts: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  deadlineAt: string;
+  error: JobProblem | null;
+  metadata: Record<string, string>;
+  links: { self: string; cancel?: string; result?: string };
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function signedResultUrl(base: string, job: JobRecord, deps: ServerDeps): string {
+  return `${base}${resultPath(job.id)}?${deps.signer.sign(resultPath(job.id), job.tenantId, deps.now())}`;
+}
+
+export function represent(job: JobRecord, request: FastifyRequest, deps: ServerDeps): JobRepresentation {
+  const base = origin(request, deps.config);
+  const terminal = isTerminal(job.status);
+  const links: JobRepresentation["links"] = { self: `${base}${jobPath(job.id)}` };
+  if (terminal) links.result = signedResultUrl(base, job, deps);
+  else links.cancel = `${base}${cancelPath(job.id)}`;
+  const hasProgress = job.progressPercent !== null || job.progressMessage !== null;
+  return {
+    id: job.id,
+    type: job.type,
+    status: job.status,
+    progress: hasProgress ? { percent: job.progressPercent, message: job.progressMessage } : null,
+    attempt: job.attempt,
+    maxAttempts: job.maxAttempts,
+    createdAt: iso(job.createdAt)!,
+    startedAt: iso(job.startedAt),
+    finishedAt: iso(job.finishedAt),
+    deadlineAt: iso(job.deadlineAt)!,
+    error: job.error,
+    metadata: job.metadata,
+    links,
+  };
+}

@@ -1,0 +1,14 @@
+import type { FastifyInstance } from "fastify";
+import type { ServerDeps } from "../server.js";
+
+export function jobTypeRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  app.get("/v1/job-types", async () => ({
+    items: deps.registry.definitions().map((d) => ({
+      type: d.type,
+      description: d.description,
+      inputSchema: d.input,
+      timeoutSeconds: d.timeoutSeconds,
+      maxAttempts: d.maxAttempts,
+    })),
+  }));
+}

@@ -1,0 +1,229 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { isJobStatus, isTerminal } from "../../jobs/states.js";
+import type { JobRecord } from "../../store/store.js";
+import { buildJob } from "../envelope.js";
+import { InFlightKeys, isValidIdempotencyKey, requestHash } from "../idempotency.js";
+import { preferredWait } from "../prefer.js";
+import { ProblemError } from "../problems.js";
+import { represent, signedResultUrl } from "../representation.js";
+import { sendResult } from "../result-response.js";
+import type { ServerDeps } from "../server.js";
+import { jobPath, origin } from "../urls.js";
+
+/** Lower-case UUIDv4, as `randomUUID()` makes them; anything else cannot be a job id. */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const MAX_PAGE = 500;
+
+const notFound = () => new ProblemError("not-found", "no such job");
+
+/** The caller's job, or 404 for an unknown id and another tenant's job alike. */
+export async function findJob(request: FastifyRequest, deps: ServerDeps, id: string): Promise<JobRecord> {
+  if (!JOB_ID.test(id)) throw notFound();
+  const job = await deps.store.get({ tenantId: request.tenantId, id });
+  if (!job) throw notFound();
+  return job;
+}
+
+function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new ProblemError("invalid-parameter", `${name} must be one of ${allowed.join(", ")}`, {
+    errors: [{ path: name, message: `must be one of ${allowed.join(", ")}` }],
+  });
+}
+
+function idempotencyKey(request: FastifyRequest): string | null {
+  const raw = request.raw.rawHeaders;
+  const values: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === "idempotency-key") values.push(raw[i + 1]!);
+  if (values.length === 0) return null;
+  if (values.length > 1 || !isValidIdempotencyKey(values[0]!)) {
+    throw new ProblemError("invalid-idempotency-key", "Idempotency-Key must be one header of 1-255 visible ASCII characters");
+  }
+  return values[0]!;
+}
+
+/** Hold the request until the job is terminal, `seconds` pass or the client goes away. */
+async function waitForTerminal(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: ServerDeps,
+  job: JobRecord,
+  seconds: number,
+): Promise<JobRecord> {
+  if (seconds <= 0 || isTerminal(job.status)) return job;
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  reply.raw.once("close", onClose);
+  let latest = job;
+  const reread = async () => {
+    latest = (await deps.store.get({ tenantId: job.tenantId, id: job.id })) ?? latest;
+    return isTerminal(latest.status);
+  };
+  try {
+    await deps.waits.wait(job.id, seconds * 1000, reread, gone.signal);
+    if (!isTerminal(latest.status)) await reread();
+  } finally {
+    reply.raw.off("close", onClose);
+  }
+  return latest;
+}
+
+function sendPending(request: FastifyRequest, reply: FastifyReply, deps: ServerDeps, job: JobRecord) {
+  return reply
+    .code(202)
+    .header("location", `${origin(request, deps.config)}${jobPath(job.id)}`)
+    .header("retry-after", String(deps.estimator.seconds(job, deps.now())))
+    .header("cache-control", "no-store")
+    .send(represent(job, request, deps));
+}
+
+export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const { store, config } = deps;
+  const inFlight = new InFlightKeys();
+
+  app.post("/v1/jobs", async (request, reply) => {
+    const key = idempotencyKey(request);
+    const wait = preferredWait(request.headers.prefer);
+    if (request.body === undefined) throw new ProblemError("invalid-json", "a JSON body is required");
+    const now = deps.now();
+    const job = buildJob(request.body, { tenantId: request.tenantId, registry: deps.registry, config, now });
+
+    const release = key === null ? null : inFlight.tryAcquire(request.tenantId, key);
+    if (key !== null && release === null) {
+      throw new ProblemError("idempotency-in-flight", "a request with this Idempotency-Key is still being processed", {}, { "retry-after": "1" });
+    }
+    let outcome;
+    try {
+      const idempotency = key === null ? null : { key, requestHash: requestHash(request.tenantId, "POST", "/v1/jobs", request.body) };
+      outcome = await store.submit({ job, idempotency, now });
+    } catch (error) {
+      request.log.error({ err: error }, "submit could not be committed");
+      throw new ProblemError("service-unavailable", "the job could not be stored; it was not accepted", {}, { "retry-after": "1" });
+    } finally {
+      release?.();
+    }
+
+    if (outcome.kind === "key-mismatch") {
+      throw new ProblemError("idempotency-key-mismatch", "this Idempotency-Key was used with a different request");
+    }
+    if (outcome.kind === "replayed") {
+      // A replay is never held: same Location, current representation.
+      reply.header("idempotent-replayed", "true");
+      return sendPending(request, reply, deps, outcome.job);
+    }
+    deps.metrics.jobsSubmitted.inc({ type: job.type });
+    if (wait !== null) {
+      const applied = Math.min(wait, config.maxWaitSeconds);
+      reply.header("preference-applied", `wait=${applied}`);
+      const latest = await waitForTerminal(request, reply, deps, outcome.job, applied);
+      if (isTerminal(latest.status)) return sendResult(request, reply, latest, deps, { contentLocation: true });
+      return sendPending(request, reply, deps, latest);
+    }
+    return sendPending(request, reply, deps, outcome.job);
+  });
+
+  app.get("/v1/jobs/:id", async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const query = request.query as Record<string, unknown>;
+    const onComplete = oneOf(query.onComplete, "onComplete", ["redirect", "stream", "status"] as const, "redirect");
+    const onPending = oneOf(query.onPending, "onPending", ["synchronous", "respond-async"] as const, "respond-async");
+    const preferred = preferredWait(request.headers.prefer);
+    let job = await findJob(request, deps, id);
+
+    // With both onPending=synchronous and Prefer: wait, the shorter bound wins.
+    const bounds = [onPending === "synchronous" ? config.maxWaitSeconds : null, preferred];
+    const wait = Math.min(config.maxWaitSeconds, ...bounds.filter((b): b is number => b !== null));
+    if (bounds.some((b) => b !== null)) {
+      if (preferred !== null) reply.header("preference-applied", `wait=${Math.min(preferred, config.maxWaitSeconds)}`);
+      job = await waitForTerminal(request, reply, deps, job, wait);
+    }
+    if (!isTerminal(job.status)) return sendPending(request, reply, deps, job);
+    reply.header("cache-control", "no-store");
+    if (onComplete === "stream") return sendResult(request, reply, job, deps, { contentLocation: true });
+    if (onComplete === "status") return reply.code(200).send(represent(job, request, deps));
+    return reply
+      .code(303)
+      .header("location", signedResultUrl(origin(request, config), job, deps))
+      .send(represent(job, request, deps));
+  });
+
+  app.get("/v1/jobs", async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    const issues: { path: string; message: string }[] = [];
+    const status = query.status;
+    if (status !== undefined && !isJobStatus(status)) issues.push({ path: "status", message: "is not a job status" });
+    const type = query.type;
+    if (type !== undefined && (typeof type !== "string" || type.length > 128)) issues.push({ path: "type", message: "must be one job type" });
+    let limit = 50;
+    if (query.limit !== undefined) {
+      if (typeof query.limit !== "string" || !/^\d{1,12}$/.test(query.limit) || Number(query.limit) < 1) {
+        issues.push({ path: "limit", message: "must be an integer >= 1" });
+      } else limit = Math.min(MAX_PAGE, Number(query.limit));
+    }
+    let before: { createdAt: number; id: string } | undefined;
+    if (query.cursor !== undefined) {
+      before = decodeCursor(query.cursor);
+      if (!before) issues.push({ path: "cursor", message: "is not a cursor this server issued" });
+    }
+    if (issues.length > 0) {
+      throw new ProblemError("invalid-parameter", issues.map((i) => `${i.path} ${i.message}`).join("; "), { errors: issues });
+    }
+    const rows = await store.list({
+      tenantId: request.tenantId,
+      limit: limit + 1,
+      ...(status !== undefined ? { status: status as JobRecord["status"] } : {}),
+      ...(typeof type === "string" ? { type } : {}),
+      ...(before ? { before } : {}),
+    });
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    reply.header("cache-control", "no-store");
+    return {
+      items: page.map((job) => represent(job, request, deps)),
+      nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
+    };
+  });
+
+  app.post("/v1/jobs/:id/cancel", async (request, reply) => {
+    const { id } = request.params as { id: string };
+    await findJob(request, deps, id);
+    const outcome = await store.cancel({ tenantId: request.tenantId, id, now: deps.now() });
+    reply.header("cache-control", "no-store");
+    switch (outcome.kind) {
+      case "not-found":
+        throw notFound();
+      case "finished":
+        throw new ProblemError("job-already-finished", `the job already ${outcome.job.status.replace("_", " ")}`, {
+          job: represent(outcome.job, request, deps),
+        });
+      default:
+        return reply.code(200).send(represent(outcome.job, request, deps));
+    }
+  });
+
+  app.delete("/v1/jobs/:id", async (request, reply) => {
+    const { id } = request.params as { id: string };
+    await findJob(request, deps, id);
+    if (!(await store.delete({ tenantId: request.tenantId, id, now: deps.now() }))) throw notFound();
+    return reply.code(204).send();
+  });
+}
+
+/** Opaque to clients; the tenant bound is applied by the query, so a forged cursor widens nothing. */
+function encodeCursor(job: JobRecord): string {
+  return Buffer.from(JSON.stringify([job.createdAt, job.id])).toString("base64url");
+}
+
+function decodeCursor(value: unknown): { createdAt: number; id: string } | undefined {
+  if (typeof value !== "string" || value.length > 200) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
+    if (Array.isArray(parsed) && parsed.length === 2 && Number.isSafeInteger(parsed[0]) && typeof parsed[1] === "string" && JOB_ID.test(parsed[1])) {
+      return { createdAt: parsed[0] as number, id: parsed[1] };
+    }
+  } catch {
+    // fall through: not a cursor
+  }
+  return undefined;
+}

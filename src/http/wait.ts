@@ -1,0 +1,62 @@
+import type { Store } from "../store/store.js";
+
+/**
+ * Waiting without polling: `jobId → waiters`, fed by the store's terminal events (this
+ * process's commits, and other nodes' where the driver relays them). A waiter costs a map
+ * entry and a timer, no query.
+ */
+export class WaitRegistry {
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private count = 0;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    store: Store,
+    private readonly onCountChanged: (count: number) => void = () => undefined,
+  ) {
+    this.unsubscribe = store.subscribe((event) => {
+      if (event.kind === "terminal") this.wakeAll(event.jobId);
+    });
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * Resolve when the job reaches a terminal state, `ms` pass, or `signal` aborts. Register
+   * first, then re-read the job (the caller's `check`) to close the race with a completion
+   * that committed in between.
+   */
+  async wait(jobId: string, ms: number, check: () => Promise<boolean>, signal?: AbortSignal): Promise<void> {
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    let set = this.waiters.get(jobId);
+    if (!set) this.waiters.set(jobId, (set = new Set()));
+    set.add(wake);
+    this.onCountChanged(++this.count);
+    const timer = setTimeout(wake, ms);
+    const onAbort = () => wake();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (signal?.aborted || (await check())) return;
+      await woken;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      set.delete(wake);
+      if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
+      this.onCountChanged(--this.count);
+    }
+  }
+
+  private wakeAll(jobId: string): void {
+    const set = this.waiters.get(jobId);
+    if (set) for (const wake of set) wake();
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const set of this.waiters.values()) for (const wake of set) wake();
+  }
+}

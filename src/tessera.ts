@@ -1,0 +1,144 @@
+import type { FastifyInstance } from "fastify";
+import { pino, type Logger } from "pino";
+import { defaultConfig, type Config } from "./config.js";
+import type { JobDefinition } from "./jobs/define.js";
+import { JobRegistry } from "./jobs/registry.js";
+import { Metrics } from "./http/metrics.js";
+import { RetryAfterEstimator } from "./http/retry-after.js";
+import { buildServer } from "./http/server.js";
+import { signingKey, UrlSigner } from "./http/signed-url.js";
+import { WaitRegistry } from "./http/wait.js";
+import { SqliteStore } from "./store/sqlite/store.js";
+import type { Store } from "./store/store.js";
+import { createDeadlineSweeper } from "./worker/maintenance/deadline-sweeper.js";
+import { createLeaseSweeper } from "./worker/maintenance/lease-sweeper.js";
+import type { PeriodicTask } from "./worker/maintenance/periodic.js";
+import { createRetentionPurge } from "./worker/maintenance/retention-purge.js";
+import { WorkerRuntime } from "./worker/runtime.js";
+
+/** The tenant every request belongs to in `--dev` (no authentication). */
+export const DEV_TENANT = "dev";
+
+const SWEEP_BATCH = 500;
+const RETENTION_INTERVAL_MS = 60_000;
+
+export interface TesseraOptions {
+  /** Job types this instance accepts and runs. */
+  jobs: readonly JobDefinition[];
+  /** Settings; anything not given takes the documented default (`--dev` unless a secret is set). */
+  config?: Partial<Config>;
+  /** The job store. @default a SqliteStore at `config.db` */
+  store?: Store;
+  logger?: Logger;
+  /** Clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+export interface Tessera {
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly config: Config;
+  readonly registry: JobRegistry;
+  readonly worker: WorkerRuntime;
+  readonly metrics: Metrics;
+  /** Start workers and background services, then listen. Returns the address. */
+  listen(options?: { port?: number; host?: string }): Promise<string>;
+  /** Start workers and background services without listening (embedding in another server). */
+  start(): Promise<void>;
+  /** Graceful stop: stop claiming, let jobs finish within the grace period, release the rest. */
+  close(): Promise<void>;
+}
+
+/**
+ * Build a Tessera instance: the HTTP API, the workers and the background services over one store.
+ *
+ * @example
+ * const tessera = await createTessera({ jobs: [resize], config: { secret: process.env.SECRET } });
+ * await tessera.listen({ port: 3000 });
+ */
+export async function createTessera(options: TesseraOptions): Promise<Tessera> {
+  const config = defaultConfig({
+    ...(options.config?.secrets && options.config.secrets.length > 0 ? { dev: false } : {}),
+    ...options.config,
+  });
+  if (!config.dev && config.secrets.length === 0) throw new Error("a signing secret is required unless dev is on");
+  const logger = options.logger ?? pino({ level: config.logLevel, name: "tessera" });
+  const now = options.now ?? Date.now;
+  const store =
+    options.store ?? new SqliteStore({ path: config.db, inlineResultBytes: config.inlineResultBytes });
+  const registry = new JobRegistry(options.jobs);
+  const metrics = new Metrics();
+  const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);
+  const waits = new WaitRegistry(store, (n) => metrics.waiters.set(n));
+  // In dev mode URLs are signed with a per-process secret: they die with the process.
+  const secrets = config.secrets.length > 0 ? config.secrets : [crypto.randomUUID() + crypto.randomUUID()];
+  const signer = new UrlSigner(secrets.map(signingKey), config.signedUrlTtl);
+  const devTenantId = config.dev ? await store.ensureTenant({ name: DEV_TENANT, now: now() }) : null;
+
+  const worker = new WorkerRuntime({
+    store,
+    registry,
+    logger,
+    now,
+    options: {
+      concurrency: config.concurrency,
+      leaseMs: config.leaseMs,
+      heartbeatMs: config.heartbeatMs,
+      pollIntervalMs: config.pollIntervalMs,
+      maxResultBytes: config.maxResultBytes,
+    },
+    onAttemptFinished: (timing) => {
+      estimator.observe(timing);
+      metrics.attempts.inc({ type: timing.type });
+      metrics.attemptDuration.observe({ type: timing.type }, timing.runMs / 1000);
+      metrics.queueWait.observe({ type: timing.type }, timing.queueWaitMs / 1000);
+    },
+    onRunningChanged: (n) => metrics.running.set(n),
+  });
+  const minRetryDelay = Math.min(...registry.definitions().map((d) => d.retryDelayMs), 1000);
+  const services: PeriodicTask[] = [
+    createLeaseSweeper({ store, logger, now, intervalMs: config.sweepIntervalMs, retryDelayMs: minRetryDelay, batchSize: SWEEP_BATCH }),
+    createDeadlineSweeper({ store, logger, now, intervalMs: config.sweepIntervalMs, batchSize: SWEEP_BATCH }),
+    createRetentionPurge({
+      store,
+      logger,
+      now,
+      intervalMs: Math.min(RETENTION_INTERVAL_MS, config.resultRetention * 1000),
+      resultRetentionMs: config.resultRetention * 1000,
+      jobRetentionMs: config.jobRetention * 1000,
+      batchSize: SWEEP_BATCH,
+    }),
+  ];
+
+  const app = buildServer({ config, store, registry, signer, waits, estimator, metrics, logger, devTenantId, now });
+  let started = false;
+
+  const tessera: Tessera = {
+    app,
+    store,
+    config,
+    registry,
+    worker,
+    metrics,
+    async start() {
+      if (started) return;
+      started = true;
+      if (config.dev) logger.warn("DEVELOPMENT MODE: authentication is OFF; every request acts as tenant 'dev'");
+      for (const service of services) service.start();
+      worker.start();
+      await app.ready();
+    },
+    async listen(listenOptions = {}) {
+      await tessera.start();
+      return app.listen({ port: listenOptions.port ?? config.port, host: listenOptions.host ?? config.host });
+    },
+    async close() {
+      await worker.stop(config.shutdownGraceMs);
+      await Promise.all(services.map((s) => s.stop()));
+      waits.close();
+      await app.close();
+      await store.close();
+    },
+  };
+  return tessera;
+}
