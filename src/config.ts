@@ -20,7 +20,10 @@ interface OptionSpec {
 export const OPTIONS = {
   port: { kind: "int", env: "TESSERA_PORT", default: 3000, min: 0, max: 65535, doc: "HTTP port" },
   host: { kind: "string", env: "TESSERA_HOST", default: "127.0.0.1", doc: "Address to listen on (0.0.0.0 for all)" },
-  db: { kind: "string", env: "TESSERA_DB", default: "./.tessera/tessera.db", doc: "SQLite database file" },
+  db: { kind: "string", env: "TESSERA_DB", default: "./.tessera/tessera.db", doc: "SQLite file, or a postgres:// URL for PostgreSQL (also TESSERA_DATABASE_URL)" },
+  "db-pool-size": { kind: "int", env: "TESSERA_DB_POOL_SIZE", default: 10, min: 1, max: 1000, doc: "PostgreSQL connections per process (plus one for LISTEN)" },
+  "db-schema": { kind: "string", env: "TESSERA_DB_SCHEMA", default: "tessera", doc: "PostgreSQL schema holding Tessera's tables" },
+  role: { kind: "string", env: "TESSERA_ROLE", default: "all", doc: "api (HTTP only), worker (jobs and sweepers only) or all" },
   demo: { kind: "bool", env: "TESSERA_DEMO", default: false, doc: "Register the demo.* job types" },
   dev: { kind: "bool", env: "TESSERA_DEV", default: false, doc: "Development mode: no authentication, one implicit tenant" },
   jobs: { kind: "list", env: "TESSERA_JOBS", default: [], doc: "Module or folder of modules exporting defineJob() results (repeatable; comma-separated in the variable)" },
@@ -55,6 +58,9 @@ export interface Config {
   port: number;
   host: string;
   db: string;
+  dbPoolSize: number;
+  dbSchema: string;
+  role: "api" | "worker" | "all";
   demo: boolean;
   dev: boolean;
   jobs: readonly string[];
@@ -118,7 +124,7 @@ function convert(name: OptionName, spec: OptionSpec, value: string | boolean | s
 export function loadConfig(flags: Raw, env: Record<string, string | undefined>): Config {
   const v = {} as Record<OptionName, unknown>;
   for (const [name, spec] of Object.entries(OPTIONS) as [OptionName, OptionSpec][]) {
-    const given = flags[name] ?? env[spec.env];
+    const given = flags[name] ?? env[spec.env] ?? (name === "db" ? env.TESSERA_DATABASE_URL : undefined);
     v[name] = given === undefined ? spec.default : convert(name, spec, given);
   }
   const leaseMs = v["lease-ms"] as number;
@@ -131,6 +137,8 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
   if (publicUrl !== undefined && !/^https?:\/\/[^/?#]+$/.test(publicUrl.replace(/\/$/, ""))) {
     throw new ConfigError(`--public-url must be an http(s) origin such as https://jobs.example.com, got "${publicUrl}"`);
   }
+  const role = v.role as string;
+  if (role !== "api" && role !== "worker" && role !== "all") throw new ConfigError(`--role must be api, worker or all, got "${role}"`);
   const dev = v.dev as boolean;
   const secret = v.secret as string | undefined;
   if (secret !== undefined && secret.length < 32) throw new ConfigError("--secret must be at least 32 characters");
@@ -143,6 +151,9 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     port: v.port as number,
     host: v.host as string,
     db: v.db as string,
+    dbPoolSize: v["db-pool-size"] as number,
+    dbSchema: v["db-schema"] as string,
+    role,
     demo: v.demo as boolean,
     dev,
     jobs: Object.freeze(v.jobs as string[]),

@@ -8,7 +8,7 @@ import { RetryAfterEstimator } from "./http/retry-after.js";
 import { buildServer } from "./http/server.js";
 import { signingKey, UrlSigner } from "./http/signed-url.js";
 import { WaitRegistry } from "./http/wait.js";
-import { SqliteStore } from "./store/sqlite/store.js";
+import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
 import { createDeadlineSweeper } from "./worker/maintenance/deadline-sweeper.js";
 import { createLeaseSweeper } from "./worker/maintenance/lease-sweeper.js";
@@ -27,7 +27,7 @@ export interface TesseraOptions {
   jobs: readonly JobDefinition[];
   /** Settings; anything not given takes the documented default (`--dev` unless a secret is set). */
   config?: Partial<Config>;
-  /** The job store. @default a SqliteStore at `config.db` */
+  /** The job store. @default the store `config.db` names: a SQLite file or a postgres:// URL */
   store?: Store;
   logger?: Logger;
   /** Clock, for tests. @default Date.now */
@@ -65,11 +65,12 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   const logger = options.logger ?? pino({ level: config.logLevel, name: "tessera" });
   const now = options.now ?? Date.now;
   const store =
-    options.store ?? new SqliteStore({ path: config.db, inlineResultBytes: config.inlineResultBytes });
+    options.store ??
+    (await openStore({ db: config.db, inlineResultBytes: config.inlineResultBytes, poolSize: config.dbPoolSize, schema: config.dbSchema, logger }));
   const registry = new JobRegistry(options.jobs);
   const metrics = new Metrics();
   const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);
-  const waits = new WaitRegistry(store, (n) => metrics.waiters.set(n));
+  const waits = new WaitRegistry(store, config.pollIntervalMs, (n) => metrics.waiters.set(n));
   // In dev mode URLs are signed with a per-process secret: they die with the process.
   const secrets = config.secrets.length > 0 ? config.secrets : [crypto.randomUUID() + crypto.randomUUID()];
   const signer = new UrlSigner(secrets.map(signingKey), config.signedUrlTtl);
@@ -124,8 +125,11 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       if (started) return;
       started = true;
       if (config.dev) logger.warn("DEVELOPMENT MODE: authentication is OFF; every request acts as tenant 'dev'");
-      for (const service of services) service.start();
-      worker.start();
+      // API nodes only answer HTTP; worker nodes run jobs and the sweepers (safe on many nodes).
+      if (config.role !== "api") {
+        for (const service of services) service.start();
+        worker.start();
+      }
       await app.ready();
     },
     async listen(listenOptions = {}) {

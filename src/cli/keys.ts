@@ -1,10 +1,14 @@
 import { parseArgs } from "node:util";
 import { generateApiKey } from "../auth/api-keys.js";
 import { OPTIONS } from "../config.js";
-import { SqliteStore } from "../store/sqlite/store.js";
+import { openStore } from "../store/open.js";
 
 export function dbPath(flag: string | undefined, env: Record<string, string | undefined>): string {
-  return flag ?? env[OPTIONS.db.env] ?? (OPTIONS.db.default as string);
+  return flag ?? env[OPTIONS.db.env] ?? env.TESSERA_DATABASE_URL ?? (OPTIONS.db.default as string);
+}
+
+function schemaName(flag: string | undefined, env: Record<string, string | undefined>): string {
+  return flag ?? env[OPTIONS["db-schema"].env] ?? (OPTIONS["db-schema"].default as string);
 }
 
 /** `tessera keys create|list|revoke`: API keys of tenants. The key is printed once, never stored. */
@@ -12,11 +16,11 @@ export async function keys(args: string[], env: Record<string, string | undefine
   const [action, ...rest] = args;
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { tenant: { type: "string" }, db: { type: "string" }, json: { type: "boolean" } },
+    options: { tenant: { type: "string" }, db: { type: "string" }, "db-schema": { type: "string" }, json: { type: "boolean" } },
     allowPositionals: true,
     strict: true,
   });
-  const store = new SqliteStore({ path: dbPath(values.db, env) });
+  const store = await openStore({ db: dbPath(values.db, env), schema: schemaName(values["db-schema"], env), listen: false });
   try {
     const now = Date.now();
     switch (action) {
@@ -66,9 +70,9 @@ export async function keys(args: string[], env: Record<string, string | undefine
 
 /** `tessera migrate`: apply pending migrations (a server also applies them on start). */
 export async function migrate(args: string[], env: Record<string, string | undefined>, out: NodeJS.WritableStream): Promise<number> {
-  const { values } = parseArgs({ args, options: { db: { type: "string" } }, strict: true });
+  const { values } = parseArgs({ args, options: { db: { type: "string" }, "db-schema": { type: "string" } }, strict: true });
   const path = dbPath(values.db, env);
-  const store = new SqliteStore({ path, migrate: false });
+  const store = await openStore({ db: path, schema: schemaName(values["db-schema"], env), migrate: false, listen: false });
   try {
     await store.migrate();
     out.write(`migrated ${path}\n`);

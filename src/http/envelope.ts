@@ -47,13 +47,16 @@ const validateEnvelope = createAjv().compile<SubmitEnvelope>(SubmitEnvelope);
  * job to insert. Throws a 400 problem whose `errors[].path` points into the body.
  */
 export function buildJob(body: unknown, ctx: { tenantId: string; registry: JobRegistry; config: Config; now: number }): NewJob {
-  if (!validateEnvelope(body)) throw validationProblem(toIssues(validateEnvelope.errors, ""));
-  const registered = ctx.registry.get(body.type);
-  if (!registered) {
-    throw new ProblemError("unknown-job-type", `no job type is registered as "${body.type.slice(0, 128)}"`, {
-      errors: [{ path: "/type", message: "is not a registered job type" }],
-    });
+  if (!validateEnvelope(body)) {
+    const envelopeIssues = toIssues(validateEnvelope.errors, "");
+    // A string type refused only for its length (empty, or longer than any type name may be)
+    // names no registered type: the same answer as for any other unknown type.
+    const type = (body as { type?: unknown } | null)?.type;
+    if (typeof type === "string" && envelopeIssues.every((i) => i.path === "/type")) throw unknownType(type);
+    throw validationProblem(envelopeIssues);
   }
+  const registered = ctx.registry.get(body.type);
+  if (!registered) throw unknownType(body.type);
   const issues: ValidationIssue[] = registered.check(body.input, "/input");
   const unsafe = findUnsafeString(body.input, "/input") ?? findUnsafeString(body.metadata ?? {}, "/metadata");
   if (unsafe) issues.push({ path: unsafe, message: "must not contain NUL characters or lone surrogates" });
@@ -95,6 +98,12 @@ export function buildJob(body: unknown, ctx: { tenantId: string; registry: JobRe
         }
       : null,
   };
+}
+
+function unknownType(type: string): ProblemError {
+  return new ProblemError("unknown-job-type", `no job type is registered as "${type.slice(0, 128)}"`, {
+    errors: [{ path: "/type", message: "is not a registered job type" }],
+  });
 }
 
 /** Syntax only: http(s), absolute, no credentials. Address checks come with delivery. */

@@ -20,9 +20,15 @@ export class ProblemError extends Error {
   }
 }
 
+/** At most this many `errors` are listed: 10,000 bad members must not make a 500 KB answer. */
+export const MAX_LISTED_ISSUES = 50;
+
 export function validationProblem(errors: ValidationIssue[], slug: ProblemSlug = "validation-failed"): ProblemError {
-  const detail = errors.length === 1 ? `${errors[0]!.path || "/"} ${errors[0]!.message}` : `${errors.length} problems in the request`;
-  return new ProblemError(slug, detail, { errors });
+  const detail =
+    errors.length === 1
+      ? `${errors[0]!.path || "/"} ${errors[0]!.message}`
+      : `${errors.length} problems in the request${errors.length > MAX_LISTED_ISSUES ? ` (the first ${MAX_LISTED_ISSUES} are listed)` : ""}`;
+  return new ProblemError(slug, detail, { errors: errors.slice(0, MAX_LISTED_ISSUES) });
 }
 
 /** The RFC 9457 body; `instance` is the request path (never the query, which may hold a signature). */
@@ -62,6 +68,11 @@ export function problemFromFrameworkError(error: { code?: string; statusCode?: n
       return new ProblemError("invalid-json", "the request body is empty");
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return new ProblemError("bad-request", "Content-Length does not match the body");
+    case "FST_ERR_BAD_URL":
+      return new ProblemError("bad-request", "the URL is not validly percent-encoded");
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      // No id (or slug) is that long, so nothing lives there: the same 404 as any unknown id.
+      return new ProblemError("not-found", "no such resource");
     default:
       break;
   }

@@ -92,6 +92,13 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     connectionTimeout: 0,
     keepAliveTimeout: 5_000,
     clientErrorHandler: clientError,
+    // Router errors (bad percent-encoding, an over-long path parameter) bypass the error
+    // handler; without this they are Fastify's own JSON, echoing the path, without our headers.
+    frameworkErrors: (error, _request, reply) => {
+      const problem = problemFromFrameworkError(error) ?? new ProblemError("bad-request", "the request could not be understood");
+      reply.header("x-content-type-options", "nosniff").header("referrer-policy", "no-referrer");
+      return sendProblem(reply, problem);
+    },
     routerOptions: { maxParamLength: 200, ignoreDuplicateSlashes: false },
   });
 
@@ -132,12 +139,17 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   app.setNotFoundHandler((_request, reply) => sendProblem(reply, new ProblemError("not-found", "no such resource")));
 
-  jobRoutes(app, deps);
-  resultRoutes(app, deps);
-  jobTypeRoutes(app, deps);
+  // A worker node (--role worker) serves only the operations routes.
+  const serveApi = config.role !== "worker";
+  if (serveApi) {
+    jobRoutes(app, deps);
+    resultRoutes(app, deps);
+    jobTypeRoutes(app, deps);
+  }
   opsRoutes(app, deps);
 
   for (const [url, allowed] of Object.entries(ROUTES)) {
+    if (!serveApi && url.startsWith("/v1/")) continue;
     const withHead = allowed.includes("GET") ? [...allowed, "HEAD"] : allowed;
     app.route({
       method: ALL_METHODS.filter((m) => !allowed.includes(m)),

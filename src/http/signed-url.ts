@@ -50,8 +50,10 @@ export class UrlSigner {
     if (expires * 1000 <= params.nowMs) return null;
     const key = this.keys.find((k) => k.kid === query.get("kid"));
     if (!key) return null;
-    const given = Buffer.from(sigText, "base64url");
-    const expected = mac(key, params.method, params.path, tenant, expires);
+    // Compare the text, not the decoded bytes: the 43rd character carries 2 unused bits, so
+    // several spellings decode to the same MAC; only the canonical one is the signature.
+    const given = Buffer.from(sigText, "ascii");
+    const expected = Buffer.from(mac(key, params.method, params.path, tenant, expires).toString("base64url"), "ascii");
     // Lengths are equal by the regex above; checked again so timingSafeEqual can never throw.
     return given.length === expected.length && timingSafeEqual(given, expected) ? tenant : null;
   }

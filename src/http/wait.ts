@@ -10,13 +10,27 @@ export class WaitRegistry {
   private count = 0;
   private readonly unsubscribe: () => void;
 
+  private readonly fallback: NodeJS.Timeout;
+
   constructor(
-    store: Store,
+    private readonly store: Store,
+    /** Slow fallback poll for notifications that never came (another node's, a lost LISTEN). */
+    fallbackMs: number,
     private readonly onCountChanged: (count: number) => void = () => undefined,
   ) {
     this.unsubscribe = store.subscribe((event) => {
       if (event.kind === "terminal") this.wakeAll(event.jobId);
+      else if (event.kind === "resync") void this.recheck();
     });
+    this.fallback = setInterval(() => void this.recheck(), fallbackMs);
+    this.fallback.unref();
+  }
+
+  /** One query for every waited-on job, however many waiters: their count never multiplies queries. */
+  private async recheck(): Promise<void> {
+    if (this.waiters.size === 0) return;
+    const done = await this.store.terminalIds({ ids: [...this.waiters.keys()] }).catch(() => []);
+    for (const id of done) this.wakeAll(id);
   }
 
   get size(): number {
@@ -56,6 +70,7 @@ export class WaitRegistry {
   }
 
   close(): void {
+    clearInterval(this.fallback);
     this.unsubscribe();
     for (const set of this.waiters.values()) for (const wake of set) wake();
   }

@@ -118,7 +118,9 @@ export interface ListFilter {
 /** Published after the change it reports is committed. */
 export type StoreEvent =
   | { kind: "queued"; type: string; runAt: number }
-  | { kind: "terminal"; jobId: string; type: string; status: JobStatus };
+  | { kind: "terminal"; jobId: string; type: string; status: JobStatus }
+  /** Events may have been missed (a notification connection was lost): look again. */
+  | { kind: "resync" };
 
 export interface PurgeResult {
   resultsPurged: number;
@@ -183,6 +185,8 @@ export interface Store {
     idempotencyBefore: number;
     limit: number;
   }): Promise<PurgeResult>;
+  /** Of these job ids, those now terminal or gone (the waits' fallback poll; one query for all). */
+  terminalIds(params: { ids: string[] }): Promise<string[]>;
   /** Earliest `runAt` of a queued job among `types` (to sleep until it), or null. */
   nextRunAt(params: { types: string[] }): Promise<number | null>;
 

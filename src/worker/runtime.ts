@@ -60,10 +60,13 @@ export class WorkerRuntime {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private lastHeartbeatOk = 0;
   private unsubscribe: (() => void) | null = null;
-  private readonly pendingProgress = new Map<string, { percent: number | null; message: string | null }>();
+  /** Latest unwritten progress per attempt (keyed by run, so a stale attempt never writes under a newer lease). */
+  private readonly pendingProgress = new Map<Running, { percent: number | null; message: string | null }>();
   private progressScheduled = false;
-  /** Jobs whose outcome is being recorded: their own terminal event must not abort them. */
-  private readonly finishing = new Set<string>();
+  /** Attempts whose outcome is being recorded: their own terminal event must not abort them. */
+  private readonly finishing = new Set<Running>();
+  /** The claim loop in progress, if any (stop waits for it). */
+  private fillRun: Promise<void> | null = null;
 
   constructor(
     private readonly deps: {
@@ -103,7 +106,8 @@ export class WorkerRuntime {
     if (!this.started) return;
     this.stopping = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    const settled = Promise.all([...this.running.values()].map((r) => r.done));
+    // A claim already sent hands its jobs straight back (see fill): nothing starts after stop.
+    const settled = Promise.all([this.fillRun, ...[...this.running.values()].map((r) => r.done)]);
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([settled, new Promise((resolve) => (graceTimer = setTimeout(resolve, graceMs)))]);
     clearTimeout(graceTimer);
@@ -128,10 +132,14 @@ export class WorkerRuntime {
       else this.scheduleWake(event.runAt);
       return;
     }
+    if (event.kind === "resync") {
+      this.wake();
+      return;
+    }
     const local = this.running.get(event.jobId);
     const cause = ABORT_BY_STATUS[event.status];
     // Our own completion also arrives here; only foreign terminal moves abort the handler.
-    if (local && cause && !local.controller.signal.aborted && !this.finishing.has(event.jobId)) {
+    if (local && cause && !local.controller.signal.aborted && !this.finishing.has(local)) {
       local.controller.abort(new JobAbortedError(cause, event.jobId));
     }
   }
@@ -156,10 +164,11 @@ export class WorkerRuntime {
       return;
     }
     this.filling = true;
-    void this.fill()
+    this.fillRun = this.fill()
       .catch((error: unknown) => this.deps.logger.error({ err: error }, "claiming jobs failed"))
       .finally(() => {
         this.filling = false;
+        this.fillRun = null;
         // Whatever happens, look again later: the fallback poll covers missed wake-ups.
         this.scheduleWake(this.now() + this.deps.options.pollIntervalMs);
       });
@@ -178,6 +187,14 @@ export class WorkerRuntime {
             leaseMs: this.deps.options.leaseMs,
             now: this.now(),
           });
+          if (this.stopping) {
+            // Stopped while the claim was in flight: hand the jobs back untouched.
+            await this.deps.store.release({
+              leases: claimed.map((j) => ({ id: j.id, leaseToken: j.leaseToken })),
+              now: this.now(),
+            });
+            return;
+          }
           for (const job of claimed) this.execute(job);
           if (claimed.length === group.limit) claimedFull = true;
         }
@@ -193,26 +210,26 @@ export class WorkerRuntime {
     return this.deps.options.concurrency - this.running.size;
   }
 
-  /** Types with capacity: unlimited ones share one claim; a type with its own limit claims alone. */
-  private claimGroups(): { types: string[]; limit: number }[] {
-    let free = this.freeSlots();
-    if (free <= 0) return [];
-    const groups: { types: string[]; limit: number }[] = [];
-    const unlimited: string[] = [];
-    for (const definition of this.deps.registry.definitions()) {
-      if (definition.concurrency === undefined) {
-        unlimited.push(definition.type);
-        continue;
-      }
-      const typeFree = definition.concurrency - (this.runningByType.get(definition.type) ?? 0);
-      const limit = Math.min(typeFree, free);
-      if (limit > 0) {
-        groups.push({ types: [definition.type], limit });
-        free -= limit;
-      }
+  /**
+   * The claims to make, each computed from the slots free at that moment (so a type with its
+   * own limit never reserves slots it has no work for). A type whose limit is tighter than the
+   * free slots claims alone, up to its limit; then every type that cannot overshoot its limit
+   * shares one claim, highest priority first.
+   */
+  private *claimGroups(): Generator<{ types: string[]; limit: number }> {
+    const definitions = this.deps.registry.definitions();
+    const typeFree = (d: (typeof definitions)[number]) =>
+      d.concurrency === undefined ? Infinity : d.concurrency - (this.runningByType.get(d.type) ?? 0);
+    for (const definition of definitions) {
+      const free = this.freeSlots();
+      if (free <= 0) return;
+      const own = typeFree(definition);
+      if (own > 0 && own < free) yield { types: [definition.type], limit: own };
     }
-    if (unlimited.length > 0 && free > 0) groups.unshift({ types: unlimited, limit: free });
-    return groups;
+    const free = this.freeSlots();
+    if (free <= 0) return;
+    const types = definitions.filter((d) => typeFree(d) >= free).map((d) => d.type);
+    if (types.length > 0) yield { types, limit: free };
   }
 
   private execute(job: ClaimedJob): void {
@@ -220,6 +237,8 @@ export class WorkerRuntime {
     const controller = new AbortController();
     const lease: Lease = { id: job.id, leaseToken: job.leaseToken };
     const entry: Running = { job, lease, controller, done: Promise.resolve() };
+    // Claimed again while an earlier attempt still runs here: that attempt's lease is gone.
+    this.running.get(job.id)?.controller.abort(new JobAbortedError("lease-lost", job.id));
     this.running.set(job.id, entry);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 0) + 1);
     this.deps.onRunningChanged?.(this.running.size);
@@ -235,7 +254,7 @@ export class WorkerRuntime {
       job,
       signal: controller.signal,
       logger: this.deps.logger,
-      progress: (percent, message) => this.queueProgress(job.id, percent, message),
+      progress: (percent, message) => this.queueProgress(entry, percent, message),
     });
 
     const startedAt = this.now();
@@ -244,9 +263,10 @@ export class WorkerRuntime {
       .catch((error: unknown) => this.deps.logger.error({ err: error, jobId: job.id }, "recording outcome failed"))
       .finally(() => {
         clearTimeout(deadlineTimer);
-        this.running.delete(job.id);
-        this.finishing.delete(job.id);
-        this.pendingProgress.delete(job.id);
+        // A newer attempt of the same job may have replaced this one (lease lost, claimed again).
+        if (this.running.get(job.id) === entry) this.running.delete(job.id);
+        this.finishing.delete(entry);
+        this.pendingProgress.delete(entry);
         this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 1) - 1);
         this.deps.onRunningChanged?.(this.running.size);
         this.deps.onAttemptFinished?.({
@@ -289,11 +309,11 @@ export class WorkerRuntime {
     const { store, logger } = this.deps;
     // Canceled, timed out, lease lost or shutting down: someone else owns the state now.
     if ("aborted" in outcome || entry.controller.signal.aborted) return;
-    this.finishing.add(job.id);
+    this.finishing.add(entry);
     // The handler's last progress report lands before its outcome.
-    const lastProgress = this.pendingProgress.get(job.id);
+    const lastProgress = this.pendingProgress.get(entry);
     if (lastProgress) {
-      this.pendingProgress.delete(job.id);
+      this.pendingProgress.delete(entry);
       await store.progress({ lease, ...lastProgress }).catch(() => false);
     }
     const now = this.now();
@@ -322,8 +342,10 @@ export class WorkerRuntime {
     );
   }
 
-  private queueProgress(jobId: string, percent: number | null, message: string | null): void {
-    this.pendingProgress.set(jobId, { percent, message });
+  private queueProgress(entry: Running, percent: number | null, message: string | null): void {
+    // After the signal fired the attempt no longer owns the job: its reports are dropped.
+    if (entry.controller.signal.aborted) return;
+    this.pendingProgress.set(entry, { percent, message });
     if (this.progressScheduled) return;
     this.progressScheduled = true;
     setImmediate(() => void this.flushProgress());
@@ -335,13 +357,13 @@ export class WorkerRuntime {
     const batch = [...this.pendingProgress.entries()];
     this.pendingProgress.clear();
     await Promise.all(
-      batch.map(async ([jobId, { percent, message }]) => {
-        const entry = this.running.get(jobId);
-        if (!entry) return;
+      batch.map(async ([entry, { percent, message }]) => {
+        if (entry.controller.signal.aborted) return;
+        const jobId = entry.job.id;
         const applied = await this.deps.store
           .progress({ lease: entry.lease, percent, message })
           .catch(() => true); // a transient store error is not proof the lease is lost
-        if (!applied && !this.finishing.has(jobId)) {
+        if (!applied && !this.finishing.has(entry)) {
           entry.controller.abort(new JobAbortedError("lease-lost", jobId));
         }
       }),
@@ -350,7 +372,7 @@ export class WorkerRuntime {
 
   /** One batched heartbeat for every running job; lost leases abort their handlers. */
   private async heartbeat(): Promise<void> {
-    const entries = [...this.running.values()].filter((r) => !this.finishing.has(r.job.id));
+    const entries = [...this.running.values()].filter((r) => !this.finishing.has(r));
     if (entries.length === 0) {
       this.lastHeartbeatOk = this.now();
       return;
@@ -362,9 +384,13 @@ export class WorkerRuntime {
         now: this.now(),
       });
       this.lastHeartbeatOk = this.now();
+      // The attempts whose leases were sent, not whatever runs under that job id by now.
+      const sent = new Map(entries.map((r) => [r.job.id, r]));
       for (const id of lost) {
-        const entry = this.running.get(id);
-        if (entry && !this.finishing.has(id)) entry.controller.abort(new JobAbortedError("lease-lost", id));
+        const entry = sent.get(id);
+        if (entry && !this.finishing.has(entry)) {
+          entry.controller.abort(new JobAbortedError("lease-lost", id));
+        }
       }
     } catch (error) {
       this.deps.logger.warn({ err: error }, "heartbeat failed");

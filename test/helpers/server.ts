@@ -77,7 +77,12 @@ export async function http(
     body = JSON.stringify(init.json);
     headers["content-type"] ??= "application/json";
   }
-  return fetch(url, { method: init.method ?? (body === undefined ? "GET" : "POST"), headers, body, redirect: "manual" });
+  return fetch(url, {
+    method: init.method ?? (body === undefined ? "GET" : "POST"),
+    headers,
+    redirect: "manual",
+    ...(body !== undefined ? { body } : {}),
+  });
 }
 
 export function bearer(key: string): Record<string, string> {

@@ -56,16 +56,21 @@ async function waitForTerminal(
   const onClose = () => gone.abort();
   reply.raw.once("close", onClose);
   let latest = job;
+  let deleted = false;
   const reread = async () => {
-    latest = (await deps.store.get({ tenantId: job.tenantId, id: job.id })) ?? latest;
-    return isTerminal(latest.status);
+    const current = await deps.store.get({ tenantId: job.tenantId, id: job.id });
+    // Deleted while we waited (DELETE cancels, then removes): stop waiting, answer 404 below.
+    if (current === null) deleted = true;
+    else latest = current;
+    return deleted || isTerminal(latest.status);
   };
   try {
     await deps.waits.wait(job.id, seconds * 1000, reread, gone.signal);
-    if (!isTerminal(latest.status)) await reread();
+    if (!deleted && !isTerminal(latest.status)) await reread();
   } finally {
     reply.raw.off("close", onClose);
   }
+  if (deleted) throw notFound();
   return latest;
 }
 

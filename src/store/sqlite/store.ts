@@ -152,7 +152,14 @@ export class SqliteStore implements Store {
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("foreign_keys = ON");
     this.writes = new GroupCommit(this.db);
-    if (options.migrate ?? true) this.migrateNow();
+    if (options.migrate ?? true) {
+      try {
+        this.migrateNow();
+      } catch (error) {
+        this.db.close(); // the caller never gets a handle to close (e.g. SchemaTooNewError)
+        throw error;
+      }
+    }
   }
 
   private migrateNow(): void {
@@ -429,7 +436,9 @@ export class SqliteStore implements Store {
     const outcome = await this.writes.run(() => {
       const deleted = this.sql.deleteFinished.all(jobsBefore, limit) as { id: string; blob: string | null }[];
       for (const job of deleted) this.sql.deleteIdempotencyForJob.run(job.id);
-      const purged = this.sql.purgeResults.all(resultsBefore, limit) as { id: string; blob: string | null }[];
+      // Select first: RETURNING would show result_location after it was cleared, losing the blob path.
+      const purged = this.sql.expiredResults.all(resultsBefore, limit) as { id: string; blob: string | null }[];
+      for (const job of purged) this.sql.purgeResult.run(job.id);
       const idempotencyDeleted = this.sql.purgeIdempotency.run(idempotencyBefore).changes;
       return { deleted, purged, idempotencyDeleted };
     });
@@ -440,6 +449,17 @@ export class SqliteStore implements Store {
       jobsDeleted: outcome.deleted.length,
       idempotencyDeleted: outcome.idempotencyDeleted,
     };
+  }
+
+  async terminalIds({ ids }: { ids: string[] }): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT c.value AS id FROM json_each(?) c LEFT JOIN jobs j ON j.id = c.value
+         WHERE j.id IS NULL OR j.status NOT IN ('queued', 'running')`,
+      )
+      .all(JSON.stringify(ids)) as { id: string }[];
+    return rows.map((r) => r.id);
   }
 
   async nextRunAt({ types }: { types: string[] }): Promise<number | null> {
@@ -606,11 +626,13 @@ function prepareStatements(db: Db) {
          SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)
        RETURNING id, CASE WHEN result_data IS NULL THEN result_location END AS blob`,
     ),
-    purgeResults: p(
-      `UPDATE jobs SET result_purged = 1, result_data = NULL, result_location = NULL
-       WHERE id IN (
-         SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? AND result_purged = 0 LIMIT ?)
-       RETURNING id, NULL AS blob`,
+    // Finished jobs whose result retention is over, with the blob file to remove, if any.
+    expiredResults: p(
+      `SELECT id, CASE WHEN result_data IS NULL THEN result_location END AS blob FROM jobs
+       WHERE finished_at IS NOT NULL AND finished_at < ? AND result_purged = 0 LIMIT ?`,
+    ),
+    purgeResult: p(
+      `UPDATE jobs SET result_purged = 1, result_data = NULL, result_location = NULL WHERE id = ?`,
     ),
     purgeIdempotency: p(`DELETE FROM idempotency_keys WHERE created_at < ?`),
     nextRunAt: p(

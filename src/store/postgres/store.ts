@@ -1,0 +1,627 @@
+import { randomUUID } from "node:crypto";
+import { Readable } from "node:stream";
+import pg from "pg";
+import type { Logger } from "pino";
+import { jobProblem, PROBLEMS } from "../../jobs/problems.js";
+import { Batcher } from "../batcher.js";
+import { EventHub } from "../event-hub.js";
+import { claimOrder, JOB_COLUMNS, KEY_COLUMNS, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
+import type {
+  ApiKeyRecord,
+  CancelOutcome,
+  ClaimedJob,
+  JobRecord,
+  Lease,
+  ListFilter,
+  PurgeResult,
+  ResultPayload,
+  Store,
+  StoreEvent,
+  StoredResult,
+  SubmitOutcome,
+} from "../store.js";
+import { PgListener } from "./listener.js";
+import { migratePostgres } from "./migrate.js";
+
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/database */
+  connectionString: string;
+  /** Schema holding Tessera's tables. @default "tessera" */
+  schema?: string;
+  /** Connections in the pool. @default 10 */
+  poolSize?: number;
+  /** Results larger than this are stored in 1 MiB chunks and streamed. @default 65536 */
+  inlineResultBytes?: number;
+  /** Apply pending migrations on `migrate()` / open. @default true */
+  migrate?: boolean;
+  /** LISTEN for other nodes' events. @default true */
+  listen?: boolean;
+  logger?: Logger;
+}
+
+const CHUNK_BYTES = 1024 * 1024;
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+// bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * The PostgreSQL store: many API and worker nodes around one database. Claims use
+ * `FOR UPDATE SKIP LOCKED`; completions, progress and heartbeats of one event-loop turn share
+ * one statement (`… FROM unnest(…)`); every committed change that another node may wait for is
+ * announced with `pg_notify` in the same statement, and relayed to this process's listeners by
+ * `PgListener`.
+ */
+export class PostgresStore implements Store {
+  readonly nodeId = randomUUID().slice(0, 8);
+  private readonly pool: pg.Pool;
+  private readonly events = new EventHub();
+  private readonly schema: string;
+  private readonly channel: string;
+  private readonly inlineResultBytes: number;
+  private readonly listener: PgListener | null;
+  private readonly completions: Batcher<{ lease: Lease; result: StoredColumns; now: number }, string | null>;
+  private readonly progressWrites: Batcher<{ lease: Lease; percent: number | null; message: string | null }, boolean>;
+  private readonly t: (sql: string) => string;
+
+  constructor(private readonly options: PostgresStoreOptions) {
+    this.schema = options.schema ?? "tessera";
+    if (!SCHEMA_NAME.test(this.schema)) throw new Error(`invalid schema name "${this.schema}"`);
+    this.channel = `tessera_${this.schema}`;
+    this.inlineResultBytes = options.inlineResultBytes ?? 65_536;
+    this.t = (sql) => sql.replaceAll("{{s}}", this.schema);
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      application_name: "tessera",
+      types,
+      connectionTimeoutMillis: 5000,
+    });
+    // An idle client's error (the server restarted) must not kill the process (pg-boss #365).
+    this.pool.on("error", (error) => options.logger?.warn({ err: error }, "idle PostgreSQL connection failed"));
+    this.listener =
+      options.listen === false
+        ? null
+        : new PgListener({
+            connectionString: options.connectionString,
+            channel: this.channel,
+            types,
+            ...(options.logger ? { logger: options.logger } : {}),
+            onEvent: (nodeId, event) => {
+              if (nodeId !== this.nodeId) this.events.emit(event);
+            },
+            onReconnect: () => this.events.emit({ kind: "resync" }),
+          });
+    this.completions = new Batcher((items) => this.completeMany(items));
+    this.progressWrites = new Batcher((items) => this.progressMany(items));
+  }
+
+  /** Migrate (unless disabled) and start listening. */
+  async open(): Promise<this> {
+    if (this.options.migrate ?? true) await this.migrate();
+    await this.listener?.start();
+    return this;
+  }
+
+  async migrate(): Promise<void> {
+    await migratePostgres(this.pool, this.schema);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query("SELECT 1");
+  }
+
+  async close(): Promise<void> {
+    await this.listener?.stop();
+    await this.pool.end();
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    return this.events.subscribe(listener);
+  }
+
+  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    return (await this.pool.query<R>(this.t(sql), params)).rows;
+  }
+
+  private notifyTerminal(jobId: string, type: string, status: JobRecord["status"]): void {
+    this.events.emit({ kind: "terminal", jobId, type, status });
+  }
+
+  // --- submit and read ----------------------------------------------------------------------
+
+  async submit({ job, idempotency, now }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+    const jobParams = [
+      job.id,
+      job.tenantId,
+      job.type,
+      JSON.stringify(job.input),
+      job.priority,
+      job.runAt,
+      now,
+      job.deadlineAt,
+      job.maxAttempts,
+      JSON.stringify(job.metadata),
+      job.callback === null ? null : JSON.stringify(job.callback),
+      this.channel,
+      this.nodeId,
+    ];
+    if (!idempotency) {
+      const [row] = await this.query<JobRow>(SQL.insertJob, jobParams);
+      return this.created(row!);
+    }
+    for (let tries = 0; tries < 3; tries++) {
+      // The key and the job are inserted in one statement: a race makes one job, never two.
+      const rows = await this.query<JobRow>(SQL.insertJobWithKey, [...jobParams, idempotency.key, idempotency.requestHash]);
+      if (rows[0]) return this.created(rows[0]);
+      const [existing] = await this.query<{ request_hash: string; job_id: string }>(
+        `SELECT request_hash, job_id FROM {{s}}.idempotency_keys WHERE tenant_id = $1 AND key = $2`,
+        [job.tenantId, idempotency.key],
+      );
+      if (!existing) continue; // deleted meanwhile: try again
+      if (existing.request_hash !== idempotency.requestHash) return { kind: "key-mismatch" };
+      const replay = await this.get({ tenantId: job.tenantId, id: existing.job_id });
+      if (replay) return { kind: "replayed", job: replay };
+      await this.query(`DELETE FROM {{s}}.idempotency_keys WHERE tenant_id = $1 AND key = $2`, [job.tenantId, idempotency.key]);
+    }
+    throw new Error("idempotency key kept changing under a submit");
+  }
+
+  private created(row: JobRow): SubmitOutcome {
+    const job = toJob(row);
+    this.events.emit({ kind: "queued", type: job.type, runAt: job.runAt });
+    return { kind: "created", job };
+  }
+
+  async get({ tenantId, id }: { tenantId: string; id: string }): Promise<JobRecord | null> {
+    const [row] = await this.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+    return row ? toJob(row) : null;
+  }
+
+  async list(filter: ListFilter): Promise<JobRecord[]> {
+    const rows = await this.query<JobRow>(SQL.listJobs, [
+      filter.tenantId,
+      filter.status ?? null,
+      filter.type ?? null,
+      filter.before?.createdAt ?? null,
+      filter.before?.id ?? null,
+      filter.limit,
+    ]);
+    return rows.map(toJob);
+  }
+
+  async getResult({ tenantId, id }: { tenantId: string; id: string }): Promise<StoredResult | null> {
+    const [row] = await this.query<{
+      status: string;
+      result_kind: ResultPayload["kind"] | null;
+      result_type: string | null;
+      result_data: Buffer | null;
+      result_location: string | null;
+      result_size: number | null;
+      result_purged: boolean;
+    }>(
+      `SELECT status, result_kind, result_type, result_data, result_location, result_size, result_purged
+       FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`,
+      [tenantId, id],
+    );
+    if (!row || row.status !== "succeeded" || row.result_purged || row.result_kind === null) return null;
+    const size = row.result_size ?? 0;
+    if (row.result_data === null && row.result_kind !== "none") {
+      const token = row.result_location!;
+      return { kind: row.result_kind, contentType: row.result_type, location: null, size, data: null, open: () => this.chunkSource(id, token) };
+    }
+    return {
+      kind: row.result_kind,
+      contentType: row.result_type,
+      location: row.result_kind === "created" ? row.result_location : null,
+      size,
+      data: row.result_data,
+      open: null,
+    };
+  }
+
+  /** A large result, read one chunk per query: memory stays at one chunk whatever the size. */
+  private chunkSource(jobId: string, token: string): Readable {
+    const store = this;
+    async function* chunks() {
+      for (let seq = 0; ; seq++) {
+        const rows = await store.query<{ data: Buffer }>(
+          `SELECT data FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2 AND seq = $3`,
+          [jobId, token, seq],
+        );
+        if (!rows[0]) return;
+        yield rows[0].data;
+      }
+    }
+    return Readable.from(chunks());
+  }
+
+  async cancel({ tenantId, id, now }: { tenantId: string; id: string; now: number }): Promise<CancelOutcome> {
+    const problem = JSON.stringify(jobProblem("job-canceled", "the job was canceled"));
+    const [row] = await this.query<JobRow>(SQL.finishActive, [tenantId, id, "canceled", now, problem, this.channel, this.nodeId]);
+    if (row) {
+      this.notifyTerminal(row.id, row.type, "canceled");
+      return { kind: "canceled", job: toJob(row) };
+    }
+    const job = await this.get({ tenantId, id });
+    if (!job) return { kind: "not-found" };
+    if (job.status === "canceled") return { kind: "already-canceled", job };
+    return { kind: "finished", job };
+  }
+
+  async delete({ tenantId, id }: { tenantId: string; id: string; now: number }): Promise<boolean> {
+    const [row] = await this.query<{ status: string; type: string }>(SQL.deleteJob, [tenantId, id, this.channel, this.nodeId]);
+    if (!row) return false;
+    if (row.status === "queued" || row.status === "running") this.notifyTerminal(id, row.type, "canceled");
+    return true;
+  }
+
+  // --- workers ------------------------------------------------------------------------------
+
+  async claim({ types: jobTypes, limit, leaseMs, now }: Parameters<Store["claim"]>[0]): Promise<ClaimedJob[]> {
+    if (limit <= 0 || jobTypes.length === 0) return [];
+    const token = randomUUID();
+    const rows = await this.query<JobRow>(SQL.claim, [token, now + leaseMs, now, jobTypes, limit]);
+    return rows.map((row) => ({ ...toJob(row), leaseToken: token, leaseExpiresAt: now + leaseMs })).sort(claimOrder);
+  }
+
+  async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.query<{ id: string }>(SQL.heartbeat, [now + leaseMs, leases.map((l) => l.id), leases.map((l) => l.leaseToken)]);
+    const alive = new Set(rows.map((r) => r.id));
+    return leases.filter((l) => !alive.has(l.id)).map((l) => l.id);
+  }
+
+  async progress(params: Parameters<Store["progress"]>[0]): Promise<boolean> {
+    return this.progressWrites.add(params);
+  }
+
+  private async progressMany(items: { lease: Lease; percent: number | null; message: string | null }[]): Promise<boolean[]> {
+    const rows = await this.query<{ id: string; lease_token: string }>(SQL.progress, [
+      items.map((i) => i.lease.id),
+      items.map((i) => i.lease.leaseToken),
+      items.map((i) => i.percent),
+      items.map((i) => i.message),
+    ]);
+    const applied = new Set(rows.map((r) => `${r.id}|${r.lease_token}`));
+    return items.map((i) => applied.has(`${i.lease.id}|${i.lease.leaseToken}`));
+  }
+
+  async complete({ lease, result, now }: Parameters<Store["complete"]>[0]): Promise<boolean> {
+    const columns = await this.placeResult(lease, result);
+    const type = await this.completions.add({ lease, result: columns, now });
+    if (type === null) {
+      // Fenced: this attempt lost its lease; its chunks must not survive.
+      if (columns.chunked) {
+        await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [lease.id, lease.leaseToken]);
+      }
+      return false;
+    }
+    this.notifyTerminal(lease.id, type, "succeeded");
+    return true;
+  }
+
+  private async completeMany(items: { lease: Lease; result: StoredColumns; now: number }[]): Promise<(string | null)[]> {
+    const rows = await this.query<{ id: string; type: string; token: string }>(SQL.completeMany, [
+      items.map((i) => i.lease.id),
+      items.map((i) => i.lease.leaseToken),
+      items.map((i) => i.result.kind),
+      items.map((i) => i.result.contentType),
+      items.map((i) => i.result.data),
+      items.map((i) => i.result.location),
+      items.map((i) => i.result.size),
+      items.map((i) => i.now),
+      this.channel,
+      this.nodeId,
+    ]);
+    const done = new Map(rows.map((r) => [`${r.id}|${r.token}`, r.type]));
+    return items.map((i) => done.get(`${i.lease.id}|${i.lease.leaseToken}`) ?? null);
+  }
+
+  private async placeResult(lease: Lease, result: ResultPayload): Promise<StoredColumns> {
+    const base = { chunked: false, contentType: null as string | null, location: null as string | null };
+    switch (result.kind) {
+      case "none":
+        return { ...base, kind: "none", data: null, size: 0 };
+      case "created": {
+        const data = Buffer.from(result.json);
+        return { ...base, kind: "created", contentType: "application/json", data, location: result.location, size: data.length };
+      }
+      case "json":
+      case "bytes": {
+        const data = result.kind === "json" ? Buffer.from(result.json) : Buffer.from(result.data);
+        const contentType = result.kind === "json" ? "application/json" : result.contentType;
+        if (data.length <= this.inlineResultBytes) return { ...base, kind: result.kind, contentType, data, size: data.length };
+        // Chunks are keyed by the attempt's lease token: a fenced attempt can never overwrite the winner's.
+        const seqs: number[] = [];
+        const chunks: Buffer[] = [];
+        for (let offset = 0, seq = 0; offset < data.length; offset += CHUNK_BYTES, seq++) {
+          seqs.push(seq);
+          chunks.push(data.subarray(offset, offset + CHUNK_BYTES));
+        }
+        await this.query(
+          `INSERT INTO {{s}}.result_chunks (job_id, lease_token, seq, data)
+           SELECT $1, $2, s, d FROM unnest($3::int[], $4::bytea[]) AS c(s, d)`,
+          [lease.id, lease.leaseToken, seqs, chunks],
+        );
+        return { chunked: true, kind: result.kind, contentType, data: null, location: lease.leaseToken, size: data.length };
+      }
+    }
+  }
+
+  async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
+    const [row] = await this.query<{ type: string }>(retryAt === null ? SQL.failFinal : SQL.failRetry, [
+      lease.id,
+      lease.leaseToken,
+      retryAt === null ? now : retryAt,
+      JSON.stringify(error),
+      this.channel,
+      this.nodeId,
+    ]);
+    if (!row) return false;
+    if (retryAt === null) this.notifyTerminal(lease.id, row.type, "failed");
+    else this.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
+    return true;
+  }
+
+  async release({ leases, now }: Parameters<Store["release"]>[0]): Promise<number> {
+    if (leases.length === 0) return 0;
+    const rows = await this.query<{ type: string }>(SQL.release, [now, leases.map((l) => l.id), leases.map((l) => l.leaseToken), this.channel, this.nodeId]);
+    for (const type of new Set(rows.map((r) => r.type))) this.events.emit({ kind: "queued", type, runAt: now });
+    return rows.length;
+  }
+
+  // --- maintenance: SKIP LOCKED, so many nodes never sweep the same row twice -----------------
+
+  async sweepExpiredLeases({ now, retryDelayMs, limit }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
+    const failed = PROBLEMS["job-failed"];
+    const rows = await this.query<{ id: string; type: string; status: JobRecord["status"] }>(SQL.sweepLeases, [
+      now,
+      limit,
+      now + retryDelayMs,
+      JSON.stringify({ type: "/problems/job-failed", title: failed.title, status: failed.status }),
+      " lost its lease (the worker crashed, stalled or was cut off)",
+      this.channel,
+      this.nodeId,
+    ]);
+    for (const row of rows) {
+      if (row.status === "failed") this.notifyTerminal(row.id, row.type, "failed");
+      else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
+    }
+    return rows.length;
+  }
+
+  async sweepDeadlines({ now, limit }: Parameters<Store["sweepDeadlines"]>[0]): Promise<number> {
+    const timedOut = PROBLEMS["job-timed-out"];
+    const rows = await this.query<{ id: string; type: string }>(SQL.sweepDeadlines, [
+      now,
+      limit,
+      JSON.stringify({ type: "/problems/job-timed-out", title: timedOut.title, status: timedOut.status }),
+      this.channel,
+      this.nodeId,
+    ]);
+    for (const row of rows) this.notifyTerminal(row.id, row.type, "timed_out");
+    return rows.length;
+  }
+
+  async purgeExpired(params: Parameters<Store["purgeExpired"]>[0]): Promise<PurgeResult> {
+    const [deleted] = await this.query<{ n: number }>(SQL.deleteFinished, [params.jobsBefore, params.limit]);
+    const [purged] = await this.query<{ n: number }>(SQL.purgeResults, [params.resultsBefore, params.limit]);
+    const idem = await this.pool.query(this.t(`DELETE FROM {{s}}.idempotency_keys WHERE created_at < $1`), [params.idempotencyBefore]);
+    return { jobsDeleted: Number(deleted!.n), resultsPurged: Number(purged!.n), idempotencyDeleted: idem.rowCount ?? 0 };
+  }
+
+  async nextRunAt({ types: jobTypes }: { types: string[] }): Promise<number | null> {
+    const [row] = await this.query<{ run_at: number | null }>(
+      `SELECT min(run_at) AS run_at FROM {{s}}.jobs WHERE status = 'queued' AND type = ANY($1)`,
+      [jobTypes],
+    );
+    return row?.run_at ?? null;
+  }
+
+  async terminalIds({ ids }: { ids: string[] }): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.query<{ id: string }>(
+      `SELECT c.id FROM unnest($1::text[]) AS c(id) LEFT JOIN {{s}}.jobs j ON j.id = c.id
+       WHERE j.id IS NULL OR j.status NOT IN ('queued', 'running')`,
+      [ids],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  // --- tenants and keys ---------------------------------------------------------------------
+
+  async ensureTenant({ name, now }: { name: string; now: number }): Promise<string> {
+    const [row] = await this.query<{ id: string }>(
+      `WITH ins AS (INSERT INTO {{s}}.tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id)
+       SELECT id FROM ins UNION ALL SELECT id FROM {{s}}.tenants WHERE name = $2`,
+      [randomUUID(), name, now],
+    );
+    return row!.id;
+  }
+
+  async createApiKey(params: Parameters<Store["createApiKey"]>[0]): Promise<ApiKeyRecord> {
+    const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
+    await this.query(`INSERT INTO {{s}}.api_keys (id, tenant_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5)`, [
+      params.keyId,
+      tenantId,
+      params.prefix,
+      params.hash,
+      params.now,
+    ]);
+    const [row] = await this.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.id = $1`, [
+      params.keyId,
+    ]);
+    return toKey(row!);
+  }
+
+  async findApiKey({ hash, now }: { hash: string; now: number }): Promise<ApiKeyRecord | null> {
+    const [row] = await this.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.hash = $1`, [hash]);
+    if (!row || row.revoked_at !== null) return null;
+    if (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS) {
+      void this.query(`UPDATE {{s}}.api_keys SET last_used_at = $1 WHERE id = $2`, [now, row.id]).catch(() => undefined);
+    }
+    return toKey(row);
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    const rows = await this.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id ORDER BY k.created_at`);
+    return rows.map(toKey);
+  }
+
+  async revokeApiKey({ idOrPrefix, now }: { idOrPrefix: string; now: number }): Promise<boolean> {
+    const rows = await this.query<{ id: string }>(
+      `UPDATE {{s}}.api_keys SET revoked_at = $1 WHERE (id = $2 OR prefix = $2) AND revoked_at IS NULL RETURNING id`,
+      [now, idOrPrefix],
+    );
+    return rows.length > 0;
+  }
+
+  /** Drop the schema and everything in it (tests). */
+  async dropSchema(): Promise<void> {
+    await this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+  }
+}
+
+interface StoredColumns {
+  kind: ResultPayload["kind"];
+  contentType: string | null;
+  data: Buffer | null;
+  location: string | null;
+  size: number;
+  chunked: boolean;
+}
+
+// Notification payloads: q|node|type|runAt and t|node|jobId|status|type (PgListener parses them).
+const NOTIFY_QUEUED = (alias: string) => `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
+
+/** Every statement, once. Each header says what it returns and what 0 rows means. */
+const SQL = {
+  // The inserted row, announced to other nodes' workers.
+  insertJob: `
+    WITH ins AS (
+      INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
+        max_attempts, metadata, callback)
+      VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${JOB_COLUMNS})
+    SELECT ins.*, ${NOTIFY_QUEUED("ins")} FROM ins`,
+  // The inserted row; no row: the key exists already (the caller reads it and replays).
+  insertJobWithKey: `
+    WITH idem AS (
+      INSERT INTO {{s}}.idempotency_keys (tenant_id, key, request_hash, job_id, created_at)
+      VALUES ($2, $14, $15, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
+    ins AS (
+      INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
+        max_attempts, metadata, callback)
+      SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM idem)
+      RETURNING ${JOB_COLUMNS})
+    SELECT ins.*, ${NOTIFY_QUEUED("ins")} FROM ins`,
+  // One page, newest first; the tenant bound always applies, whatever the cursor says.
+  listJobs: `
+    SELECT ${JOB_COLUMNS} FROM {{s}}.jobs
+    WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)
+      AND ($4::bigint IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5))
+    ORDER BY created_at DESC, id DESC LIMIT $6`,
+  // The moved row (cancel); no row: not active (or not this tenant's).
+  finishActive: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET status = $3, finished_at = $4, error = $5, lease_token = NULL, lease_expires_at = NULL
+      WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS})
+    SELECT upd.*, pg_notify($6, 't|' || $7 || '|' || upd.id || '|' || upd.status || '|' || upd.type) FROM upd`,
+  // The deleted row's status and type; no row: not found.
+  deleteJob: `
+    WITH del AS (DELETE FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2 RETURNING id, status, type),
+    di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
+    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
+    SELECT status, type, CASE WHEN status IN ('queued', 'running')
+      THEN pg_notify($3, 't|' || $4 || '|' || id || '|canceled|' || type) END FROM del`,
+  // The claimed rows (any order). SKIP LOCKED: concurrent claimers never wait on each other.
+  claim: `
+    UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1, lease_expires_at = $2,
+      started_at = $3, progress_percent = NULL, progress_message = NULL
+    FROM (
+      SELECT id FROM {{s}}.jobs
+      WHERE status = 'queued' AND run_at <= $3 AND type = ANY($4)
+      ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
+    WHERE j.id = c.id
+    RETURNING ${JOB_COLUMNS.split(",").map((c) => `j.${c.trim()}`).join(", ")}`,
+  // Ids whose lease was extended; an id missing from the answer lost its lease.
+  heartbeat: `
+    UPDATE {{s}}.jobs j SET lease_expires_at = $1
+    FROM unnest($2::text[], $3::text[]) AS c(id, token)
+    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.id`,
+  progress: `
+    UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
+    FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
+    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.id, j.lease_token`,
+  // The completed (id, token, type); an item missing from the answer was fenced.
+  completeMany: `
+    WITH done AS (
+      UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
+        lease_expires_at = NULL, progress_percent = 100, result_kind = c.kind, result_type = c.ctype,
+        result_data = c.data, result_location = c.location, result_size = c.size
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
+        AS c(id, token, kind, ctype, data, location, size, now)
+      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+      RETURNING j.id, j.type, c.token)
+    SELECT id, type, token, pg_notify($9, 't|' || $10 || '|' || id || '|succeeded|' || type) FROM done`,
+  failFinal: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING id, type)
+    SELECT type, pg_notify($5, 't|' || $6 || '|' || id || '|failed|' || type) FROM upd`,
+  failRetry: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET status = 'queued', run_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING type, run_at)
+    SELECT type, pg_notify($5, 'q|' || $6 || '|' || type || '|' || run_at) FROM upd`,
+  // Released attempts do not count against maxAttempts.
+  release: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs j SET status = 'queued', attempt = j.attempt - 1, run_at = $1, lease_token = NULL, lease_expires_at = NULL
+      FROM unnest($2::text[], $3::text[]) AS c(id, token)
+      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.type)
+    SELECT type, pg_notify($4, 'q|' || $5 || '|' || type || '|' || $1) FROM upd`,
+  // The moved rows with their new status.
+  sweepLeases: `
+    WITH expired AS (
+      SELECT id FROM {{s}}.jobs WHERE status = 'running' AND lease_expires_at <= $1
+      ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    upd AS (
+      UPDATE {{s}}.jobs j SET
+        status = CASE WHEN j.attempt < j.max_attempts THEN 'queued' ELSE 'failed' END,
+        run_at = CASE WHEN j.attempt < j.max_attempts THEN $3 ELSE j.run_at END,
+        finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE $1 END,
+        error = (($4::jsonb) || jsonb_build_object('detail', 'attempt ' || j.attempt || $5))::text,
+        lease_token = NULL, lease_expires_at = NULL
+      FROM expired WHERE j.id = expired.id RETURNING j.id, j.type, j.status, j.run_at)
+    SELECT id, type, status, CASE WHEN status = 'failed'
+      THEN pg_notify($6, 't|' || $7 || '|' || id || '|failed|' || type)
+      ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END FROM upd`,
+  sweepDeadlines: `
+    WITH due AS (
+      SELECT id FROM {{s}}.jobs WHERE status IN ('queued', 'running') AND deadline_at <= $1
+      ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    upd AS (
+      UPDATE {{s}}.jobs j SET status = 'timed_out', finished_at = $1, lease_token = NULL, lease_expires_at = NULL,
+        error = (($3::jsonb) || jsonb_build_object('detail', 'the job passed its deadline (' ||
+          to_char(to_timestamp(j.deadline_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || ')'))::text
+      FROM due WHERE j.id = due.id RETURNING j.id, j.type)
+    SELECT id, type, pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) FROM upd`,
+  deleteFinished: `
+    WITH del AS (
+      DELETE FROM {{s}}.jobs WHERE id IN (
+        SELECT id FROM {{s}}.jobs WHERE finished_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id),
+    di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
+    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
+    SELECT count(*) AS n FROM del`,
+  purgeResults: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET result_purged = true, result_data = NULL, result_location = NULL WHERE id IN (
+        SELECT id FROM {{s}}.jobs WHERE finished_at < $1 AND NOT result_purged LIMIT $2 FOR UPDATE SKIP LOCKED)
+      RETURNING id),
+    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM upd))
+    SELECT count(*) AS n FROM upd`,
+};

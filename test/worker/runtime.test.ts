@@ -1,0 +1,521 @@
+/**
+ * The worker runtime, in process, through a real server and HTTP: retries and backoff, client
+ * errors, cancel and deadline aborts, concurrency limits, priority, progress, lease fencing
+ * (F4 in process) and graceful stop with lease release (F7 in process).
+ */
+import { rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Config } from "../../src/config.js";
+import { demoJobs } from "../../src/demo/jobs.js";
+import { defineJob, type JobContext, type JobDefinition } from "../../src/jobs/define.js";
+import { JobAbortedError } from "../../src/jobs/errors.js";
+import { SqliteStore } from "../../src/store/sqlite/store.js";
+import { DEV_TENANT } from "../../src/tessera.js";
+import { http, startServer, type TestServer } from "../helpers/server.js";
+
+// --- a job type the test drives by hand -------------------------------------------------------
+
+interface GateRun {
+  key: string;
+  attempt: number;
+  signal: AbortSignal;
+  ctx: JobContext;
+  /** Settle the handler: it returns `value` (whatever its signal says). */
+  finish(value: unknown): void;
+  fail(error: unknown): void;
+}
+
+/** Every run of `test.gate`, in start order. */
+const runs: GateRun[] = [];
+
+/** `test.gate { key, progress? }`: blocks until the test settles it; ignores its signal on purpose. */
+const gate = defineJob({
+  type: "test.gate",
+  input: {
+    type: "object",
+    properties: { key: { type: "string" }, progress: { type: "number" }, message: { type: "string" } },
+    required: ["key"],
+    additionalProperties: false,
+  },
+  maxAttempts: 3,
+  retryDelayMs: 50,
+  timeoutSeconds: 120,
+  run(input: { key: string; progress?: number; message?: string }, ctx) {
+    if (input.progress !== undefined) ctx.progress(input.progress, input.message);
+    return new Promise((resolve, reject) => {
+      runs.push({
+        key: input.key,
+        attempt: ctx.attempt,
+        signal: ctx.signal,
+        ctx,
+        finish: resolve,
+        fail: reject,
+      });
+    });
+  },
+});
+
+/** `test.failing`: always throws a retryable error naming its attempt. */
+const failing = defineJob({
+  type: "test.failing",
+  input: {},
+  maxAttempts: 3,
+  retryDelayMs: 50,
+  run(_input: unknown, ctx) {
+    throw new Error(`failure on attempt ${ctx.attempt}`);
+  },
+});
+
+/** Counts how many runs overlap, per type and in total. */
+const overlap = { limited: { current: 0, max: 0 }, all: { current: 0, max: 0 } };
+async function counted(groups: { current: number; max: number }[], ms: number): Promise<null> {
+  for (const g of groups) g.max = Math.max(g.max, ++g.current);
+  try {
+    await sleep(ms);
+  } finally {
+    for (const g of groups) g.current--;
+  }
+  return null;
+}
+
+const limited = defineJob({
+  type: "test.limited",
+  input: {},
+  concurrency: 2,
+  run: () => counted([overlap.limited, overlap.all], 150),
+});
+
+const unlimited = defineJob({
+  type: "test.unlimited",
+  input: {},
+  run: () => counted([overlap.all], 150),
+});
+
+const order: number[] = [];
+const ordered = defineJob({
+  type: "test.ordered",
+  input: { type: "object", properties: { n: { type: "integer" } }, required: ["n"] },
+  run: (input: { n: number }) => {
+    order.push(input.n);
+    return null;
+  },
+});
+
+const JOBS = [...demoJobs, gate, failing, limited, unlimited, ordered] as JobDefinition[];
+
+// --- helpers ----------------------------------------------------------------------------------
+
+interface Representation {
+  id: string;
+  status: string;
+  attempt: number;
+  maxAttempts: number;
+  progress: { percent: number | null; message: string | null } | null;
+  error: { type: string; status: number; detail: string } | null;
+}
+
+const TERMINAL = new Set(["succeeded", "failed", "canceled", "timed_out"]);
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 6000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+async function submit(server: TestServer, body: Record<string, unknown>): Promise<string> {
+  const response = await http(`${server.url}/v1/jobs`, { json: body });
+  expect(response.status, await response.clone().text()).toBe(202);
+  return ((await response.json()) as Representation).id;
+}
+
+async function status(server: TestServer, id: string): Promise<Representation> {
+  const response = await http(`${server.url}/v1/jobs/${id}?onComplete=status`);
+  expect([200, 202]).toContain(response.status);
+  return (await response.json()) as Representation;
+}
+
+async function terminal(server: TestServer, id: string, timeoutMs = 6000): Promise<Representation> {
+  return waitFor(
+    `job ${id} to finish`,
+    async () => {
+      const job = await status(server, id);
+      return TERMINAL.has(job.status) ? job : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+async function result(server: TestServer, id: string): Promise<{ status: number; body: unknown }> {
+  const response = await http(`${server.url}/v1/jobs/${id}/result`);
+  const text = await response.text();
+  return { status: response.status, body: text === "" ? null : (JSON.parse(text) as unknown) };
+}
+
+function gateRun(key: string, attempt = 1, timeoutMs = 6000): Promise<GateRun> {
+  return waitFor(
+    `test.gate ${key} attempt ${attempt} to start`,
+    () => runs.find((r) => r.key === key && r.attempt === attempt),
+    timeoutMs,
+  );
+}
+
+function abortReason(signal: AbortSignal): string | undefined {
+  return signal.aborted ? (signal.reason as JobAbortedError).reason : undefined;
+}
+
+let servers: TestServer[] = [];
+const cleanups: (() => Promise<void> | void)[] = [];
+
+async function server(config: Partial<Config> = {}) {
+  const s = await startServer({ dev: true, jobs: JOBS, config });
+  servers.push(s);
+  return s;
+}
+
+afterEach(async () => {
+  // Unblock anything still waiting so handlers do not outlive their test.
+  for (const run of runs.splice(0)) run.finish(null);
+  await Promise.all(servers.map((s) => s.close().catch(() => undefined)));
+  servers = [];
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+// --- tests ------------------------------------------------------------------------------------
+
+describe("worker runtime: retries and failures", () => {
+  it("retries a flaky job with backoff until it succeeds on attempt 3", async () => {
+    const s = await server();
+    const id = await submit(s, { type: "demo.flaky", input: { failTimes: 2 } });
+    // While the retry waits, the job is queued with the failed attempt and its error visible.
+    const between = await waitFor("a queued retry", async () => {
+      const job = await status(s, id);
+      return job.status === "queued" && job.attempt >= 1 ? job : undefined;
+    });
+    expect(between.error?.detail).toMatch(/planned failure/);
+    const done = await terminal(s, id, 10_000);
+    expect(done.status).toBe("succeeded");
+    expect(done.attempt).toBe(3);
+    expect(done.error).toBeNull();
+    expect(await result(s, id)).toEqual({ status: 200, body: { attempts: 3 } });
+  });
+
+  it("fails at once, without retry, on a JobError with a 4xx status", async () => {
+    const s = await server();
+    const id = await submit(s, { type: "demo.fail", input: { message: "no such page", status: 422 } });
+    const done = await terminal(s, id);
+    expect(done.status).toBe("failed");
+    expect(done.attempt).toBe(1);
+    const r = await result(s, id);
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ status: 422, detail: "no such page" });
+  });
+
+  it("retries a retryable failure up to maxAttempts, then answers 500 with the last attempt's detail", async () => {
+    const s = await server();
+    const id = await submit(s, { type: "test.failing", input: null });
+    const done = await terminal(s, id);
+    expect(done.status).toBe("failed");
+    expect(done.attempt).toBe(3);
+    expect(done.error?.detail).toBe("failure on attempt 3");
+    const r = await result(s, id);
+    expect(r.status).toBe(500);
+    expect(r.body).toMatchObject({ status: 500, detail: "failure on attempt 3" });
+    expect((r.body as { type: string }).type).toMatch(/job-failed$/);
+  });
+
+  it("honours a submitted maxAttempts for demo.fail", async () => {
+    const s = await server();
+    const id = await submit(s, { type: "demo.fail", input: { message: "boom" }, maxAttempts: 2 });
+    const done = await terminal(s, id, 10_000);
+    expect(done).toMatchObject({ status: "failed", attempt: 2, maxAttempts: 2 });
+    expect((await result(s, id)).status).toBe(500);
+  });
+});
+
+describe("worker runtime: aborts", () => {
+  it("cancel fires the running handler's signal and discards what it returns afterwards", async () => {
+    const s = await server();
+    const id = await submit(s, { type: "test.gate", input: { key: "cancel" } });
+    const run = await gateRun("cancel");
+    const cancel = await http(`${s.url}/v1/jobs/${id}/cancel`, { method: "POST" });
+    expect(cancel.status).toBe(200);
+    await waitFor("the handler's signal", () => run.signal.aborted, 2000);
+    expect(abortReason(run.signal)).toBe("canceled");
+    run.finish({ late: true });
+    await sleep(300);
+    expect((await status(s, id)).status).toBe("canceled");
+    const r = await result(s, id);
+    expect(r.status).toBe(409);
+    expect((r.body as { type: string }).type).toMatch(/job-canceled$/);
+  });
+
+  it("a deadline times the job out within deadline + 2 s and fires the handler's signal", async () => {
+    const s = await server();
+    const submittedAt = Date.now();
+    const id = await submit(s, { type: "test.gate", input: { key: "deadline" }, timeoutSeconds: 1 });
+    const run = await gateRun("deadline");
+    const done = await terminal(s, id, 1000 + 2000 * 3);
+    expect(done.status).toBe("timed_out");
+    expect(Date.now() - submittedAt).toBeLessThan(1000 + 2000 * 3);
+    expect(run.signal.aborted).toBe(true);
+    expect(abortReason(run.signal)).toBe("timed_out");
+    run.finish({ late: true });
+    await sleep(200);
+    expect((await status(s, id)).status).toBe("timed_out");
+    expect((await result(s, id)).status).toBe(504);
+  });
+});
+
+describe("worker runtime: deadline with no live worker (F8 in process)", () => {
+  it("an API-only server times the job out; a worker started later does not run it", async () => {
+    const api = await server({ concurrency: 0 });
+    const submittedAt = Date.now();
+    const id = await submit(api, { type: "test.gate", input: { key: "f8" }, timeoutSeconds: 1 });
+    const done = await terminal(api, id, (1000 + 200 + 1000) * 3);
+    expect(done.status).toBe("timed_out");
+    expect(Date.now() - submittedAt).toBeLessThan((1000 + 200 + 1000) * 3);
+    const worker = await server({ db: api.dbPath, concurrency: 4 });
+    await sleep(700);
+    expect(runs.some((r) => r.key === "f8")).toBe(false);
+    expect((await status(worker, id)).status).toBe("timed_out");
+    expect((await result(worker, id)).status).toBe(504);
+  });
+});
+
+describe("worker runtime: cancel races completion (F9 in process)", () => {
+  it("every trial ends one way: canceled with 409, or succeeded with the cancel refused", async () => {
+    const s = await server({ concurrency: 20 });
+    const TRIALS = 30;
+    const outcomes = await Promise.all(
+      Array.from({ length: TRIALS }, async (_, i) => {
+        const id = await submit(s, { type: "demo.sleep", input: { ms: 60, result: { trial: i } } });
+        await sleep(Math.random() * 250);
+        const cancel = await http(`${s.url}/v1/jobs/${id}/cancel`, { method: "POST" });
+        const done = await terminal(s, id);
+        const r = await result(s, id);
+        return { cancel: cancel.status, final: done.status, result: r.status, body: r.body, i };
+      }),
+    );
+    for (const o of outcomes) {
+      if (o.cancel === 200) expect(o, JSON.stringify(o)).toMatchObject({ final: "canceled", result: 409 });
+      else
+        expect(o, JSON.stringify(o)).toMatchObject({
+          cancel: 409,
+          final: "succeeded",
+          result: 200,
+          body: { trial: o.i },
+        });
+    }
+  });
+});
+
+describe("worker runtime: scheduling", () => {
+  it("never exceeds the per-type or the process concurrency limit", async () => {
+    const s = await server({ concurrency: 3 });
+    overlap.limited.max = 0;
+    overlap.all.max = 0;
+    const ids = await Promise.all([
+      ...Array.from({ length: 8 }, () => submit(s, { type: "test.limited", input: null })),
+      ...Array.from({ length: 10 }, () => submit(s, { type: "test.unlimited", input: null })),
+    ]);
+    for (const id of ids) expect((await terminal(s, id, 15_000)).status).toBe("succeeded");
+    expect(overlap.limited.max).toBeGreaterThanOrEqual(1);
+    expect(overlap.limited.max).toBeLessThanOrEqual(2);
+    expect(overlap.all.max).toBeLessThanOrEqual(3);
+    expect(s.tessera.worker.runningCount).toBe(0);
+  });
+
+  it("a type's limit holds even when the process has room (only that type queued)", async () => {
+    const s = await server({ concurrency: 10 });
+    overlap.limited.max = 0;
+    const ids = await Promise.all(
+      Array.from({ length: 8 }, () => submit(s, { type: "test.limited", input: null })),
+    );
+    for (const id of ids) expect((await terminal(s, id, 15_000)).status).toBe("succeeded");
+    expect(overlap.limited.max).toBe(2);
+  });
+
+  it("starts a new job only as a slot frees (process concurrency 2)", async () => {
+    const s = await server({ concurrency: 2 });
+    const ids = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => submit(s, { type: "test.gate", input: { key: `c${i}` } })),
+    );
+    await waitFor("two gates running", () => runs.length >= 2);
+    await sleep(300);
+    expect(runs.length).toBe(2);
+    const finished = new Set<GateRun>();
+    for (let i = 0; i < 6; i++) {
+      const open = runs.filter((r) => !finished.has(r));
+      expect(open.length).toBeLessThanOrEqual(2);
+      expect(s.tessera.worker.runningCount).toBeLessThanOrEqual(2);
+      finished.add(open[0]!);
+      open[0]!.finish(i);
+      if (i + 2 < 6) await waitFor("the next gate", () => runs.length >= i + 3);
+    }
+    for (const id of ids) expect((await terminal(s, id)).status).toBe("succeeded");
+    expect(runs.length).toBe(6);
+  });
+
+  it("runs higher priority first (concurrency 1)", async () => {
+    const s = await server({ concurrency: 1 });
+    order.length = 0;
+    const blocker = await submit(s, { type: "test.gate", input: { key: "blocker" } });
+    const run = await gateRun("blocker");
+    const ids: string[] = [];
+    for (const priority of [-5, 0, 10, 3, 100, -100]) {
+      ids.push(await submit(s, { type: "test.ordered", input: { n: priority }, priority }));
+    }
+    run.finish(null);
+    for (const id of [blocker, ...ids]) expect((await terminal(s, id)).status).toBe("succeeded");
+    expect(order).toEqual([100, 10, 3, 0, -5, -100]);
+  });
+
+  it("shows the handler's progress on the status monitor", async () => {
+    const s = await server();
+    const id = await submit(s, {
+      type: "test.gate",
+      input: { key: "progress", progress: 40, message: "rendering page 4/10" },
+    });
+    const run = await gateRun("progress");
+    const seen = await waitFor("progress", async () => {
+      const job = await status(s, id);
+      return job.progress?.percent === 40 ? job : undefined;
+    });
+    expect(seen).toMatchObject({
+      status: "running",
+      progress: { percent: 40, message: "rendering page 4/10" },
+    });
+    run.ctx.progress(75, "rendering page 8/10");
+    await waitFor("later progress", async () => (await status(s, id)).progress?.percent === 75);
+    run.finish({ pages: 10 });
+    const done = await terminal(s, id);
+    expect(done.status).toBe("succeeded");
+    expect(done.progress?.percent).toBe(100);
+  });
+});
+
+describe("worker runtime: fencing (F4 in process)", () => {
+  it("a handler whose lease was lost is aborted, its writes are fenced, and attempt 2's result is final", async () => {
+    const s = await server({ concurrency: 4 });
+    const id = await submit(s, { type: "test.gate", input: { key: "fence" } });
+    const stale = await gateRun("fence", 1);
+
+    // Backdate: to the sweeper, the lease expired a minute ago. Requeue for now (delay cancels out).
+    const moved = await s.tessera.store.sweepExpiredLeases({
+      now: Date.now() + 60_000,
+      retryDelayMs: -60_000,
+      limit: 10,
+    });
+    expect(moved).toBe(1);
+
+    // The stale handler learns within about one heartbeat (0.5 s); 3x slack.
+    await waitFor("the stale handler's abort", () => stale.signal.aborted, 1500 * 2);
+    expect(abortReason(stale.signal)).toBe("lease-lost");
+
+    const fresh = await gateRun("fence", 2);
+    expect(fresh.signal.aborted).toBe(false);
+
+    // The stale attempt keeps going regardless: its progress and its result must not land.
+    stale.ctx.progress(99, "stale progress");
+    stale.finish({ from: 1 });
+    await sleep(300);
+    let job = await status(s, id);
+    expect(job.status).toBe("running");
+    expect(job.attempt).toBe(2);
+    expect(job.progress?.message ?? null).not.toBe("stale progress");
+
+    // Attempt 2 keeps its lease well past the lease length (heartbeats still cover it).
+    await sleep(2000 * 1.5);
+    expect(fresh.signal.aborted).toBe(false);
+    job = await status(s, id);
+    expect(job).toMatchObject({ status: "running", attempt: 2 });
+
+    fresh.finish({ from: 2 });
+    const done = await terminal(s, id);
+    expect(done).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await result(s, id)).toEqual({ status: 200, body: { from: 2 } });
+    expect(runs.filter((r) => r.key === "fence").map((r) => r.attempt)).toEqual([1, 2]);
+  });
+
+  it("a lease swept by another node's store: the stale attempt is fenced and attempt 2 wins", async () => {
+    const s = await server({ concurrency: 4 });
+    const other = new SqliteStore({ path: s.dbPath });
+    cleanups.push(() => other.close());
+    const id = await submit(s, { type: "test.gate", input: { key: "fence2" } });
+    const stale = await gateRun("fence2", 1);
+
+    expect(
+      await other.sweepExpiredLeases({ now: Date.now() + 60_000, retryDelayMs: -60_000, limit: 10 }),
+    ).toBe(1);
+    await waitFor("the stale handler's abort", () => stale.signal.aborted, 3000);
+    expect(abortReason(stale.signal)).toBe("lease-lost");
+    const fresh = await gateRun("fence2", 2, 3000);
+
+    stale.finish({ from: 1 });
+    await sleep(200);
+    fresh.finish({ from: 2 });
+    const done = await terminal(s, id);
+    expect(done).toMatchObject({ status: "succeeded", attempt: 2 });
+    expect(await result(s, id)).toEqual({ status: 200, body: { from: 2 } });
+  });
+});
+
+describe("worker runtime: graceful stop (F7 in process)", () => {
+  it("lets a short job finish, aborts and releases the long ones, and another server picks them up at once", async () => {
+    const first = await startServer({
+      dev: true,
+      jobs: JOBS,
+      config: { shutdownGraceMs: 700, concurrency: 4 },
+    });
+    cleanups.push(() => rmSync(first.dir, { recursive: true, force: true }));
+    let firstClosed = false;
+    cleanups.push(async () => {
+      if (!firstClosed) await first.tessera.close();
+    });
+
+    const short = await submit(first, { type: "demo.sleep", input: { ms: 300 } });
+    const longA = await submit(first, { type: "test.gate", input: { key: "longA" } });
+    const longB = await submit(first, { type: "test.gate", input: { key: "longB" } });
+    const [a, b] = await Promise.all([gateRun("longA"), gateRun("longB")]);
+    await waitFor("the short job running", async () => (await status(first, short)).status === "running");
+
+    const closeStarted = Date.now();
+    await first.tessera.close();
+    firstClosed = true;
+    expect(Date.now() - closeStarted).toBeLessThan(700 + 2000);
+
+    expect(abortReason(a.signal)).toBe("shutdown");
+    expect(abortReason(b.signal)).toBe("shutdown");
+
+    // Read the file directly: the short job finished; the long ones are queued, lease released.
+    const store = new SqliteStore({ path: first.dbPath });
+    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+    expect((await store.get({ tenantId, id: short }))?.status).toBe("succeeded");
+    for (const id of [longA, longB]) {
+      const job = await store.get({ tenantId, id });
+      expect(job).toMatchObject({ status: "queued", attempt: 0 });
+      expect(job!.runAt).toBeLessThanOrEqual(Date.now());
+    }
+    await store.close();
+
+    // A second server on the same file starts them at once (no lease to wait out).
+    for (const r of [a, b]) runs.splice(runs.indexOf(r), 1);
+    const secondStarted = Date.now();
+    const second = await server({ db: first.dbPath, concurrency: 4 });
+    const [a2, b2] = await Promise.all([gateRun("longA", 1, 3000), gateRun("longB", 1, 3000)]);
+    expect(Date.now() - secondStarted).toBeLessThan(1500);
+    a2.finish("a");
+    b2.finish("b");
+    for (const id of [longA, longB])
+      expect(await terminal(second, id)).toMatchObject({ status: "succeeded", attempt: 1 });
+  });
+});
