@@ -40,7 +40,11 @@ afterAll(() => server.close());
 afterEach(() => guard.check());
 
 /** POST /v1/jobs as acme with exactly these body bytes (Buffer: fetch adds no Content-Type). */
-async function submit(body: string | Buffer, headers: Record<string, string> = {}, contentType: string | null = "application/json"): Promise<Answer> {
+async function submit(
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+  contentType: string | null = "application/json",
+): Promise<Answer> {
   const all: Record<string, string> = { ...bearer(key), ...headers };
   if (contentType !== null) all["content-type"] = contentType;
   const res = await fetch(`${base}/v1/jobs`, {
@@ -52,20 +56,31 @@ async function submit(body: string | Buffer, headers: Record<string, string> = {
   return answer(res);
 }
 
-const submitJson = (value: unknown, headers: Record<string, string> = {}) => submit(JSON.stringify(value), headers);
+const submitJson = (value: unknown, headers: Record<string, string> = {}) =>
+  submit(JSON.stringify(value), headers);
 
 /** A 202 for a new job: the guard expects one more job for `tenant`. */
-function expectAccepted(a: Answer, tenant = "acme"): { id: string; status: string; links: Record<string, string> } {
+function expectAccepted(
+  a: Answer,
+  tenant = "acme",
+): { id: string; status: string; links: Record<string, string> } {
   expect(a.status, a.text.slice(0, 300)).toBe(202);
   guard.accepted(tenant);
   return JSON.parse(a.text) as { id: string; status: string; links: Record<string, string> };
 }
 
 /** A validation problem whose errors point at `path` (or, when given, one of several). */
-function expectInvalidAt(a: Answer, path: string | RegExp, slug: string | readonly string[] = "validation-failed"): Problem {
+function expectInvalidAt(
+  a: Answer,
+  path: string | RegExp,
+  slug: string | readonly string[] = "validation-failed",
+): Problem {
   const problem = expectProblem(a, 400, slug);
   const paths = errorPaths(problem);
-  expect(paths.some((p) => (typeof path === "string" ? p === path : path.test(p))), `${String(path)} in ${JSON.stringify(paths)}`).toBe(true);
+  expect(
+    paths.some((p) => (typeof path === "string" ? p === path : path.test(p))),
+    `${String(path)} in ${JSON.stringify(paths)}`,
+  ).toBe(true);
   return problem;
 }
 
@@ -110,12 +125,20 @@ describe("B1 hostile submit bodies", () => {
     ["a UTF-8-encoded surrogate (ED A0 80)", [0xed, 0xa0, 0x80]],
     ["a truncated 4-byte sequence", [0xf0, 0x9f, 0x98]],
   ])("#2 invalid UTF-8 (%s) is 400", async (_label, bytes) => {
-    const body = Buffer.concat([Buffer.from('{"type":"demo.echo","input":"a'), Buffer.from(bytes), Buffer.from('b"}')]);
+    const body = Buffer.concat([
+      Buffer.from('{"type":"demo.echo","input":"a'),
+      Buffer.from(bytes),
+      Buffer.from('b"}'),
+    ]);
     expectProblem(await submit(body), 400, "invalid-json");
   });
 
   it("#2 invalid UTF-8 inside a key is 400", async () => {
-    const body = Buffer.concat([Buffer.from('{"type":"demo.echo","input":{"'), Buffer.from([0xc3, 0x28]), Buffer.from('":1}}')]);
+    const body = Buffer.concat([
+      Buffer.from('{"type":"demo.echo","input":{"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('":1}}'),
+    ]);
     expectProblem(await submit(body), 400, "invalid-json");
   });
 
@@ -135,7 +158,9 @@ describe("B1 hostile submit bodies", () => {
   it("#3 positive control: a valid surrogate pair is stored and echoed identically", async () => {
     const input = { s: "\ud83d\ude00 é \u2028", n: "\u00ff" };
     const { id } = expectAccepted(await submitJson({ type: "demo.echo", input }));
-    const done = await fetch(`${base}/v1/jobs/${id}?onComplete=stream`, { headers: { ...bearer(key), prefer: "wait=10" } });
+    const done = await fetch(`${base}/v1/jobs/${id}?onComplete=stream`, {
+      headers: { ...bearer(key), prefer: "wait=10" },
+    });
     expect(done.status).toBe(200);
     expect(await done.json()).toEqual(input);
   });
@@ -241,7 +266,10 @@ describe("B1 hostile submit bodies", () => {
 
   it.each([
     ["__proto__ in the envelope", '{"type":"demo.echo","input":1,"__proto__":{"isAdmin":true}}'],
-    ["constructor.prototype in the envelope", '{"type":"demo.echo","input":1,"constructor":{"prototype":{"x":1}}}'],
+    [
+      "constructor.prototype in the envelope",
+      '{"type":"demo.echo","input":1,"constructor":{"prototype":{"x":1}}}',
+    ],
     ["__proto__ in metadata", echo(',"metadata":{"__proto__":{"isAdmin":"true"}}')],
     ["constructor.prototype in metadata", echo(',"metadata":{"constructor":{"prototype":{"x":"1"}}}')],
     ["__proto__ in input", echo("", '{"__proto__":{"isAdmin":true}}')],
@@ -293,15 +321,24 @@ describe("B1 hostile submit bodies", () => {
 
   it("#10 runAt after the job's own deadline is 400; before it is queued", async () => {
     const late = new Date(Date.now() + 2 * 3600_000).toISOString();
-    expectInvalidAt(await submitJson({ type: "demo.echo", input: null, runAt: late, timeoutSeconds: 3600 }), "/runAt");
+    expectInvalidAt(
+      await submitJson({ type: "demo.echo", input: null, runAt: late, timeoutSeconds: 3600 }),
+      "/runAt",
+    );
     const soon = new Date(Date.now() + 1800_000).toISOString();
-    const job = expectAccepted(await submitJson({ type: "demo.echo", input: null, runAt: soon, timeoutSeconds: 3600 }));
+    const job = expectAccepted(
+      await submitJson({ type: "demo.echo", input: null, runAt: soon, timeoutSeconds: 3600 }),
+    );
     expect(job.status).toBe("queued");
   });
 
   it("#10 a runAt in the past (even year 0) means now: the job runs", async () => {
-    const { id } = expectAccepted(await submitJson({ type: "demo.echo", input: 7, runAt: "0000-01-01T00:00:00Z" }));
-    const done = await fetch(`${base}/v1/jobs/${id}?onComplete=status`, { headers: { ...bearer(key), prefer: "wait=10" } });
+    const { id } = expectAccepted(
+      await submitJson({ type: "demo.echo", input: 7, runAt: "0000-01-01T00:00:00Z" }),
+    );
+    const done = await fetch(`${base}/v1/jobs/${id}?onComplete=status`, {
+      headers: { ...bearer(key), prefer: "wait=10" },
+    });
     expect(((await done.json()) as { status: string }).status).toBe("succeeded");
   });
 
@@ -349,7 +386,11 @@ describe("B1 hostile submit bodies", () => {
     ["a null value", { a: null }, "/metadata/a"],
     ["an object value", { a: {} }, "/metadata/a"],
     ["an empty key", { "": "v" }, /^\/metadata/],
-    ["10,000 keys", Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, "v"])), "/metadata"],
+    [
+      "10,000 keys",
+      Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, "v"])),
+      "/metadata",
+    ],
     ["a 1 MB value", { big: "x".repeat(1_000_000) }, "/metadata/big"],
     ["an array", ["a"], "/metadata"],
   ])("#13 metadata with %s is 400", async (_label, metadata, path) => {
@@ -381,9 +422,16 @@ describe("B1 hostile submit bodies", () => {
   });
 
   it("#14 unknown callback members and events are 400", async () => {
-    expectInvalidAt(await submitJson({ type: "demo.echo", input: null, callback: { url: "https://example.com/", x: 1 } }), "/callback/x");
     expectInvalidAt(
-      await submitJson({ type: "demo.echo", input: null, callback: { url: "https://example.com/", events: ["job.hacked"] } }),
+      await submitJson({ type: "demo.echo", input: null, callback: { url: "https://example.com/", x: 1 } }),
+      "/callback/x",
+    );
+    expectInvalidAt(
+      await submitJson({
+        type: "demo.echo",
+        input: null,
+        callback: { url: "https://example.com/", events: ["job.hacked"] },
+      }),
       /^\/callback\/events/,
     );
   });
@@ -432,7 +480,8 @@ describe("B2 hostile ids, paths and query parameters", () => {
 
   /** [label, path segment as sent, whether it is a well-formed id (so the store is asked)]. */
   function hostileIds(): [string, string, boolean][] {
-    const withLetter = real.find((id) => /[ace]/.test(id.slice(0, 8))) ?? real.find((id) => /[ace]/.test(id))!;
+    const withLetter =
+      real.find((id) => /[ace]/.test(id.slice(0, 8))) ?? real.find((id) => /[ace]/.test(id))!;
     const homoglyph = withLetter.replace(/[ace]/, (c) => ({ a: "\u0430", c: "\u0441", e: "\u0435" })[c]!);
     return [
       ["..%2F..%2Fetc%2Fpasswd", "..%2F..%2Fetc%2Fpasswd", false],
@@ -468,7 +517,9 @@ describe("B2 hostile ids, paths and query parameters", () => {
       for (const [label, segment, wellFormed] of hostileIds()) {
         for (const [method, suffix] of ROUTES) {
           get.mockClear();
-          const a = await rawRequest(base, method, `/v1/jobs/${segment}${suffix}`, [["Authorization", `Bearer ${key}`]]);
+          const a = await rawRequest(base, method, `/v1/jobs/${segment}${suffix}`, [
+            ["Authorization", `Bearer ${key}`],
+          ]);
           const context = `${method} ${label}${suffix}`;
           expect([400, 404, 414], `${context}: ${a.status}`).toContain(a.status);
           const problem = expectProblem(a, [400, 404, 414]);
@@ -485,17 +536,26 @@ describe("B2 hostile ids, paths and query parameters", () => {
     for (const id of real) expect(["queued", "running", "succeeded"]).toContain((await statusOf(id)).status);
   });
 
-  it.each(["-1", "0", "1e9", "abc", "1.5", "", "+5", "0x10", "1,2"])("limit=%j is 400 invalid-parameter", async (limit) => {
-    const a = await answer(await fetch(`${base}/v1/jobs?limit=${encodeURIComponent(limit)}`, { headers: bearer(key) }));
-    expectInvalidAt(a, "limit", "invalid-parameter");
-  });
+  it.each(["-1", "0", "1e9", "abc", "1.5", "", "+5", "0x10", "1,2"])(
+    "limit=%j is 400 invalid-parameter",
+    async (limit) => {
+      const a = await answer(
+        await fetch(`${base}/v1/jobs?limit=${encodeURIComponent(limit)}`, { headers: bearer(key) }),
+      );
+      expectInvalidAt(a, "limit", "invalid-parameter");
+    },
+  );
 
   it("limit above 500 is clamped to 500", async () => {
     const bulkKey = await server.key("bulk");
     const ids: string[] = [];
     for (let batch = 0; batch < 6; batch++) {
       const n = batch < 5 ? 100 : 1;
-      ids.push(...(await Promise.all(Array.from({ length: n }, (_, i) => createJob(bulkKey, { type: "demo.echo", input: i })))));
+      ids.push(
+        ...(await Promise.all(
+          Array.from({ length: n }, (_, i) => createJob(bulkKey, { type: "demo.echo", input: i })),
+        )),
+      );
     }
     expect(new Set(ids).size).toBe(501);
     for (const limit of ["501", "1000000000", "999999999999"]) {
@@ -511,16 +571,26 @@ describe("B2 hostile ids, paths and query parameters", () => {
   it.each([
     ["garbage", "garbage"],
     ["base64 of garbage JSON", Buffer.from("[1,2,3]").toString("base64url")],
-    ["a cursor with a non-UUID id", Buffer.from(JSON.stringify([Date.now(), "x' OR 1=1"])).toString("base64url")],
-    ["a cursor with a huge timestamp", Buffer.from(JSON.stringify([1e300, randomUUID()])).toString("base64url")],
+    [
+      "a cursor with a non-UUID id",
+      Buffer.from(JSON.stringify([Date.now(), "x' OR 1=1"])).toString("base64url"),
+    ],
+    [
+      "a cursor with a huge timestamp",
+      Buffer.from(JSON.stringify([1e300, randomUUID()])).toString("base64url"),
+    ],
     ["a 10 KB cursor", "A".repeat(10_000)],
   ])("cursor=%s is 400 invalid-parameter", async (_label, cursor) => {
-    const a = await answer(await fetch(`${base}/v1/jobs?cursor=${encodeURIComponent(cursor)}`, { headers: bearer(key) }));
+    const a = await answer(
+      await fetch(`${base}/v1/jobs?cursor=${encodeURIComponent(cursor)}`, { headers: bearer(key) }),
+    );
     expectInvalidAt(a, "cursor", "invalid-parameter");
   });
 
   it("a 100 KB cursor is refused (400, 414 or 431) without a 5xx", async () => {
-    const a = await rawRequest(base, "GET", `/v1/jobs?cursor=${"A".repeat(100_000)}`, [["Authorization", `Bearer ${key}`]]);
+    const a = await rawRequest(base, "GET", `/v1/jobs?cursor=${"A".repeat(100_000)}`, [
+      ["Authorization", `Bearer ${key}`],
+    ]);
     expectProblem(a, [400, 414, 431]);
   });
 
@@ -528,12 +598,16 @@ describe("B2 hostile ids, paths and query parameters", () => {
     const theirs: string[] = [];
     for (let i = 0; i < 3; i++) theirs.push(await createJob(otherKey, { type: "demo.echo", input: i }));
     guard.accepted("umbrella", theirs.length);
-    const page = (await (await fetch(`${base}/v1/jobs?limit=1`, { headers: bearer(otherKey) })).json()) as { nextCursor: string };
+    const page = (await (await fetch(`${base}/v1/jobs?limit=1`, { headers: bearer(otherKey) })).json()) as {
+      nextCursor: string;
+    };
     expect(page.nextCursor).toBeTruthy();
     const forged = Buffer.from(JSON.stringify([Number.MAX_SAFE_INTEGER, randomUUID()])).toString("base64url");
     const mine = new Set<string>();
     for (const cursor of [page.nextCursor, forged]) {
-      const res = await fetch(`${base}/v1/jobs?limit=500&cursor=${encodeURIComponent(cursor)}`, { headers: bearer(key) });
+      const res = await fetch(`${base}/v1/jobs?limit=500&cursor=${encodeURIComponent(cursor)}`, {
+        headers: bearer(key),
+      });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { items: { id: string }[] };
       for (const item of body.items) {
@@ -606,7 +680,13 @@ describe("B3 hostile headers", () => {
       ["non-ASCII (UTF-8 bytes)", Buffer.from("ключ", "utf8").toString("latin1")],
       ["a Latin-1 character", "caf\u00e9"],
     ])("%s is 400 and creates no job", async (_label, value) => {
-      const a = await rawRequest(base, "POST", "/v1/jobs", [authHeader(), json, ["Idempotency-Key", value]], echo());
+      const a = await rawRequest(
+        base,
+        "POST",
+        "/v1/jobs",
+        [authHeader(), json, ["Idempotency-Key", value]],
+        echo(),
+      );
       // Node's parser already refuses control characters in header values (bad-request).
       expectProblem(a, 400, ["invalid-idempotency-key", "bad-request"]);
     });
@@ -649,12 +729,16 @@ describe("B3 hostile headers", () => {
     );
 
     it("Prefer: wait=999999999 is capped at the configured maximum", async () => {
-      const a = await submit(JSON.stringify({ type: "demo.sleep", input: { ms: 100, result: "ok" } }), { prefer: "wait=999999999" });
+      const a = await submit(JSON.stringify({ type: "demo.sleep", input: { ms: 100, result: "ok" } }), {
+        prefer: "wait=999999999",
+      });
       expect(a.status).toBe(200);
       guard.accepted("acme");
       expect(a.headers["preference-applied"]).toBe("wait=60");
       expect(JSON.parse(a.text)).toBe("ok");
-      const status = await fetch(`${base}/v1/jobs/${pending}`, { headers: { ...bearer(key), prefer: "wait=999999999999" } });
+      const status = await fetch(`${base}/v1/jobs/${pending}`, {
+        headers: { ...bearer(key), prefer: "wait=999999999999" },
+      });
       // 12 digits is not a valid wait (at most 9): ignored, so the pending job answers at once.
       expect(status.status).toBe(202);
       expect(status.headers.get("preference-applied")).toBeNull();
@@ -689,7 +773,10 @@ describe("B3 hostile headers", () => {
       // Each case twice, all at once: the same answer every time.
       const answers = await Promise.all(
         [...cases, ...cases].map(([values]) =>
-          rawRequest(base, "GET", `/v1/jobs/${pending}`, [authHeader(), ...values.map((v) => ["Prefer", v] as [string, string])]),
+          rawRequest(base, "GET", `/v1/jobs/${pending}`, [
+            authHeader(),
+            ...values.map((v) => ["Prefer", v] as [string, string]),
+          ]),
         ),
       );
       answers.forEach((a, i) => {
@@ -708,12 +795,27 @@ describe("B3 hostile headers", () => {
       ["Basic credentials", (k) => [["Authorization", `Basic ${Buffer.from(`${k}:`).toString("base64")}`]]],
       ["the key without a scheme", (k) => [["Authorization", k]]],
       ["another scheme", (k) => [["Authorization", `Token ${k}`]]],
-      ["two valid Authorization headers", (k) => [["Authorization", `Bearer ${k}`], ["Authorization", `Bearer ${k}`]]],
-      ["a valid and an empty Authorization header", (k) => [["Authorization", `Bearer ${k}`], ["Authorization", ""]]],
+      [
+        "two valid Authorization headers",
+        (k) => [
+          ["Authorization", `Bearer ${k}`],
+          ["Authorization", `Bearer ${k}`],
+        ],
+      ],
+      [
+        "a valid and an empty Authorization header",
+        (k) => [
+          ["Authorization", `Bearer ${k}`],
+          ["Authorization", ""],
+        ],
+      ],
       ["an 8 KB token", () => [["Authorization", `Bearer tsk_${"a".repeat(8192)}`]]],
       ["the key with a character appended", (k) => [["Authorization", `Bearer ${k}x`]]],
       ["the key with a second token", (k) => [["Authorization", `Bearer ${k} ${k}`]]],
-      ["the key with one character changed", (k) => [["Authorization", `Bearer ${k.slice(0, -1)}${k.endsWith("A") ? "B" : "A"}`]]],
+      [
+        "the key with one character changed",
+        (k) => [["Authorization", `Bearer ${k.slice(0, -1)}${k.endsWith("A") ? "B" : "A"}`]],
+      ],
       ["the key upper-cased", (k) => [["Authorization", `Bearer ${k.toUpperCase()}`]]],
     ];
 
@@ -734,10 +836,13 @@ describe("B3 hostile headers", () => {
       expect(JSON.stringify(problem)).not.toContain(key);
     });
 
-    it.each(["bearer", "BEARER", "BeArEr"])("the scheme is case-insensitive: %s <key> is accepted", async (scheme) => {
-      const a = await rawRequest(base, "GET", "/v1/jobs?limit=1", [["Authorization", `${scheme} ${key}`]]);
-      expect(a.status).toBe(200);
-    });
+    it.each(["bearer", "BEARER", "BeArEr"])(
+      "the scheme is case-insensitive: %s <key> is accepted",
+      async (scheme) => {
+        const a = await rawRequest(base, "GET", "/v1/jobs?limit=1", [["Authorization", `${scheme} ${key}`]]);
+        expect(a.status).toBe(200);
+      },
+    );
   });
 
   describe("size", () => {
@@ -769,13 +874,26 @@ describe("B3 hostile headers", () => {
     ];
 
     it("Location, links and signed URLs use the configured public URL", async () => {
-      const submitted = await rawRequest(base, "POST", "/v1/jobs", [authHeader(), json, ...poison], echo("", '"poison"'));
+      const submitted = await rawRequest(
+        base,
+        "POST",
+        "/v1/jobs",
+        [authHeader(), json, ...poison],
+        echo("", '"poison"'),
+      );
       const job = expectAccepted(submitted);
       const urls = [submitted.headers.location!, ...Object.values(job.links)];
-      await until(async () => (await statusOf(job.id)).status, (s) => s === "succeeded", 5000);
+      await until(
+        async () => (await statusOf(job.id)).status,
+        (s) => s === "succeeded",
+        5000,
+      );
       const done = await rawRequest(base, "GET", `/v1/jobs/${job.id}`, [authHeader(), ...poison]);
       expect(done.status).toBe(303);
-      urls.push(done.headers.location!, ...Object.values((JSON.parse(done.text) as { links: Record<string, string> }).links));
+      urls.push(
+        done.headers.location!,
+        ...Object.values((JSON.parse(done.text) as { links: Record<string, string> }).links),
+      );
       const pendingAnswer = await rawRequest(base, "GET", `/v1/jobs/${pending}`, [authHeader(), ...poison]);
       urls.push(pendingAnswer.headers.location!);
       expect(urls.length).toBeGreaterThanOrEqual(6);
@@ -794,7 +912,13 @@ describe("B3 hostile headers", () => {
           plain.url,
           "POST",
           "/v1/jobs",
-          [["Host", own], ["Authorization", `Bearer ${plainKey}`], json, ["X-Forwarded-Host", "evil.example"], ["X-Forwarded-Proto", "javascript"]],
+          [
+            ["Host", own],
+            ["Authorization", `Bearer ${plainKey}`],
+            json,
+            ["X-Forwarded-Host", "evil.example"],
+            ["X-Forwarded-Proto", "javascript"],
+          ],
           echo(),
         );
         expect(forwarded.status).toBe(202);
@@ -820,22 +944,55 @@ describe("B3 hostile headers", () => {
       ["Content-Length: -1", [["Content-Length", "-1"]]],
       ["Content-Length: abc", [["Content-Length", "abc"]]],
       ["Content-Length: 1e3", [["Content-Length", "1e3"]]],
-      ["two different Content-Length headers", [["Content-Length", String(body.length)], ["Content-Length", String(body.length + 1)]]],
+      [
+        "two different Content-Length headers",
+        [
+          ["Content-Length", String(body.length)],
+          ["Content-Length", String(body.length + 1)],
+        ],
+      ],
       ["Content-Length: n, n+1", [["Content-Length", `${body.length}, ${body.length + 1}`]]],
-      ["Transfer-Encoding: chunked with Content-Length", [["Transfer-Encoding", "chunked"], ["Content-Length", String(body.length)]]],
-      ["Content-Length with Transfer-Encoding: chunked", [["Content-Length", "4"], ["Transfer-Encoding", "chunked"]]],
-      ["Transfer-Encoding: identity", [["Transfer-Encoding", "identity"], ["Content-Length", String(body.length)]]],
+      [
+        "Transfer-Encoding: chunked with Content-Length",
+        [
+          ["Transfer-Encoding", "chunked"],
+          ["Content-Length", String(body.length)],
+        ],
+      ],
+      [
+        "Content-Length with Transfer-Encoding: chunked",
+        [
+          ["Content-Length", "4"],
+          ["Transfer-Encoding", "chunked"],
+        ],
+      ],
+      [
+        "Transfer-Encoding: identity",
+        [
+          ["Transfer-Encoding", "identity"],
+          ["Content-Length", String(body.length)],
+        ],
+      ],
       ["Transfer-Encoding: xchunked", [["Transfer-Encoding", "xchunked"]]],
       ["Transfer-Encoding: chunked, identity", [["Transfer-Encoding", "chunked, identity"]]],
     ] as [string, [string, string][]][])("%s is 400 and creates no job", async (_label, framing) => {
-      const a = await rawExchange(base, [rawHead("POST", "/v1/jobs", [authHeader(), json, ...framing]), body]);
+      const a = await rawExchange(base, [
+        rawHead("POST", "/v1/jobs", [authHeader(), json, ...framing]),
+        body,
+      ]);
       expectProblem(a, 400);
     });
 
     it("a smuggled request behind TE + CL is never executed", async () => {
       const smuggled = `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
       const a = await rawExchange(base, [
-        rawHead("POST", "/v1/jobs", [authHeader(), json, ["Content-Length", "5"], ["Transfer-Encoding", "chunked"], ["Connection", "keep-alive"]]),
+        rawHead("POST", "/v1/jobs", [
+          authHeader(),
+          json,
+          ["Content-Length", "5"],
+          ["Transfer-Encoding", "chunked"],
+          ["Connection", "keep-alive"],
+        ]),
         `0\r\n\r\n${smuggled}`,
       ]);
       expectProblem(a, 400);
@@ -857,13 +1014,38 @@ describe("B4 broken transport", () => {
     const body = echo("", '"aborted"');
     const variants: (string | Buffer)[][] = [
       // Content-Length framing: half the body, then the last byte missing.
-      [rawHead("POST", "/v1/jobs", [["Authorization", `Bearer ${key}`], ["Content-Type", "application/json"], ["Content-Length", String(body.length)]]), body.slice(0, body.length / 2)],
-      [rawHead("POST", "/v1/jobs", [["Authorization", `Bearer ${key}`], ["Content-Type", "application/json"], ["Content-Length", String(body.length)]]), body.slice(0, -1)],
+      [
+        rawHead("POST", "/v1/jobs", [
+          ["Authorization", `Bearer ${key}`],
+          ["Content-Type", "application/json"],
+          ["Content-Length", String(body.length)],
+        ]),
+        body.slice(0, body.length / 2),
+      ],
+      [
+        rawHead("POST", "/v1/jobs", [
+          ["Authorization", `Bearer ${key}`],
+          ["Content-Type", "application/json"],
+          ["Content-Length", String(body.length)],
+        ]),
+        body.slice(0, -1),
+      ],
       // A complete JSON document, but Content-Length promised one byte more.
-      [rawHead("POST", "/v1/jobs", [["Authorization", `Bearer ${key}`], ["Content-Type", "application/json"], ["Content-Length", String(body.length + 1)]]), body],
+      [
+        rawHead("POST", "/v1/jobs", [
+          ["Authorization", `Bearer ${key}`],
+          ["Content-Type", "application/json"],
+          ["Content-Length", String(body.length + 1)],
+        ]),
+        body,
+      ],
       // Chunked: the whole document in one chunk, but no terminating chunk.
       [
-        rawHead("POST", "/v1/jobs", [["Authorization", `Bearer ${key}`], ["Content-Type", "application/json"], ["Transfer-Encoding", "chunked"]]),
+        rawHead("POST", "/v1/jobs", [
+          ["Authorization", `Bearer ${key}`],
+          ["Content-Type", "application/json"],
+          ["Transfer-Encoding", "chunked"],
+        ]),
         `${body.length.toString(16)}\r\n${body}\r\n`,
       ],
     ];
@@ -880,9 +1062,27 @@ describe("B4 broken transport", () => {
   const waiters = () => metricValue(base, "tessera_waiters");
 
   it.each([
-    ["GET with Prefer: wait", (id: string) => rawHead("GET", `/v1/jobs/${id}`, [["Authorization", `Bearer ${key}`], ["Prefer", "wait=30"]])],
-    ["GET with onPending=synchronous", (id: string) => rawHead("GET", `/v1/jobs/${id}?onPending=synchronous`, [["Authorization", `Bearer ${key}`]])],
-    ["GET with onComplete=stream and Prefer: wait", (id: string) => rawHead("GET", `/v1/jobs/${id}?onComplete=stream`, [["Authorization", `Bearer ${key}`], ["Prefer", "wait=30"]])],
+    [
+      "GET with Prefer: wait",
+      (id: string) =>
+        rawHead("GET", `/v1/jobs/${id}`, [
+          ["Authorization", `Bearer ${key}`],
+          ["Prefer", "wait=30"],
+        ]),
+    ],
+    [
+      "GET with onPending=synchronous",
+      (id: string) =>
+        rawHead("GET", `/v1/jobs/${id}?onPending=synchronous`, [["Authorization", `Bearer ${key}`]]),
+    ],
+    [
+      "GET with onComplete=stream and Prefer: wait",
+      (id: string) =>
+        rawHead("GET", `/v1/jobs/${id}?onComplete=stream`, [
+          ["Authorization", `Bearer ${key}`],
+          ["Prefer", "wait=30"],
+        ]),
+    ],
   ])("a client that disconnects during a wait (%s) frees its waiter within 1 s", async (_label, head) => {
     const id = await createJob(key, { type: "demo.sleep", input: { ms: 30_000 } });
     guard.accepted("acme");

@@ -72,11 +72,21 @@ beforeAll(async () => {
   jobsA.queued = await submit(keyA, { type: "demo.echo", input: 1, runAt: later, timeoutSeconds: 3600 });
   jobsA.running = await submit(keyA, { type: "demo.sleep", input: { ms: 120_000 } });
   jobsA.succeeded = await submit(keyA, { type: "demo.echo", input: { secret: "a's data" } });
-  jobsA.failed = await submit(keyA, { type: "demo.fail", input: { message: "a's failure", status: 500 }, maxAttempts: 1 });
-  jobsA.rejected = await submit(keyA, { type: "demo.fail", input: { message: "a's rejection", status: 422 } });
+  jobsA.failed = await submit(keyA, {
+    type: "demo.fail",
+    input: { message: "a's failure", status: 500 },
+    maxAttempts: 1,
+  });
+  jobsA.rejected = await submit(keyA, {
+    type: "demo.fail",
+    input: { message: "a's rejection", status: 422 },
+  });
   jobsA.canceled = await submit(keyA, { type: "demo.sleep", input: { ms: 120_000 } });
   jobsA.timed_out = await submit(keyA, { type: "demo.sleep", input: { ms: 120_000 }, timeoutSeconds: 1 });
-  const cancel = await fetch(`${server.url}/v1/jobs/${jobsA.canceled}/cancel`, { method: "POST", headers: bearer(keyA) });
+  const cancel = await fetch(`${server.url}/v1/jobs/${jobsA.canceled}/cancel`, {
+    method: "POST",
+    headers: bearer(keyA),
+  });
   expect(cancel.status).toBe(200);
   jobB = await submit(keyB, { type: "demo.echo", input: "b's own" });
 
@@ -97,12 +107,34 @@ interface Call {
   headers?: Record<string, string>;
 }
 
-const STATUS_QUERIES = ["", ...["redirect", "stream", "status"].flatMap((c) => [`onComplete=${c}`, ...["synchronous", "respond-async"].map((p) => `onComplete=${c}&onPending=${p}`)]), "onPending=synchronous", "onPending=respond-async"];
+const STATUS_QUERIES = [
+  "",
+  ...["redirect", "stream", "status"].flatMap((c) => [
+    `onComplete=${c}`,
+    ...["synchronous", "respond-async"].map((p) => `onComplete=${c}&onPending=${p}`),
+  ]),
+  "onPending=synchronous",
+  "onPending=respond-async",
+];
 
 const CALLS: Call[] = [
-  ...STATUS_QUERIES.map((q) => ({ label: `GET status ${q || "(no query)"}`, method: "GET", path: (id: string) => `/v1/jobs/${id}${q ? `?${q}` : ""}` })),
-  { label: "GET status with Prefer: wait", method: "GET", path: (id) => `/v1/jobs/${id}`, headers: { prefer: "wait=2" } },
-  { label: "GET status stream with Prefer: wait", method: "GET", path: (id) => `/v1/jobs/${id}?onComplete=stream`, headers: { prefer: "wait=2" } },
+  ...STATUS_QUERIES.map((q) => ({
+    label: `GET status ${q || "(no query)"}`,
+    method: "GET",
+    path: (id: string) => `/v1/jobs/${id}${q ? `?${q}` : ""}`,
+  })),
+  {
+    label: "GET status with Prefer: wait",
+    method: "GET",
+    path: (id) => `/v1/jobs/${id}`,
+    headers: { prefer: "wait=2" },
+  },
+  {
+    label: "GET status stream with Prefer: wait",
+    method: "GET",
+    path: (id) => `/v1/jobs/${id}?onComplete=stream`,
+    headers: { prefer: "wait=2" },
+  },
   { label: "HEAD status", method: "HEAD", path: (id) => `/v1/jobs/${id}` },
   { label: "GET result", method: "GET", path: (id) => `/v1/jobs/${id}/result` },
   { label: "HEAD result", method: "HEAD", path: (id) => `/v1/jobs/${id}/result` },
@@ -173,7 +205,9 @@ describe("S1 BOLA: B calls every route with A's ids", () => {
 
   it("B's listings never contain A's jobs, whatever the filter or cursor", async () => {
     const idsA = new Set(Object.values(jobsA));
-    const pageA = (await (await fetch(`${server.url}/v1/jobs?limit=1`, { headers: bearer(keyA) })).json()) as { nextCursor: string | null };
+    const pageA = (await (
+      await fetch(`${server.url}/v1/jobs?limit=1`, { headers: bearer(keyA) })
+    ).json()) as { nextCursor: string | null };
     expect(pageA.nextCursor).toBeTruthy();
     const queries = [
       "",
@@ -212,7 +246,13 @@ describe("S1 job ids", () => {
     const ids: string[] = [];
     for (let batch = 0; batch < 4; batch++) {
       // Queued for later: they are never run, only created.
-      ids.push(...(await Promise.all(Array.from({ length: 250 }, (_, i) => submit(keyC, { type: "demo.echo", input: i, runAt: later, timeoutSeconds: 3600 })))));
+      ids.push(
+        ...(await Promise.all(
+          Array.from({ length: 250 }, (_, i) =>
+            submit(keyC, { type: "demo.echo", input: i, runAt: later, timeoutSeconds: 3600 }),
+          ),
+        )),
+      );
     }
     guard.accepted("c", ids.length);
     await guard.check();

@@ -7,7 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defineJob, type JobDefinition } from "../../src/jobs/define.js";
 import { bytesResult } from "../../src/jobs/result.js";
-import { expectProblemShape, metricValue, STACK_FRAME, until, type Problem } from "../helpers/pass-criteria.js";
+import {
+  expectProblemShape,
+  metricValue,
+  STACK_FRAME,
+  until,
+  type Problem,
+} from "../helpers/pass-criteria.js";
 import { answer, type Answer } from "../helpers/raw-http.js";
 import { bearer, startServer, type TestServer } from "../helpers/server.js";
 
@@ -45,7 +51,11 @@ const JOBS: JobDefinition[] = [
   hostile("hostile.bigint", () => ({ n: 1n })),
   hostile("hostile.bare-bigint", () => 10n ** 30n),
   hostile("hostile.circular", circular),
-  hostile("hostile.to-json-throws", () => ({ toJSON: () => { throw new Error("toJSON refuses"); } })),
+  hostile("hostile.to-json-throws", () => ({
+    toJSON: () => {
+      throw new Error("toJSON refuses");
+    },
+  })),
   hostile("hostile.function", () => () => 1),
   hostile("hostile.symbol", () => Symbol("s")),
   // return values that can
@@ -55,21 +65,51 @@ const JOBS: JobDefinition[] = [
   hostile("hostile.nul-string", () => "a\u0000b\ud800c"),
   hostile("hostile.html-bytes", () => bytesResult("<script>alert(1)</script>", "text/html")),
   // throws that are not Errors
-  hostile("hostile.throw-string", () => { throw "a plain string"; }, { maxAttempts: 2 }),
-  hostile("hostile.throw-null", () => { throw null; }),
-  hostile("hostile.throw-undefined", () => { throw undefined; }),
-  hostile("hostile.throw-object", () => { throw { code: 42, reason: "no message member" }; }),
-  hostile("hostile.throw-number-message", () => { throw { message: 12345 }; }),
-  hostile("hostile.throw-circular", () => { throw circular(); }),
-  hostile("hostile.throw-bigint", () => { throw 7n; }),
-  hostile("hostile.throw-symbol", () => { throw Symbol("thrown"); }),
-  hostile("hostile.reject-async", async () => { await Promise.resolve(); throw { nested: { deep: true } }; }),
-  hostile("hostile.throw-with-stack", () => { throw new Error("boom"); }),
-  hostile("hostile.throw-evil-message", () => { throw new EvilMessageError(); }),
+  hostile(
+    "hostile.throw-string",
+    () => {
+      throw "a plain string";
+    },
+    { maxAttempts: 2 },
+  ),
+  hostile("hostile.throw-null", () => {
+    throw null;
+  }),
+  hostile("hostile.throw-undefined", () => {
+    throw undefined;
+  }),
+  hostile("hostile.throw-object", () => {
+    throw { code: 42, reason: "no message member" };
+  }),
+  hostile("hostile.throw-number-message", () => {
+    throw { message: 12345 };
+  }),
+  hostile("hostile.throw-circular", () => {
+    throw circular();
+  }),
+  hostile("hostile.throw-bigint", () => {
+    throw 7n;
+  }),
+  hostile("hostile.throw-symbol", () => {
+    throw Symbol("thrown");
+  }),
+  hostile("hostile.reject-async", async () => {
+    await Promise.resolve();
+    throw { nested: { deep: true } };
+  }),
+  hostile("hostile.throw-with-stack", () => {
+    throw new Error("boom");
+  }),
+  hostile("hostile.throw-evil-message", () => {
+    throw new EvilMessageError();
+  }),
   // never settles, ignores the signal
   hostile("hostile.hang", () => new Promise(() => undefined)),
   // ignores the signal and answers after the deadline: discarded
-  hostile("hostile.late", () => new Promise((resolve) => setTimeout(() => resolve({ late: true }), 1500).unref())),
+  hostile(
+    "hostile.late",
+    () => new Promise((resolve) => setTimeout(() => resolve({ late: true }), 1500).unref()),
+  ),
   hostile("hostile.ok", (input) => ({ ok: true, input })),
 ];
 
@@ -90,7 +130,11 @@ interface Representation {
   error: Problem | null;
 }
 
-async function submit(type: string, input: unknown = null, extra: Record<string, unknown> = {}): Promise<string> {
+async function submit(
+  type: string,
+  input: unknown = null,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const res = await fetch(`${server.url}/v1/jobs`, {
     method: "POST",
     headers: { ...bearer(key), "content-type": "application/json" },
@@ -259,7 +303,9 @@ describe("B6 handlers that never settle and ignore AbortSignal", () => {
   });
 
   it("many at once: every slot is reclaimed at the deadline, and new work still runs", async () => {
-    const ids = await Promise.all(Array.from({ length: 5 }, () => submit("hostile.hang", null, { timeoutSeconds: 1 })));
+    const ids = await Promise.all(
+      Array.from({ length: 5 }, () => submit("hostile.hang", null, { timeoutSeconds: 1 })),
+    );
     for (const id of ids) expect((await settled(id, 10)).status).toBe("timed_out");
     expect(await until(running, (n) => n === 0, 3000)).toBe(0);
   });
@@ -279,7 +325,13 @@ describe("after all of it", () => {
     expect((await settled(id)).status).toBe("succeeded");
     const a = await result(id);
     expect(JSON.parse(a.text)).toEqual({ ok: true, input: { n: 1 } });
-    expect(await until(() => metricValue(server.url, "tessera_jobs_running"), (n) => n === 0, 3000)).toBe(0);
+    expect(
+      await until(
+        () => metricValue(server.url, "tessera_jobs_running"),
+        (n) => n === 0,
+        3000,
+      ),
+    ).toBe(0);
     const started = performance.now();
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     expect(performance.now() - started).toBeLessThan(1000);

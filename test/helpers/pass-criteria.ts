@@ -30,12 +30,14 @@ export function expectProblemShape(a: Answer, slug?: string | readonly string[])
   const body = JSON.parse(a.text) as Problem;
   expect(body.type, context).toMatch(/(^|\/)[a-z0-9]+(-[a-z0-9]+)*$/);
   expect(body.status, context).toBe(a.status);
-  for (const member of ["title", "detail", "instance"] as const) expect(typeof body[member], `${member}: ${context}`).toBe("string");
+  for (const member of ["title", "detail", "instance"] as const)
+    expect(typeof body[member], `${member}: ${context}`).toBe("string");
   if (slug !== undefined) {
     const slugs = typeof slug === "string" ? [slug] : slug;
     expect(slugs, context).toContain(slugOf(body));
   }
-  if (slugOf(body) === "validation-failed") expect(Array.isArray(body.errors) && body.errors.length > 0, context).toBe(true);
+  if (slugOf(body) === "validation-failed")
+    expect(Array.isArray(body.errors) && body.errors.length > 0, context).toBe(true);
   if (body.errors !== undefined) {
     for (const e of body.errors) {
       expect(typeof e.path, context).toBe("string");
@@ -46,7 +48,11 @@ export function expectProblemShape(a: Answer, slug?: string | readonly string[])
 }
 
 /** The common pass criterion for a refused request (RELIABILITY.md, "Bad input"): a 4xx problem. */
-export function expectProblem(a: Answer, status: number | readonly number[], slug?: string | readonly string[]): Problem {
+export function expectProblem(
+  a: Answer,
+  status: number | readonly number[],
+  slug?: string | readonly string[],
+): Problem {
   const statuses = typeof status === "number" ? [status] : status;
   const context = `${a.status} ${a.text.slice(0, 300)}`;
   expect(statuses, context).toContain(a.status);
@@ -106,7 +112,8 @@ export class BatchGuard {
 
   /** Record the current job counts as the baseline. */
   async baseline(): Promise<void> {
-    for (const [tenant, key] of Object.entries(this.keys)) this.expected.set(tenant, await countJobs(this.baseUrl, key));
+    for (const [tenant, key] of Object.entries(this.keys))
+      this.expected.set(tenant, await countJobs(this.baseUrl, key));
   }
 
   /** A submit by `tenant` was accepted (a new job). */
@@ -116,11 +123,14 @@ export class BatchGuard {
 
   async check(): Promise<void> {
     for (const [tenant, key] of Object.entries(this.keys)) {
-      expect(await countJobs(this.baseUrl, key), `job count of ${tenant}`).toBe(this.expected.get(tenant) ?? 0);
+      expect(await countJobs(this.baseUrl, key), `job count of ${tenant}`).toBe(
+        this.expected.get(tenant) ?? 0,
+      );
     }
     expect(prototypeFingerprint()).toBe(this.fingerprint);
     const probe = {} as Record<string, unknown>;
-    for (const name of ["isAdmin", "x", "polluted"]) expect(probe[name], `Object.prototype.${name}`).toBeUndefined();
+    for (const name of ["isAdmin", "x", "polluted"])
+      expect(probe[name], `Object.prototype.${name}`).toBeUndefined();
     const started = performance.now();
     const health = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(5000) });
     expect(health.status).toBe(200);
@@ -130,7 +140,12 @@ export class BatchGuard {
 }
 
 /** Poll `read` until `done(value)` or `timeoutMs` passes; returns the last value read. */
-export async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, stepMs = 25): Promise<T> {
+export async function until<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs: number,
+  stepMs = 25,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let value = await read();
   while (!done(value) && Date.now() < end) {

@@ -96,7 +96,10 @@ export async function rawExchange(
     });
     socket.on("end", () => {
       const parsed = parseResponse(data, true);
-      finish(parsed ? null : new Error(`connection closed without a response (${data.length} bytes)`), parsed ?? undefined);
+      finish(
+        parsed ? null : new Error(`connection closed without a response (${data.length} bytes)`),
+        parsed ?? undefined,
+      );
     });
     // A reset after the server answered (it stopped reading our body) is not a failure.
     socket.on("error", (error) => {
@@ -113,7 +116,11 @@ export async function rawExchange(
  * Build a request head. `headers` are sent exactly as given, in order, duplicates included;
  * `Host` and `Connection: close` are added unless present.
  */
-export function rawHead(method: string, path: string, headers: readonly (readonly [string, string])[] = []): string {
+export function rawHead(
+  method: string,
+  path: string,
+  headers: readonly (readonly [string, string])[] = [],
+): string {
   const names = new Set(headers.map(([name]) => name.toLowerCase()));
   const all: (readonly [string, string])[] = [...headers];
   if (!names.has("host")) all.unshift(["Host", "127.0.0.1"]);
@@ -133,5 +140,9 @@ export function rawRequest(
   const framed = headers.some(([n]) => /^(content-length|transfer-encoding)$/i.test(n));
   const bytes = body === undefined ? undefined : typeof body === "string" ? Buffer.from(body, "utf8") : body;
   const all = bytes && !framed ? [...headers, ["Content-Length", String(bytes.length)] as const] : headers;
-  return rawExchange(baseUrl, bytes ? [rawHead(method, path, all), bytes] : rawHead(method, path, all), options);
+  return rawExchange(
+    baseUrl,
+    bytes ? [rawHead(method, path, all), bytes] : rawHead(method, path, all),
+    options,
+  );
 }

@@ -225,13 +225,14 @@ export class PostgresStore implements Store {
 
   /** A large result, read one chunk per query: memory stays at one chunk whatever the size. */
   private chunkSource(jobId: string, token: string): Readable {
-    const store = this;
+    const read = (seq: number) =>
+      this.query<{ data: Buffer }>(
+        `SELECT data FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2 AND seq = $3`,
+        [jobId, token, seq],
+      );
     async function* chunks() {
       for (let seq = 0; ; seq++) {
-        const rows = await store.query<{ data: Buffer }>(
-          `SELECT data FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2 AND seq = $3`,
-          [jobId, token, seq],
-        );
+        const rows = await read(seq);
         if (!rows[0]) return;
         yield rows[0].data;
       }

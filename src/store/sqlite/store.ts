@@ -4,7 +4,6 @@ import { open, rename, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
-import type { JobProblem } from "../../jobs/errors.js";
 import { jobProblem } from "../../jobs/problems.js";
 import type { JobStatus } from "../../jobs/states.js";
 import { EventHub } from "../event-hub.js";
@@ -22,6 +21,7 @@ import type {
   StoredResult,
   SubmitOutcome,
 } from "../store.js";
+import { claimOrder, JOB_COLUMNS, KEY_COLUMNS, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrateSqlite } from "./migrate.js";
 
@@ -36,30 +36,6 @@ export interface SqliteStoreOptions {
   migrate?: boolean;
 }
 
-interface JobRow {
-  id: string;
-  tenant_id: string;
-  type: string;
-  status: JobStatus;
-  input: string;
-  priority: number;
-  run_at: number;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  deadline_at: number;
-  attempt: number;
-  max_attempts: number;
-  lease_token: string | null;
-  lease_expires_at: number | null;
-  progress_percent: number | null;
-  progress_message: string | null;
-  error: string | null;
-  metadata: string;
-  callback: string | null;
-  result_purged: number;
-}
-
 interface ResultRow {
   status: JobStatus;
   result_kind: ResultPayload["kind"] | null;
@@ -68,66 +44,6 @@ interface ResultRow {
   result_location: string | null;
   result_size: number | null;
   result_purged: number;
-}
-
-interface KeyRow {
-  id: string;
-  tenant_id: string;
-  tenant_name: string;
-  prefix: string;
-  created_at: number;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-// Columns every job read selects (never the result bytes).
-const JOB_COLUMNS = `id, tenant_id, type, status, input, priority, run_at, created_at, started_at,
-  finished_at, deadline_at, attempt, max_attempts, lease_token, lease_expires_at, progress_percent,
-  progress_message, error, metadata, callback, result_purged`;
-
-const KEY_COLUMNS = `k.id, k.tenant_id, t.name AS tenant_name, k.prefix, k.created_at, k.revoked_at, k.last_used_at`;
-
-// last_used_at is advisory: touching it at most once a minute keeps auth off the write path.
-const KEY_TOUCH_INTERVAL_MS = 60_000;
-
-function toJob(row: JobRow): JobRecord {
-  return {
-    id: row.id,
-    tenantId: row.tenant_id,
-    type: row.type,
-    status: row.status,
-    input: JSON.parse(row.input) as unknown,
-    priority: row.priority,
-    runAt: row.run_at,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    deadlineAt: row.deadline_at,
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    progressPercent: row.progress_percent,
-    progressMessage: row.progress_message,
-    error: row.error === null ? null : (JSON.parse(row.error) as JobProblem),
-    metadata: JSON.parse(row.metadata) as Record<string, string>,
-    callback: row.callback === null ? null : (JSON.parse(row.callback) as JobRecord["callback"]),
-    resultPurged: row.result_purged === 1,
-  };
-}
-
-function toKey(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    tenantId: row.tenant_id,
-    tenantName: row.tenant_name,
-    prefix: row.prefix,
-    createdAt: row.created_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-  };
-}
-
-function claimOrder(a: JobRecord, b: JobRecord): number {
-  return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 /** The embedded default store: one SQLite file in WAL mode, fsync'd on every commit. */
