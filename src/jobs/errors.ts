@@ -39,7 +39,15 @@ export interface JobProblem {
 
 /** Normalise anything a handler threw into an Error, once (never trust `throw "string"`). */
 export function coerceError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
+  if (thrown instanceof Error) {
+    try {
+      // A hostile error may have a throwing or non-string `message` getter.
+      if (typeof thrown.message === "string") return thrown;
+    } catch {
+      return new Error(`an error whose message cannot be read (${Object.prototype.toString.call(thrown)})`);
+    }
+    return new Error(`an error with a non-string message (${Object.prototype.toString.call(thrown)})`);
+  }
   if (typeof thrown === "string") return new Error(thrown);
   if (thrown && typeof thrown === "object" && typeof (thrown as { message?: unknown }).message === "string") {
     return new Error((thrown as { message: string }).message);

@@ -21,10 +21,14 @@ export interface RegisteredJob {
 /** Ajv errors as JSON Pointer + message; unknown properties point at the property itself. */
 export function toIssues(errors: ErrorObject[] | null | undefined, prefix: string): ValidationIssue[] {
   return (errors ?? []).map((e) => {
-    const extra =
+    // Point at the member itself: an unknown one, or a required one that is missing.
+    const member =
       e.keyword === "additionalProperties"
-        ? `/${String((e.params as { additionalProperty: string }).additionalProperty).replace(/~/g, "~0").replace(/\//g, "~1")}`
-        : "";
+        ? (e.params as { additionalProperty: string }).additionalProperty
+        : e.keyword === "required"
+          ? (e.params as { missingProperty: string }).missingProperty
+          : null;
+    const extra = member === null ? "" : `/${String(member).replace(/~/g, "~0").replace(/\//g, "~1")}`;
     return { path: `${prefix}${e.instancePath}${extra}`, message: e.message ?? "is invalid" };
   });
 }
