@@ -4,7 +4,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import type { ChildMessage } from "./protocol.js";
+import type { ChildMessage, ParentMessage } from "./protocol.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUTPUT_TAIL = 8_000;
@@ -104,6 +104,14 @@ export class Child {
       };
       this.waiters.add(waiter);
     });
+  }
+
+  /** The child's CPU time so far (user + system), in microseconds. */
+  async cpuMicros(): Promise<number> {
+    const request: ParentMessage = { kind: "cpu?" };
+    this.proc.send(request);
+    const { userUs, systemUs } = await this.next("cpu");
+    return userUs + systemUs;
   }
 
   /** Ask the child to stop (SIGTERM), and kill it if it has not exited within `graceMs`. */

@@ -1,5 +1,10 @@
-/** Closed-loop HTTP load with autocannon: a warm-up run, then the measured run. */
+/**
+ * Closed-loop HTTP load with autocannon: a warm-up run, then the measured run, with the
+ * server process's CPU time over the measured run (the client shares this machine's cores, so
+ * requests/s can be bounded by the client; CPU per request is not).
+ */
 import autocannon from "autocannon";
+import type { Child } from "./children.js";
 
 export interface LoadTarget {
   url: string;
@@ -25,6 +30,10 @@ export interface LoadResult {
   /** Responses per status code. */
   statusCodes: Record<string, number>;
   seconds: number;
+  /** Server CPU time (user + system) per response over the measured run, in microseconds. */
+  serverCpuUsPerRequest: number;
+  /** Server CPU time over the measured run as a share of one core (1 = one core busy). */
+  serverCpuShare: number;
 }
 
 function fire(target: LoadTarget, connections: number, seconds: number): PromiseLike<autocannon.Result> {
@@ -40,9 +49,11 @@ function fire(target: LoadTarget, connections: number, seconds: number): Promise
   });
 }
 
-export async function measureLoad(target: LoadTarget, settings: LoadSettings): Promise<LoadResult> {
+export async function measureLoad(server: Child, target: LoadTarget, settings: LoadSettings): Promise<LoadResult> {
   await fire(target, settings.connections, settings.warmupSeconds);
+  const cpuBefore = await server.cpuMicros();
   const result = await fire(target, settings.connections, settings.seconds);
+  const cpu = (await server.cpuMicros()) - cpuBefore;
   const statusCodes: Record<string, number> = {};
   for (const [code, { count }] of Object.entries(result.statusCodeStats)) statusCodes[code] = count;
   return {
@@ -56,5 +67,7 @@ export async function measureLoad(target: LoadTarget, settings: LoadSettings): P
     timeouts: result.timeouts,
     statusCodes,
     seconds: result.duration,
+    serverCpuUsPerRequest: cpu / result.requests.total,
+    serverCpuShare: cpu / 1e6 / result.duration,
   };
 }

@@ -45,7 +45,12 @@ export type ChildMessage =
   /** A probe job reached a terminal state. */
   | { kind: "finished"; jobId: string; at: number; status: string }
   | { kind: "drained"; result: DrainResult }
+  /** The child's CPU time so far (process.cpuUsage), in microseconds. */
+  | { kind: "cpu"; userUs: number; systemUs: number }
   | { kind: "failed"; message: string };
+
+/** Messages the parent sends to a child. */
+export type ParentMessage = { kind: "cpu?" };
 
 /** Send a message to the parent; a child run without an IPC channel is a usage error. */
 export function toParent(message: ChildMessage): void {
@@ -78,6 +83,11 @@ export function childOptions<T>(): T {
 export function runChild(main: () => Promise<void>): void {
   // Orphaned (the parent died without stopping us): leave at once.
   process.once("disconnect", () => process.exit(0));
+  process.on("message", (message: ParentMessage) => {
+    if (message.kind !== "cpu?") return;
+    const { user, system } = process.cpuUsage();
+    toParent({ kind: "cpu", userUs: user, systemUs: system });
+  });
   main().catch((error: unknown) => {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
     try {

@@ -56,6 +56,8 @@ function loadRows(title: string, m: Report["submit"]): string[][] {
     [title, "req/s", int(t.requestsPerSec), int(r.requestsPerSec), ratio(m.ratio)],
     ["", "latency p50 ms", ms(t.p50Ms), ms(r.p50Ms), ratio(t.p50Ms / r.p50Ms)],
     ["", "latency p99 ms", ms(t.p99Ms), ms(r.p99Ms), ratio(t.p99Ms / r.p99Ms)],
+    ["", "server CPU µs/request", int(t.serverCpuUsPerRequest), int(r.serverCpuUsPerRequest), ratio(t.serverCpuUsPerRequest / r.serverCpuUsPerRequest)],
+    ["", "server CPU (cores)", t.serverCpuShare.toFixed(2), r.serverCpuShare.toFixed(2), ""],
     ["", "requests / non-2xx", `${int(t.requests)} / ${t.non2xx}`, `${int(r.requests)} / ${r.non2xx}`, ""],
   ];
 }

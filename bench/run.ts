@@ -80,12 +80,12 @@ async function run(settings: Settings, dir: string, children: Child[]): Promise<
   const submitBody = JSON.stringify({ type: NOOP_TYPE, input: {} });
 
   progress("1/4 submit throughput: Tessera, then bare Fastify");
-  const submitTessera = await measureLoad({ url: `${apiUrl}/v1/jobs`, method: "POST", body: submitBody }, load);
-  const submitBare = await measureLoad({ url: `${bareUrl}/v1/jobs`, method: "POST", body: submitBody }, load);
+  const submitTessera = await measureLoad(api, { url: `${apiUrl}/v1/jobs`, method: "POST", body: submitBody }, load);
+  const submitBare = await measureLoad(bare, { url: `${bareUrl}/v1/jobs`, method: "POST", body: submitBody }, load);
 
   progress("2/4 status-poll throughput: Tessera, then bare Fastify");
-  const pollTessera = await measureLoad({ url: `${apiUrl}/v1/jobs/${await queuedJob(apiUrl)}`, method: "GET" }, load);
-  const pollBare = await measureLoad({ url: `${bareUrl}/v1/jobs/${randomUUID()}`, method: "GET" }, load);
+  const pollTessera = await measureLoad(api, { url: `${apiUrl}/v1/jobs/${await queuedJob(apiUrl)}`, method: "GET" }, load);
+  const pollBare = await measureLoad(bare, { url: `${bareUrl}/v1/jobs/${randomUUID()}`, method: "GET" }, load);
   await api.stop();
 
   progress("3/4 submit-to-start latency: Tessera (idle worker), then bare round trip");

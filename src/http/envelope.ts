@@ -2,11 +2,10 @@ import { randomUUID } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { Config } from "../config.js";
 import { createAjv, toIssues, type JobRegistry, type ValidationIssue } from "../jobs/registry.js";
-import type { NewJob } from "../store/store.js";
+import { CALLBACK_EVENTS, type NewJob } from "../store/store.js";
 import { findUnsafeString } from "./json-body.js";
 import { ProblemError, validationProblem } from "./problems.js";
 
-export const CALLBACK_EVENTS = ["job.succeeded", "job.failed", "job.canceled", "job.timed_out", "job.progress"] as const;
 
 /** The submit body. Unknown members are refused (no mass assignment of id, status, tenant…). */
 export const SubmitEnvelope = Type.Object(

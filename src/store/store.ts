@@ -17,10 +17,16 @@ import type { JobProblem } from "../jobs/errors.js";
 import type { JobStatus } from "../jobs/states.js";
 import type { Readable } from "node:stream";
 
+export const CALLBACK_EVENTS = ["job.succeeded", "job.failed", "job.canceled", "job.timed_out", "job.progress"] as const;
+export type CallbackEvent = (typeof CALLBACK_EVENTS)[number];
+
 export interface CallbackSpec {
   url: string;
-  events?: string[];
+  /** Events asked for; failures (failed, timed_out, canceled) are always delivered. */
+  events?: CallbackEvent[];
   verify?: boolean;
+  /** The origin the job was submitted through: links in callback bodies are built on it. */
+  origin?: string;
 }
 
 /** A result as a worker hands it to the store; the driver decides where the bytes live. */
@@ -118,6 +124,8 @@ export interface ListFilter {
 /** Published after the change it reports is committed. */
 export type StoreEvent =
   | { kind: "queued"; type: string; runAt: number }
+  /** A callback event is due (now or at `at`). */
+  | { kind: "outbox"; at: number }
   | { kind: "terminal"; jobId: string; type: string; status: JobStatus }
   /** Events may have been missed (a notification connection was lost): look again. */
   | { kind: "resync" };
@@ -126,6 +134,39 @@ export interface PurgeResult {
   resultsPurged: number;
   jobsDeleted: number;
   idempotencyDeleted: number;
+}
+
+/** A callback event in the outbox, written in the same transaction as the change it reports. */
+export interface OutboxEvent {
+  /** The `webhook-id`: the same on every attempt. */
+  id: string;
+  jobId: string;
+  tenantId: string;
+  event: CallbackEvent;
+  url: string;
+  occurredAt: number;
+  /** Attempts made so far. */
+  attempts: number;
+  /** The body, fixed at the first attempt (null before it): every retry sends the same bytes. */
+  body: string | null;
+  /** The job as it was when the event happened. */
+  job: JobRecord;
+}
+
+export interface ClaimedDelivery extends OutboxEvent {
+  leaseToken: string;
+}
+
+export interface DeliveryAttempt {
+  eventId: string;
+  event: CallbackEvent;
+  attempt: number;
+  at: number;
+  statusCode: number | null;
+  latencyMs: number;
+  error: string | null;
+  /** When the next attempt is due; null when this one ended the delivery. */
+  nextAttemptAt: number | null;
 }
 
 export interface ApiKeyRecord {
@@ -166,7 +207,7 @@ export interface Store {
   claim(params: { types: string[]; limit: number; leaseMs: number; now: number }): Promise<ClaimedJob[]>;
   /** Extend leases; returns the ids whose lease is gone (abort their handlers). */
   heartbeat(params: { leases: Lease[]; leaseMs: number; now: number }): Promise<string[]>;
-  progress(params: { lease: Lease; percent: number | null; message: string | null }): Promise<boolean>;
+  progress(params: { lease: Lease; percent: number | null; message: string | null; now: number }): Promise<boolean>;
   complete(params: { lease: Lease; result: ResultPayload; now: number }): Promise<boolean>;
   /** A failed attempt: back to queued at `retryAt` when given, else terminal `failed`. */
   fail(params: { lease: Lease; error: JobProblem; retryAt: number | null; now: number }): Promise<boolean>;
@@ -189,6 +230,30 @@ export interface Store {
   terminalIds(params: { ids: string[] }): Promise<string[]>;
   /** Earliest `runAt` of a queued job among `types` (to sleep until it), or null. */
   nextRunAt(params: { types: string[] }): Promise<number | null>;
+
+  // --- callbacks: the outbox -------------------------------------------------------------
+  /** Lease up to `limit` due events, oldest first, skipping those another deliverer holds. */
+  claimDeliveries(params: { limit: number; leaseMs: number; now: number }): Promise<ClaimedDelivery[]>;
+  /**
+   * Record one attempt and what follows: `retryAt` schedules the next, null ends the delivery
+   * (`delivered`, `stopped` by a 410, or `failed` for good). The body is kept from the first
+   * attempt on. False: the lease was lost (another deliverer took the event).
+   */
+  recordDelivery(params: {
+    eventId: string;
+    leaseToken: string;
+    body: string;
+    attempt: DeliveryAttempt;
+    outcome: "delivered" | "retry" | "stopped" | "failed";
+  }): Promise<boolean>;
+  /** The attempts of a job's events, oldest first; empty for an unknown or foreign job. */
+  listDeliveries(params: { tenantId: string; jobId: string }): Promise<DeliveryAttempt[]>;
+  /** Earliest `nextAttemptAt` of a pending event, or null. */
+  nextDeliveryAt(): Promise<number | null>;
+  /** The tenant's webhook secrets, newest first (two during a rotation), creating one if none. */
+  webhookSecrets(params: { tenantId: string; now: number }): Promise<string[]>;
+  /** Rotate (or set) a tenant's secret; the previous one keeps signing until `previousUntil`. */
+  rotateWebhookSecret(params: { tenantName: string; secret: string; previousUntil: number; now: number }): Promise<string[]>;
 
   // --- tenants and API keys --------------------------------------------------------------
   createApiKey(params: { tenantName: string; keyId: string; prefix: string; hash: string; now: number }): Promise<ApiKeyRecord>;

@@ -132,6 +132,7 @@ export class WorkerRuntime {
       else this.scheduleWake(event.runAt);
       return;
     }
+    if (event.kind === "outbox") return; // the deliverer's business
     if (event.kind === "resync") {
       this.wake();
       return;
@@ -314,7 +315,7 @@ export class WorkerRuntime {
     const lastProgress = this.pendingProgress.get(entry);
     if (lastProgress) {
       this.pendingProgress.delete(entry);
-      await store.progress({ lease, ...lastProgress }).catch(() => false);
+      await store.progress({ lease, ...lastProgress, now: this.now() }).catch(() => false);
     }
     const now = this.now();
 
@@ -361,7 +362,7 @@ export class WorkerRuntime {
         if (entry.controller.signal.aborted) return;
         const jobId = entry.job.id;
         const applied = await this.deps.store
-          .progress({ lease: entry.lease, percent, message })
+          .progress({ lease: entry.lease, percent, message, now: this.now() })
           .catch(() => true); // a transient store error is not proof the lease is lost
         if (!applied && !this.finishing.has(entry)) {
           entry.controller.abort(new JobAbortedError("lease-lost", jobId));

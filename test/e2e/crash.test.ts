@@ -4,32 +4,16 @@
  * Covers F2 (kill -9 under submit load: nothing acknowledged is lost), crash recovery of a
  * running job (lease + sweep), F7 (SIGTERM releases work) and `--jobs` with a TypeScript module.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
 import { DEV_TENANT } from "../../src/tessera.js";
+import { FAST, FIXTURE_JOBS, killAll, spawnTessera, type Node } from "../helpers/cluster.js";
 import { http } from "../helpers/server.js";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const FIXTURE_JOBS = join(ROOT, "test/fixtures/jobs");
-
-// Short leases so recovery fits in a test (CI scale of RELIABILITY.md).
-const FAST = [
-  "--lease-ms",
-  "2000",
-  "--heartbeat-ms",
-  "500",
-  "--sweep-interval-ms",
-  "200",
-  "--poll-interval-ms",
-  "500",
-];
 
 interface Representation {
   id: string;
@@ -42,17 +26,8 @@ interface Representation {
 
 const TERMINAL = new Set(["succeeded", "failed", "canceled", "timed_out"]);
 
-interface Server {
-  child: ChildProcess;
-  pid: number;
-  url: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** SIGKILL the whole process group (no-op once it exited). */
-  kill(): Promise<void>;
-}
+type Server = Node;
 
-const live = new Set<Server>();
 const dirs: string[] = [];
 
 function tempDb(): string {
@@ -62,71 +37,8 @@ function tempDb(): string {
 }
 
 /** Spawn `tessera serve --dev` on port 0 and resolve once it prints its address. */
-async function serve(db: string, args: string[] = [], { demo = true } = {}): Promise<Server> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (v !== undefined && !k.startsWith("TESSERA_")) env[k] = v;
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "src/main.ts",
-      "serve",
-      "--dev",
-      ...(demo ? ["--demo"] : []),
-      "--db",
-      db,
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--log-level",
-      "warn",
-      ...args,
-    ],
-    { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let out = "";
-  child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  let exitedFlag = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-    child.once("exit", (code, signal) => {
-      exitedFlag = true;
-      done({ code, signal });
-    }),
-  );
-  const server: Server = {
-    child,
-    pid: child.pid!,
-    url: "",
-    output: () => out,
-    exited,
-    async kill() {
-      if (exitedFlag) return;
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // already gone
-      }
-      await exited;
-    },
-  };
-  live.add(server);
-  const until = Date.now() + 20_000;
-  for (;;) {
-    const match = /tessera listening on (http:\/\/[^\s]+)/.exec(out);
-    if (match) {
-      server.url = match[1]!;
-      return server;
-    }
-    if (exitedFlag || Date.now() > until) {
-      await server.kill();
-      throw new Error(`tessera serve did not start:\n${out}`);
-    }
-    await sleep(20);
-  }
+function serve(db: string, args: string[] = [], { demo = true } = {}): Promise<Server> {
+  return spawnTessera(["--dev", ...(demo ? ["--demo"] : []), "--db", db, ...args], { timeoutMs: 20_000 });
 }
 
 async function waitFor<T>(
@@ -193,8 +105,7 @@ async function readJobs(db: string, ids: string[]) {
 }
 
 afterEach(async () => {
-  await Promise.all([...live].map((s) => s.kill()));
-  live.clear();
+  await killAll();
 });
 
 afterAll(() => {

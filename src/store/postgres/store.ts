@@ -4,11 +4,15 @@ import pg from "pg";
 import type { Logger } from "pino";
 import { jobProblem, PROBLEMS } from "../../jobs/problems.js";
 import { Batcher } from "../batcher.js";
+import { generateWebhookSecret } from "../../callbacks/signature.js";
+import { PROGRESS_EVENT_INTERVAL_MS, secretsOf, toAttempt, toOutboxEvent, type AttemptRow, type OutboxRow, type SecretRow } from "../outbox.js";
 import { EventHub } from "../event-hub.js";
 import { claimOrder, JOB_COLUMNS, KEY_COLUMNS, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
 import type {
   ApiKeyRecord,
   CancelOutcome,
+  ClaimedDelivery,
+  DeliveryAttempt,
   ClaimedJob,
   JobRecord,
   Lease,
@@ -63,8 +67,8 @@ export class PostgresStore implements Store {
   private readonly channel: string;
   private readonly inlineResultBytes: number;
   private readonly listener: PgListener | null;
-  private readonly completions: Batcher<{ lease: Lease; result: StoredColumns; now: number }, string | null>;
-  private readonly progressWrites: Batcher<{ lease: Lease; percent: number | null; message: string | null }, boolean>;
+  private readonly completions: Batcher<{ lease: Lease; result: StoredColumns; now: number }, { type: string; hasCallback: boolean } | null>;
+  private readonly progressWrites: Batcher<{ lease: Lease; percent: number | null; message: string | null; now: number }, boolean>;
   private readonly t: (sql: string) => string;
 
   constructor(private readonly options: PostgresStoreOptions) {
@@ -127,8 +131,10 @@ export class PostgresStore implements Store {
     return (await this.pool.query<R>(this.t(sql), params)).rows;
   }
 
-  private notifyTerminal(jobId: string, type: string, status: JobRecord["status"]): void {
+  /** After a commit: wake whoever waits on the job, and the deliverer when a callback is owed. */
+  private notifyTerminal(jobId: string, type: string, status: JobRecord["status"], hasCallback: boolean): void {
     this.events.emit({ kind: "terminal", jobId, type, status });
+    if (hasCallback) this.events.emit({ kind: "outbox", at: Date.now() });
   }
 
   // --- submit and read ----------------------------------------------------------------------
@@ -244,7 +250,7 @@ export class PostgresStore implements Store {
     const problem = JSON.stringify(jobProblem("job-canceled", "the job was canceled"));
     const [row] = await this.query<JobRow>(SQL.finishActive, [tenantId, id, "canceled", now, problem, this.channel, this.nodeId]);
     if (row) {
-      this.notifyTerminal(row.id, row.type, "canceled");
+      this.notifyTerminal(row.id, row.type, "canceled", row.callback !== null);
       return { kind: "canceled", job: toJob(row) };
     }
     const job = await this.get({ tenantId, id });
@@ -253,10 +259,18 @@ export class PostgresStore implements Store {
     return { kind: "finished", job };
   }
 
-  async delete({ tenantId, id }: { tenantId: string; id: string; now: number }): Promise<boolean> {
-    const [row] = await this.query<{ status: string; type: string }>(SQL.deleteJob, [tenantId, id, this.channel, this.nodeId]);
+  async delete({ tenantId, id, now }: { tenantId: string; id: string; now: number }): Promise<boolean> {
+    const problem = JSON.stringify(jobProblem("job-canceled", "the job was canceled (deleted)"));
+    const [row] = await this.query<{ status: string; type: string; callback: string | null }>(SQL.deleteJob, [
+      tenantId,
+      id,
+      this.channel,
+      this.nodeId,
+      now,
+      problem,
+    ]);
     if (!row) return false;
-    if (row.status === "queued" || row.status === "running") this.notifyTerminal(id, row.type, "canceled");
+    if (row.status === "queued" || row.status === "running") this.notifyTerminal(id, row.type, "canceled", row.callback !== null);
     return true;
   }
 
@@ -280,33 +294,41 @@ export class PostgresStore implements Store {
     return this.progressWrites.add(params);
   }
 
-  private async progressMany(items: { lease: Lease; percent: number | null; message: string | null }[]): Promise<boolean[]> {
-    const rows = await this.query<{ id: string; lease_token: string }>(SQL.progress, [
+  private async progressMany(items: { lease: Lease; percent: number | null; message: string | null; now: number }[]): Promise<boolean[]> {
+    const rows = await this.query<{ id: string; lease_token: string; wants_event: boolean }>(SQL.progress, [
       items.map((i) => i.lease.id),
       items.map((i) => i.lease.leaseToken),
       items.map((i) => i.percent),
       items.map((i) => i.message),
     ]);
     const applied = new Set(rows.map((r) => `${r.id}|${r.lease_token}`));
+    const withEvents = rows.filter((r) => r.wants_event).map((r) => r.id);
+    if (withEvents.length > 0) {
+      const now = Math.max(...items.map((i) => i.now));
+      await this.query(SQL.progressEvents, [withEvents, now, PROGRESS_EVENT_INTERVAL_MS]);
+      this.events.emit({ kind: "outbox", at: now });
+    }
     return items.map((i) => applied.has(`${i.lease.id}|${i.lease.leaseToken}`));
   }
 
   async complete({ lease, result, now }: Parameters<Store["complete"]>[0]): Promise<boolean> {
     const columns = await this.placeResult(lease, result);
-    const type = await this.completions.add({ lease, result: columns, now });
-    if (type === null) {
+    const done = await this.completions.add({ lease, result: columns, now });
+    if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.
       if (columns.chunked) {
         await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [lease.id, lease.leaseToken]);
       }
       return false;
     }
-    this.notifyTerminal(lease.id, type, "succeeded");
+    this.notifyTerminal(lease.id, done.type, "succeeded", done.hasCallback);
     return true;
   }
 
-  private async completeMany(items: { lease: Lease; result: StoredColumns; now: number }[]): Promise<(string | null)[]> {
-    const rows = await this.query<{ id: string; type: string; token: string }>(SQL.completeMany, [
+  private async completeMany(
+    items: { lease: Lease; result: StoredColumns; now: number }[],
+  ): Promise<({ type: string; hasCallback: boolean } | null)[]> {
+    const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(SQL.completeMany, [
       items.map((i) => i.lease.id),
       items.map((i) => i.lease.leaseToken),
       items.map((i) => i.result.kind),
@@ -318,7 +340,7 @@ export class PostgresStore implements Store {
       this.channel,
       this.nodeId,
     ]);
-    const done = new Map(rows.map((r) => [`${r.id}|${r.token}`, r.type]));
+    const done = new Map(rows.map((r) => [`${r.id}|${r.token}`, { type: r.type, hasCallback: r.has_callback }]));
     return items.map((i) => done.get(`${i.lease.id}|${i.lease.leaseToken}`) ?? null);
   }
 
@@ -354,7 +376,7 @@ export class PostgresStore implements Store {
   }
 
   async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
-    const [row] = await this.query<{ type: string }>(retryAt === null ? SQL.failFinal : SQL.failRetry, [
+    const [row] = await this.query<{ type: string; callback?: string | null }>(retryAt === null ? SQL.failFinal : SQL.failRetry, [
       lease.id,
       lease.leaseToken,
       retryAt === null ? now : retryAt,
@@ -363,7 +385,7 @@ export class PostgresStore implements Store {
       this.nodeId,
     ]);
     if (!row) return false;
-    if (retryAt === null) this.notifyTerminal(lease.id, row.type, "failed");
+    if (retryAt === null) this.notifyTerminal(lease.id, row.type, "failed", (row.callback ?? null) !== null);
     else this.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
     return true;
   }
@@ -379,7 +401,7 @@ export class PostgresStore implements Store {
 
   async sweepExpiredLeases({ now, retryDelayMs, limit }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
     const failed = PROBLEMS["job-failed"];
-    const rows = await this.query<{ id: string; type: string; status: JobRecord["status"] }>(SQL.sweepLeases, [
+    const rows = await this.query<{ id: string; type: string; status: JobRecord["status"]; callback: string | null }>(SQL.sweepLeases, [
       now,
       limit,
       now + retryDelayMs,
@@ -389,7 +411,7 @@ export class PostgresStore implements Store {
       this.nodeId,
     ]);
     for (const row of rows) {
-      if (row.status === "failed") this.notifyTerminal(row.id, row.type, "failed");
+      if (row.status === "failed") this.notifyTerminal(row.id, row.type, "failed", row.callback !== null);
       else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
     }
     return rows.length;
@@ -397,14 +419,14 @@ export class PostgresStore implements Store {
 
   async sweepDeadlines({ now, limit }: Parameters<Store["sweepDeadlines"]>[0]): Promise<number> {
     const timedOut = PROBLEMS["job-timed-out"];
-    const rows = await this.query<{ id: string; type: string }>(SQL.sweepDeadlines, [
+    const rows = await this.query<{ id: string; type: string; callback: string | null }>(SQL.sweepDeadlines, [
       now,
       limit,
       JSON.stringify({ type: "/problems/job-timed-out", title: timedOut.title, status: timedOut.status }),
       this.channel,
       this.nodeId,
     ]);
-    for (const row of rows) this.notifyTerminal(row.id, row.type, "timed_out");
+    for (const row of rows) this.notifyTerminal(row.id, row.type, "timed_out", row.callback !== null);
     return rows.length;
   }
 
@@ -412,6 +434,14 @@ export class PostgresStore implements Store {
     const [deleted] = await this.query<{ n: number }>(SQL.deleteFinished, [params.jobsBefore, params.limit]);
     const [purged] = await this.query<{ n: number }>(SQL.purgeResults, [params.resultsBefore, params.limit]);
     const idem = await this.pool.query(this.t(`DELETE FROM {{s}}.idempotency_keys WHERE created_at < $1`), [params.idempotencyBefore]);
+    await this.query(
+      `WITH ev AS (
+         DELETE FROM {{s}}.webhook_events WHERE id IN (
+           SELECT id FROM {{s}}.webhook_events WHERE status <> 'pending' AND occurred_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id)
+       DELETE FROM {{s}}.webhook_attempts WHERE event_id IN (SELECT id FROM ev)`,
+      [params.jobsBefore, params.limit],
+    );
     return { jobsDeleted: Number(deleted!.n), resultsPurged: Number(purged!.n), idempotencyDeleted: idem.rowCount ?? 0 };
   }
 
@@ -431,6 +461,86 @@ export class PostgresStore implements Store {
       [ids],
     );
     return rows.map((r) => r.id);
+  }
+
+  // --- callbacks ----------------------------------------------------------------------------
+
+  async claimDeliveries({ limit, leaseMs, now }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+    const token = randomUUID();
+    const rows = await this.query<OutboxRow>(
+      `UPDATE {{s}}.webhook_events SET lease_token = $1, lease_expires_at = $2
+       WHERE id IN (
+         SELECT id FROM {{s}}.webhook_events
+         WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
+         ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+       RETURNING *`,
+      [token, now + leaseMs, now, limit],
+    );
+    return rows.map((row) => ({ ...toOutboxEvent(row), leaseToken: token })).sort((a, b) => a.occurredAt - b.occurredAt);
+  }
+
+  async recordDelivery({ eventId, leaseToken, body, attempt, outcome }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
+    const rows = await this.query<{ event_id: string }>(
+      `WITH upd AS (
+         UPDATE {{s}}.webhook_events SET body = coalesce(body, $3), attempts = $4, status = $5,
+           next_attempt_at = coalesce($6, next_attempt_at), lease_token = NULL, lease_expires_at = NULL
+         WHERE id = $1 AND lease_token = $2 RETURNING id, job_id)
+       INSERT INTO {{s}}.webhook_attempts (event_id, attempt, job_id, event, at, status_code, latency_ms, error, next_attempt_at)
+       SELECT id, $4, job_id, $7, $8, $9, $10, $11, $6 FROM upd RETURNING event_id`,
+      [
+        eventId,
+        leaseToken,
+        body,
+        attempt.attempt,
+        outcome === "retry" ? "pending" : outcome,
+        attempt.nextAttemptAt,
+        attempt.event,
+        attempt.at,
+        attempt.statusCode,
+        attempt.latencyMs,
+        attempt.error,
+      ],
+    );
+    if (rows.length > 0 && attempt.nextAttemptAt !== null) this.events.emit({ kind: "outbox", at: attempt.nextAttemptAt });
+    return rows.length > 0;
+  }
+
+  async listDeliveries({ tenantId, jobId }: { tenantId: string; jobId: string }): Promise<DeliveryAttempt[]> {
+    const rows = await this.query<AttemptRow>(
+      `SELECT a.* FROM {{s}}.webhook_attempts a JOIN {{s}}.webhook_events e ON e.id = a.event_id
+       WHERE a.job_id = $1 AND e.tenant_id = $2 ORDER BY a.at, a.event_id, a.attempt`,
+      [jobId, tenantId],
+    );
+    return rows.map(toAttempt);
+  }
+
+  async nextDeliveryAt(): Promise<number | null> {
+    const [row] = await this.query<{ at: number | null }>(`SELECT min(next_attempt_at) AS at FROM {{s}}.webhook_events WHERE status = 'pending'`);
+    return row?.at ?? null;
+  }
+
+  async webhookSecrets({ tenantId, now }: { tenantId: string; now: number }): Promise<string[]> {
+    const [row] = await this.query<SecretRow>(
+      `WITH ins AS (
+         INSERT INTO {{s}}.webhook_secrets (tenant_id, secret, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id) DO NOTHING RETURNING secret, previous_secret, previous_until)
+       SELECT * FROM ins UNION ALL
+       SELECT secret, previous_secret, previous_until FROM {{s}}.webhook_secrets WHERE tenant_id = $1`,
+      [tenantId, generateWebhookSecret(), now],
+    );
+    return secretsOf(row!, now);
+  }
+
+  async rotateWebhookSecret(params: Parameters<Store["rotateWebhookSecret"]>[0]): Promise<string[]> {
+    const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
+    const [row] = await this.query<SecretRow>(
+      `INSERT INTO {{s}}.webhook_secrets (tenant_id, secret, updated_at) VALUES ($1, $2, $3)
+       ON CONFLICT (tenant_id) DO UPDATE SET previous_secret = webhook_secrets.secret, previous_until = $4,
+         secret = $2, updated_at = $3
+       RETURNING secret, previous_secret, previous_until`,
+      [tenantId, params.secret, params.now, params.previousUntil],
+    );
+    return secretsOf(row!, params.now);
   }
 
   // --- tenants and keys ---------------------------------------------------------------------
@@ -496,6 +606,29 @@ interface StoredColumns {
   chunked: boolean;
 }
 
+/** Columns of a job row under an alias. */
+const J = (alias: string) =>
+  JOB_COLUMNS.split(",")
+    .map((c) => `${alias}.${c.trim()}`)
+    .join(", ");
+
+/**
+ * CTEs that write the callback event a terminal move owes, in the same statement (so the same
+ * commit) as the move, and drop progress events still pending for those jobs. `from` is a CTE
+ * returning the moved rows' job columns.
+ */
+const OUTBOX = (from: string) => `
+  ob AS (
+    INSERT INTO {{s}}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
+    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), o.id, o.tenant_id, 'job.' || o.status,
+      o.callback::jsonb ->> 'url', o.finished_at, row_to_json(o)::text, o.finished_at
+    FROM ${from} o
+    WHERE o.callback IS NOT NULL AND o.status IN ('succeeded', 'failed', 'canceled', 'timed_out')
+      AND (o.status <> 'succeeded' OR coalesce(o.callback::jsonb -> 'events', '["job.succeeded"]'::jsonb) ? 'job.succeeded')),
+  dp AS (
+    DELETE FROM {{s}}.webhook_events w USING ${from} o
+    WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0)`;
+
 // Notification payloads: q|node|type|runAt and t|node|jobId|status|type (PgListener parses them).
 const NOTIFY_QUEUED = (alias: string) => `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
 
@@ -529,14 +662,25 @@ const SQL = {
   finishActive: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = $3, finished_at = $4, error = $5, lease_token = NULL, lease_expires_at = NULL
-      WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS})
+      WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS}),
+    ${OUTBOX("upd")}
     SELECT upd.*, pg_notify($6, 't|' || $7 || '|' || upd.id || '|' || upd.status || '|' || upd.type) FROM upd`,
   // The deleted row's status and type; no row: not found.
+  // Deleting an active job cancels it first: its job.canceled event is still delivered.
   deleteJob: `
-    WITH del AS (DELETE FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2 RETURNING id, status, type),
+    WITH del AS (DELETE FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2 RETURNING ${JOB_COLUMNS}),
+    ob AS (
+      INSERT INTO {{s}}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
+      SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), o.id, o.tenant_id, 'job.canceled',
+        o.callback::jsonb ->> 'url', $5,
+        (row_to_json(o)::jsonb || jsonb_build_object('status', 'canceled', 'finished_at', $5::bigint, 'error', $6::text))::text, $5
+      FROM del o WHERE o.callback IS NOT NULL AND o.status IN ('queued', 'running')),
+    dp AS (
+      DELETE FROM {{s}}.webhook_events w USING del o
+      WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0),
     di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
-    SELECT status, type, CASE WHEN status IN ('queued', 'running')
+    SELECT status, type, callback, CASE WHEN status IN ('queued', 'running')
       THEN pg_notify($3, 't|' || $4 || '|' || id || '|canceled|' || type) END FROM del`,
   // The claimed rows (any order). SKIP LOCKED: concurrent claimers never wait on each other.
   claim: `
@@ -556,7 +700,22 @@ const SQL = {
   progress: `
     UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
     FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
-    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.id, j.lease_token`,
+    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+    RETURNING j.id, j.lease_token, coalesce(j.callback::jsonb -> 'events' ? 'job.progress', false) AS wants_event`,
+  // A coalesced progress event per job: the pending one takes the latest state, else a new one
+  // due no sooner than a second after the last.
+  progressEvents: `
+    WITH src AS (SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE id = ANY($1) AND status = 'running'),
+    pend AS (
+      UPDATE {{s}}.webhook_events w SET job_snapshot = row_to_json(src)::text, occurred_at = $2
+      FROM src WHERE w.job_id = src.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0
+      RETURNING w.job_id)
+    INSERT INTO {{s}}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
+    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), src.id, src.tenant_id, 'job.progress',
+      src.callback::jsonb ->> 'url', $2, row_to_json(src)::text,
+      greatest($2, coalesce((SELECT max(occurred_at) FROM {{s}}.webhook_events w2
+        WHERE w2.job_id = src.id AND w2.event = 'job.progress') + $3, $2))
+    FROM src WHERE src.id NOT IN (SELECT job_id FROM pend)`,
   // The completed (id, token, type); an item missing from the answer was fenced.
   completeMany: `
     WITH done AS (
@@ -566,13 +725,15 @@ const SQL = {
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
         AS c(id, token, kind, ctype, data, location, size, now)
       WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
-      RETURNING j.id, j.type, c.token)
-    SELECT id, type, token, pg_notify($9, 't|' || $10 || '|' || id || '|succeeded|' || type) FROM done`,
+      RETURNING ${J("j")}, c.token),
+    ${OUTBOX("done")}
+    SELECT id, type, token, callback IS NOT NULL AS has_callback, pg_notify($9, 't|' || $10 || '|' || id || '|succeeded|' || type) FROM done`,
   failFinal: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
-      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING id, type)
-    SELECT type, pg_notify($5, 't|' || $6 || '|' || id || '|failed|' || type) FROM upd`,
+      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING ${JOB_COLUMNS}),
+    ${OUTBOX("upd")}
+    SELECT type, callback, pg_notify($5, 't|' || $6 || '|' || id || '|failed|' || type) FROM upd`,
   failRetry: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'queued', run_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
@@ -597,8 +758,9 @@ const SQL = {
         finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE $1 END,
         error = (($4::jsonb) || jsonb_build_object('detail', 'attempt ' || j.attempt || $5))::text,
         lease_token = NULL, lease_expires_at = NULL
-      FROM expired WHERE j.id = expired.id RETURNING j.id, j.type, j.status, j.run_at)
-    SELECT id, type, status, CASE WHEN status = 'failed'
+      FROM expired WHERE j.id = expired.id RETURNING ${J("j")}),
+    ${OUTBOX("upd")}
+    SELECT id, type, status, callback, CASE WHEN status = 'failed'
       THEN pg_notify($6, 't|' || $7 || '|' || id || '|failed|' || type)
       ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END FROM upd`,
   sweepDeadlines: `
@@ -609,8 +771,9 @@ const SQL = {
       UPDATE {{s}}.jobs j SET status = 'timed_out', finished_at = $1, lease_token = NULL, lease_expires_at = NULL,
         error = (($3::jsonb) || jsonb_build_object('detail', 'the job passed its deadline (' ||
           to_char(to_timestamp(j.deadline_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || ')'))::text
-      FROM due WHERE j.id = due.id RETURNING j.id, j.type)
-    SELECT id, type, pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) FROM upd`,
+      FROM due WHERE j.id = due.id RETURNING ${J("j")}),
+    ${OUTBOX("upd")}
+    SELECT id, type, callback, pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) FROM upd`,
   deleteFinished: `
     WITH del AS (
       DELETE FROM {{s}}.jobs WHERE id IN (

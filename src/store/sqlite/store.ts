@@ -9,7 +9,10 @@ import type { JobStatus } from "../../jobs/states.js";
 import { EventHub } from "../event-hub.js";
 import type {
   ApiKeyRecord,
+  CallbackSpec,
   CancelOutcome,
+  ClaimedDelivery,
+  DeliveryAttempt,
   ClaimedJob,
   JobRecord,
   Lease,
@@ -22,6 +25,19 @@ import type {
   SubmitOutcome,
 } from "../store.js";
 import { claimOrder, JOB_COLUMNS, KEY_COLUMNS, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
+import { generateWebhookSecret } from "../../callbacks/signature.js";
+import {
+  EVENT_OF_STATUS,
+  newEventId,
+  PROGRESS_EVENT_INTERVAL_MS,
+  secretsOf,
+  toAttempt,
+  toOutboxEvent,
+  wantsEvent,
+  type AttemptRow,
+  type OutboxRow,
+  type SecretRow,
+} from "../outbox.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrateSqlite } from "./migrate.js";
 
@@ -180,9 +196,10 @@ export class SqliteStore implements Store {
       if (row.status !== "queued" && row.status !== "running") return { kind: "finished", job: toJob(row) };
       const problem = jobProblem("job-canceled", "the job was canceled");
       const updated = this.sql.finishActive.get("canceled", now, JSON.stringify(problem), id) as JobRow;
+      this.writeOutbox(updated, now);
       return { kind: "canceled", job: toJob(updated) };
     });
-    if (outcome.kind === "canceled") this.emitTerminal(outcome.job);
+    if (outcome.kind === "canceled") this.afterTerminal(outcome.job.id, outcome.job.type, "canceled", outcome.job.callback, now);
     return outcome;
   }
 
@@ -191,6 +208,11 @@ export class SqliteStore implements Store {
       const row = this.sql.getJob.get(tenantId, id) as JobRow | undefined;
       if (!row) return null;
       const blob = this.sql.getResult.get(tenantId, id) as ResultRow;
+      if (row.status === "queued" || row.status === "running") {
+        // Deleting an active job cancels it first: its job.canceled event is still delivered.
+        const problem = jobProblem("job-canceled", "the job was canceled (deleted)");
+        this.writeOutbox({ ...row, status: "canceled", finished_at: now, error: JSON.stringify(problem) }, now);
+      }
       this.sql.deleteJob.run(id);
       this.sql.deleteIdempotencyForJob.run(id);
       return { row, blobPath: blob.result_data === null ? blob.result_location : null };
@@ -198,11 +220,10 @@ export class SqliteStore implements Store {
     if (!deleted) return false;
     const { row, blobPath } = deleted;
     if (row.status === "queued" || row.status === "running") {
-      // Deleting an active job cancels it first: its handler must stop.
-      this.events.emit({ kind: "terminal", jobId: id, type: row.type, status: "canceled" });
+      // Its handler must stop too.
+      this.afterTerminal(id, row.type, "canceled", row.callback === null ? null : (JSON.parse(row.callback) as CallbackSpec), now);
     }
     if (blobPath) await unlink(blobPath).catch(() => undefined);
-    void now;
     return true;
   }
 
@@ -228,10 +249,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  async progress({ lease, percent, message }: Parameters<Store["progress"]>[0]): Promise<boolean> {
-    return this.writes.run(
-      () => this.sql.progress.run(percent, message, lease.id, lease.leaseToken).changes === 1,
-    );
+  async progress({ lease, percent, message, now }: Parameters<Store["progress"]>[0]): Promise<boolean> {
+    const row = await this.writes.run(() => {
+      const updated = this.sql.progress.get(percent, message, lease.id, lease.leaseToken) as JobRow | undefined;
+      if (updated) this.writeProgressEvent(updated, now);
+      return updated;
+    });
+    if (row?.callback && row.callback.includes("job.progress")) this.events.emit({ kind: "outbox", at: now });
+    return row !== undefined;
   }
 
   async complete({ lease, result, now }: Parameters<Store["complete"]>[0]): Promise<boolean> {
@@ -246,15 +271,16 @@ export class SqliteStore implements Store {
         stored.size,
         lease.id,
         lease.leaseToken,
-      ) as { type: string } | undefined;
-      return row?.type ?? null;
+      ) as JobRow | undefined;
+      if (row) this.writeOutbox(row, now);
+      return row ?? null;
     });
     if (applied === null) {
       // Fenced: this attempt lost its lease; its output must not survive.
       if (stored.blobPath) await unlink(stored.blobPath).catch(() => undefined);
       return false;
     }
-    this.events.emit({ kind: "terminal", jobId: lease.id, type: applied, status: "succeeded" });
+    this.afterTerminalRow(applied, now);
     return true;
   }
 
@@ -284,16 +310,16 @@ export class SqliteStore implements Store {
   }
 
   async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
-    const row = await this.writes.run(
-      () =>
-        (retryAt === null
-          ? this.sql.failFinal.get(now, JSON.stringify(error), lease.id, lease.leaseToken)
-          : this.sql.failRetry.get(retryAt, JSON.stringify(error), lease.id, lease.leaseToken)) as
-          | { type: string }
-          | undefined,
-    );
+    const row = await this.writes.run(() => {
+      if (retryAt !== null) {
+        return this.sql.failRetry.get(retryAt, JSON.stringify(error), lease.id, lease.leaseToken) as JobRow | undefined;
+      }
+      const failed = this.sql.failFinal.get(now, JSON.stringify(error), lease.id, lease.leaseToken) as JobRow | undefined;
+      if (failed) this.writeOutbox(failed, now);
+      return failed;
+    });
     if (!row) return false;
-    if (retryAt === null) this.events.emit({ kind: "terminal", jobId: lease.id, type: row.type, status: "failed" });
+    if (retryAt === null) this.afterTerminalRow(row, now);
     else this.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
     return true;
   }
@@ -322,12 +348,13 @@ export class SqliteStore implements Store {
           this.sql.requeueExpired.run(now + retryDelayMs, error, row.id, row.lease_token);
           return { row, status: "queued" as const };
         }
-        this.sql.failExpired.run(now, error, row.id, row.lease_token);
-        return { row, status: "failed" as const };
+        const failed = this.sql.failExpired.get(now, error, row.id, row.lease_token) as JobRow;
+        this.writeOutbox(failed, now);
+        return { row: failed, status: "failed" as const };
       });
     });
     for (const { row, status } of moved) {
-      if (status === "failed") this.events.emit({ kind: "terminal", jobId: row.id, type: row.type, status });
+      if (status === "failed") this.afterTerminalRow(row, now);
       else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
     }
     return moved.length;
@@ -340,10 +367,11 @@ export class SqliteStore implements Store {
         const detail = `the job passed its deadline (${new Date(row.deadline_at).toISOString()})`;
         const error = JSON.stringify(jobProblem("job-timed-out", detail));
         const updated = this.sql.finishActive.get("timed_out", now, error, row.id) as JobRow | undefined;
+        if (updated) this.writeOutbox(updated, now);
         return updated ? [updated] : [];
       });
     });
-    for (const row of rows) this.events.emit({ kind: "terminal", jobId: row.id, type: row.type, status: "timed_out" });
+    for (const row of rows) this.afterTerminalRow(row, now);
     return rows.length;
   }
 
@@ -356,6 +384,7 @@ export class SqliteStore implements Store {
       const purged = this.sql.expiredResults.all(resultsBefore, limit) as { id: string; blob: string | null }[];
       for (const job of purged) this.sql.purgeResult.run(job.id);
       const idempotencyDeleted = this.sql.purgeIdempotency.run(idempotencyBefore).changes;
+      for (const event of this.sql.purgeEvents.all(jobsBefore, limit) as { id: string }[]) this.sql.purgeAttempts.run(event.id);
       return { deleted, purged, idempotencyDeleted };
     });
     const blobs = [...outcome.deleted, ...outcome.purged].flatMap((job) => (job.blob ? [job.blob] : []));
@@ -381,6 +410,62 @@ export class SqliteStore implements Store {
   async nextRunAt({ types }: { types: string[] }): Promise<number | null> {
     const row = this.sql.nextRunAt.get(JSON.stringify(types)) as { run_at: number | null } | undefined;
     return row?.run_at ?? null;
+  }
+
+  // --- callbacks ----------------------------------------------------------------------------
+
+  async claimDeliveries({ limit, leaseMs, now }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+    const token = randomUUID();
+    const rows = await this.writes.run(() => this.sql.claimDeliveries.all(token, now + leaseMs, now, now, limit) as OutboxRow[]);
+    return rows.map((row) => ({ ...toOutboxEvent(row), leaseToken: token })).sort((a, b) => a.occurredAt - b.occurredAt);
+  }
+
+  async recordDelivery({ eventId, leaseToken, body, attempt, outcome }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
+    const applied = await this.writes.run(() => {
+      const status = outcome === "retry" ? "pending" : outcome;
+      const changed = this.sql.recordDelivery.run(body, attempt.attempt, status, attempt.nextAttemptAt, eventId, leaseToken).changes;
+      if (changed === 0) return false;
+      const row = this.db.prepare("SELECT job_id FROM webhook_events WHERE id = ?").get(eventId) as { job_id: string };
+      this.sql.insertAttempt.run(
+        eventId,
+        attempt.attempt,
+        row.job_id,
+        attempt.event,
+        attempt.at,
+        attempt.statusCode,
+        attempt.latencyMs,
+        attempt.error,
+        attempt.nextAttemptAt,
+      );
+      return true;
+    });
+    if (applied && attempt.nextAttemptAt !== null) this.events.emit({ kind: "outbox", at: attempt.nextAttemptAt });
+    return applied;
+  }
+
+  async listDeliveries({ tenantId, jobId }: { tenantId: string; jobId: string }): Promise<DeliveryAttempt[]> {
+    return (this.sql.listDeliveries.all(jobId, tenantId) as AttemptRow[]).map(toAttempt);
+  }
+
+  async nextDeliveryAt(): Promise<number | null> {
+    return (this.sql.nextDeliveryAt.get() as { at: number | null }).at;
+  }
+
+  async webhookSecrets({ tenantId, now }: { tenantId: string; now: number }): Promise<string[]> {
+    let row = this.sql.getSecrets.get(tenantId) as SecretRow | undefined;
+    if (!row) {
+      await this.writes.run(() => this.sql.insertSecret.run(tenantId, generateWebhookSecret(), now));
+      row = this.sql.getSecrets.get(tenantId) as SecretRow;
+    }
+    return secretsOf(row, now);
+  }
+
+  async rotateWebhookSecret(params: Parameters<Store["rotateWebhookSecret"]>[0]): Promise<string[]> {
+    const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
+    await this.writes.run(() =>
+      this.sql.rotateSecret.run({ tenant: tenantId, secret: params.secret, now: params.now, until: params.previousUntil }),
+    );
+    return secretsOf(this.sql.getSecrets.get(tenantId) as SecretRow, params.now);
   }
 
   // --- tenants and keys ---------------------------------------------------------------------
@@ -420,8 +505,40 @@ export class SqliteStore implements Store {
     return this.writes.run(() => this.sql.revokeKey.run(now, idOrPrefix, idOrPrefix).changes > 0);
   }
 
-  private emitTerminal(job: JobRecord): void {
-    this.events.emit({ kind: "terminal", jobId: job.id, type: job.type, status: job.status });
+  /** Inside a write: the callback event a terminal move owes, in the same transaction. */
+  private writeOutbox(row: JobRow, now: number): void {
+    if (row.callback === null) return;
+    const callback = JSON.parse(row.callback) as CallbackSpec;
+    const event = EVENT_OF_STATUS[row.status];
+    this.sql.dropPendingProgress.run(row.id); // no progress event may follow the terminal one
+    if (!event || !wantsEvent(callback, event)) return;
+    this.sql.insertOutbox.run(newEventId(), row.id, row.tenant_id, event, callback.url, now, JSON.stringify(row), now);
+  }
+
+  /** Inside a write: a coalesced progress event, at most one a second per job (latest state wins). */
+  private writeProgressEvent(row: JobRow, now: number): void {
+    if (row.callback === null) return;
+    const callback = JSON.parse(row.callback) as CallbackSpec;
+    if (!(callback.events ?? []).includes("job.progress")) return;
+    const pending = this.sql.pendingProgress.get(row.id) as { id: string } | undefined;
+    if (pending) {
+      this.sql.refreshProgress.run(JSON.stringify(row), now, pending.id);
+      return;
+    }
+    const last = (this.sql.lastProgress.get(row.id) as { at: number | null }).at;
+    const due = last === null ? now : Math.max(now, last + PROGRESS_EVENT_INTERVAL_MS);
+    this.sql.insertOutbox.run(newEventId(), row.id, row.tenant_id, "job.progress", callback.url, now, JSON.stringify(row), due);
+  }
+
+  private afterTerminalRow(row: JobRow, now: number): void {
+    const callback = row.callback === null ? null : (JSON.parse(row.callback) as CallbackSpec);
+    this.afterTerminal(row.id, row.type, row.status, callback, now);
+  }
+
+  /** After the commit: wake whoever waits on this job, and the deliverer if a callback is owed. */
+  private afterTerminal(jobId: string, type: string, status: JobStatus, callback: CallbackSpec | null, now: number): void {
+    this.events.emit({ kind: "terminal", jobId, type, status });
+    if (callback) this.events.emit({ kind: "outbox", at: now });
   }
 
   /** Remove the database files (tests). */
@@ -497,18 +614,18 @@ function prepareStatements(db: Db) {
     ),
     progress: p(
       `UPDATE jobs SET progress_percent = ?, progress_message = ?
-       WHERE id = ? AND lease_token = ? AND status = 'running'`,
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
     ),
-    // The job's type when applied; no row: fenced.
+    // The updated row when applied; no row: fenced.
     complete: p(
       `UPDATE jobs SET status = 'succeeded', finished_at = ?, error = NULL, lease_token = NULL,
          lease_expires_at = NULL, progress_percent = 100, result_kind = ?, result_type = ?,
          result_data = ?, result_location = ?, result_size = ?
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
     ),
     failFinal: p(
       `UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
     ),
     failRetry: p(
       `UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
@@ -530,7 +647,7 @@ function prepareStatements(db: Db) {
     ),
     failExpired: p(
       `UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ? AND status = 'running'`,
+       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
     ),
     pastDeadline: p(
       `SELECT ${JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND deadline_at <= ?
@@ -564,6 +681,59 @@ function prepareStatements(db: Db) {
     touchKey: p(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`),
     revokeKey: p(
       `UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL`,
+    ),
+    // --- callbacks ---
+    insertOutbox: p(
+      `INSERT INTO webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    dropPendingProgress: p(
+      `DELETE FROM webhook_events WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0`,
+    ),
+    pendingProgress: p(
+      `SELECT id FROM webhook_events WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0`,
+    ),
+    refreshProgress: p(`UPDATE webhook_events SET job_snapshot = ?, occurred_at = ? WHERE id = ?`),
+    lastProgress: p(`SELECT max(occurred_at) AS at FROM webhook_events WHERE job_id = ? AND event = 'job.progress'`),
+    // The leased events; another deliverer's live lease keeps an event out.
+    claimDeliveries: p(
+      `UPDATE webhook_events SET lease_token = ?, lease_expires_at = ?
+       WHERE id IN (
+         SELECT id FROM webhook_events
+         WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+         ORDER BY next_attempt_at, id LIMIT ?)
+       RETURNING *`,
+    ),
+    // 0 changes: the lease was lost.
+    recordDelivery: p(
+      `UPDATE webhook_events SET body = coalesce(body, ?), attempts = ?, status = ?,
+         next_attempt_at = coalesce(?, next_attempt_at), lease_token = NULL, lease_expires_at = NULL
+       WHERE id = ? AND lease_token = ?`,
+    ),
+    insertAttempt: p(
+      `INSERT INTO webhook_attempts (event_id, attempt, job_id, event, at, status_code, latency_ms, error, next_attempt_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    listDeliveries: p(
+      `SELECT a.* FROM webhook_attempts a JOIN webhook_events e ON e.id = a.event_id
+       WHERE a.job_id = ? AND e.tenant_id = ? ORDER BY a.at, a.event_id, a.attempt`,
+    ),
+    nextDeliveryAt: p(`SELECT min(next_attempt_at) AS at FROM webhook_events WHERE status = 'pending'`),
+    // Finished events (and their attempts) past retention.
+    purgeEvents: p(
+      `DELETE FROM webhook_events WHERE id IN (
+         SELECT id FROM webhook_events WHERE status <> 'pending' AND occurred_at < ? LIMIT ?)
+       RETURNING id`,
+    ),
+    purgeAttempts: p(`DELETE FROM webhook_attempts WHERE event_id = ?`),
+    getSecrets: p(`SELECT secret, previous_secret, previous_until FROM webhook_secrets WHERE tenant_id = ?`),
+    insertSecret: p(
+      `INSERT INTO webhook_secrets (tenant_id, secret, updated_at) VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+    ),
+    rotateSecret: p(
+      `INSERT INTO webhook_secrets (tenant_id, secret, updated_at) VALUES ($tenant, $secret, $now)
+       ON CONFLICT (tenant_id) DO UPDATE SET previous_secret = secret, previous_until = $until,
+         secret = $secret, updated_at = $now`,
     ),
   };
 }

@@ -138,7 +138,7 @@ export function describeLeases(ctx: SuiteContext): void {
       const forged = { id: job.id, leaseToken: "forged" };
       const before = await getJob(ctx.store, job.id);
 
-      expect(await ctx.store.progress({ lease: forged, percent: 50, message: "half" })).toBe(false);
+      expect(await ctx.store.progress({ lease: forged, percent: 50, message: "half", now: T0 })).toBe(false);
       expect(
         await ctx.store.complete({ lease: forged, result: { kind: "json", json: "1" }, now: T0 + 1 }),
       ).toBe(false);
@@ -148,7 +148,7 @@ export function describeLeases(ctx: SuiteContext): void {
       expect(await getJob(ctx.store, job.id)).toEqual(before);
       expect(await ctx.store.getResult({ tenantId: job.tenantId, id: job.id })).toBeNull();
       // The real holder is unaffected.
-      expect(await ctx.store.progress({ lease: leaseOf(job), percent: 50, message: "half" })).toBe(true);
+      expect(await ctx.store.progress({ lease: leaseOf(job), percent: 50, message: "half", now: T0 })).toBe(true);
       expect(await getJob(ctx.store, job.id)).toMatchObject({ progressPercent: 50, progressMessage: "half" });
     });
 
@@ -173,7 +173,7 @@ export function describeLeases(ctx: SuiteContext): void {
       expect(await ctx.store.heartbeat({ leases: [stale], leaseMs: LEASE_MS, now: sweptAt })).toEqual([
         first.id,
       ]);
-      expect(await ctx.store.progress({ lease: stale, percent: 10, message: null })).toBe(false);
+      expect(await ctx.store.progress({ lease: stale, percent: 10, message: null, now: T0 })).toBe(false);
       expect(await ctx.store.complete({ lease: stale, result: { kind: "none" }, now: sweptAt })).toBe(false);
       expect(await ctx.store.fail({ lease: stale, error: BOOM, retryAt: null, now: sweptAt })).toBe(false);
       expect((await getJob(ctx.store, first.id)).status).toBe("queued");
