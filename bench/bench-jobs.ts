@@ -58,7 +58,9 @@ export async function insertNoopJobs(store: Store, tenantId: string, count: numb
     const now = Date.now();
     const size = Math.min(BATCH, count - done);
     await Promise.all(
-      Array.from({ length: size }, () => store.submit({ job: newNoopJob(tenantId, now), idempotency: null, now })),
+      Array.from({ length: size }, () =>
+        store.submit({ job: newNoopJob(tenantId, now), idempotency: null, now }),
+      ),
     );
   }
 }
@@ -105,7 +107,9 @@ export function finalRows(path: string): DrainResult["finalRows"] {
   const db = new Database(path, { readonly: true });
   try {
     return db
-      .prepare("SELECT status, attempt, count(*) AS count FROM jobs GROUP BY status, attempt ORDER BY status, attempt")
+      .prepare(
+        "SELECT status, attempt, count(*) AS count FROM jobs GROUP BY status, attempt ORDER BY status, attempt",
+      )
       .all() as DrainResult["finalRows"];
   } finally {
     db.close();

@@ -22,7 +22,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-type Waiter = { match: (m: ChildMessage) => boolean; resolve: (m: ChildMessage) => void; reject: (e: Error) => void };
+type Waiter = {
+  match: (m: ChildMessage) => boolean;
+  resolve: (m: ChildMessage) => void;
+  reject: (e: Error) => void;
+};
 
 export class Child {
   private readonly inbox: ChildMessage[] = [];
@@ -110,8 +114,7 @@ export class Child {
   async cpuMicros(): Promise<number> {
     const request: ParentMessage = { kind: "cpu?" };
     this.proc.send(request);
-    const { userUs, systemUs } = await this.next("cpu");
-    return userUs + systemUs;
+    return (await this.next("cpu")).micros;
   }
 
   /** Ask the child to stop (SIGTERM), and kill it if it has not exited within `graceMs`. */

@@ -10,7 +10,7 @@ import Database from "better-sqlite3";
 import { migrateSqlite } from "../src/store/sqlite/migrate.js";
 import { finalRows, NOOP_TYPE } from "./bench-jobs.js";
 import { childOptions, runChild, sendLast, type DrainOptions, type DrainResult } from "./protocol.js";
-import { sharedNow } from "./stats.js";
+import { cpuMicros, sharedNow } from "./stats.js";
 
 const INSERT_BATCH = 1000;
 const LEASE_MS = 30_000;
@@ -52,7 +52,8 @@ function drain(path: string, jobs: number, concurrency: number): DrainResult {
     for (let i = 0; i < count; i++) insert.run(randomUUID(), NOOP_TYPE, now, now, now + 3_600_000);
   });
   const claimBatch = db.transaction(
-    (token: string, now: number) => claim.all(token, now + LEASE_MS, now, now, types, concurrency) as { id: string; input: string }[],
+    (token: string, now: number) =>
+      claim.all(token, now + LEASE_MS, now, now, types, concurrency) as { id: string; input: string }[],
   );
   const completeBatch = db.transaction((ids: string[], token: string, now: number) => {
     let applied = 0;
@@ -62,13 +63,15 @@ function drain(path: string, jobs: number, concurrency: number): DrainResult {
 
   try {
     const insertStart = sharedNow();
-    for (let done = 0; done < jobs; done += INSERT_BATCH) insertBatch.immediate(Math.min(INSERT_BATCH, jobs - done), Date.now());
+    for (let done = 0; done < jobs; done += INSERT_BATCH)
+      insertBatch.immediate(Math.min(INSERT_BATCH, jobs - done), Date.now());
     const insertMs = sharedNow() - insertStart;
 
     const runs = new Map<string, number>();
     let claims = 0;
     const claimSizes: Record<string, number> = {};
     const start = sharedNow();
+    const cpuStart = cpuMicros();
     for (;;) {
       const token = randomUUID();
       const rows = claimBatch.immediate(token, Date.now());
@@ -87,6 +90,7 @@ function drain(path: string, jobs: number, concurrency: number): DrainResult {
       if (applied !== rows.length) throw new Error(`only ${applied} of ${rows.length} completions applied`);
     }
     const drainMs = sharedNow() - start;
+    const cpuUs = cpuMicros() - cpuStart;
     return {
       label: "raw better-sqlite3",
       jobs,
@@ -94,6 +98,7 @@ function drain(path: string, jobs: number, concurrency: number): DrainResult {
       insertMs,
       drainMs,
       jobsPerSec: (jobs / drainMs) * 1000,
+      cpuUsPerJob: cpuUs / jobs,
       handled: runs.size,
       repeated: [...runs.values()].reduce((sum, n) => sum + (n - 1), 0),
       lost: jobs - runs.size,

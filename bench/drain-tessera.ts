@@ -9,9 +9,14 @@ import { SqliteStore } from "../src/store/sqlite/store.js";
 import { createTessera, DEV_TENANT } from "../src/tessera.js";
 import { finalRows, insertNoopJobs, noopJob, observeStore } from "./bench-jobs.js";
 import { childOptions, runChild, sendLast, type DrainOptions, type DrainResult } from "./protocol.js";
-import { sharedNow } from "./stats.js";
+import { cpuMicros, sharedNow } from "./stats.js";
 
-async function drain(path: string, jobs: number, concurrency: number, timeoutMs: number): Promise<DrainResult> {
+async function drain(
+  path: string,
+  jobs: number,
+  concurrency: number,
+  timeoutMs: number,
+): Promise<DrainResult> {
   const runs = new Map<string, number>();
   const claims = { count: 0, rows: 0, partial: 0, sizes: {} as Record<string, number> };
   const store = observeStore(new SqliteStore({ path }), {
@@ -30,6 +35,7 @@ async function drain(path: string, jobs: number, concurrency: number, timeoutMs:
   });
   let insertMs: number;
   let drainMs: number;
+  let cpuUs: number;
   try {
     const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
     const insertStart = sharedNow();
@@ -51,9 +57,11 @@ async function drain(path: string, jobs: number, concurrency: number, timeoutMs:
     });
     await tessera.app.ready();
     const start = sharedNow();
+    const cpuStart = cpuMicros();
     await tessera.start();
     await allDone;
     drainMs = sharedNow() - start;
+    cpuUs = cpuMicros() - cpuStart;
   } finally {
     await tessera.close();
   }
@@ -64,6 +72,7 @@ async function drain(path: string, jobs: number, concurrency: number, timeoutMs:
     insertMs,
     drainMs,
     jobsPerSec: (jobs / drainMs) * 1000,
+    cpuUsPerJob: cpuUs / jobs,
     handled: runs.size,
     repeated: [...runs.values()].reduce((sum, n) => sum + (n - 1), 0),
     lost: jobs - runs.size,

@@ -49,7 +49,11 @@ function fire(target: LoadTarget, connections: number, seconds: number): Promise
   });
 }
 
-export async function measureLoad(server: Child, target: LoadTarget, settings: LoadSettings): Promise<LoadResult> {
+export async function measureLoad(
+  server: Child,
+  target: LoadTarget,
+  settings: LoadSettings,
+): Promise<LoadResult> {
   await fire(target, settings.connections, settings.warmupSeconds);
   const cpuBefore = await server.cpuMicros();
   const result = await fire(target, settings.connections, settings.seconds);

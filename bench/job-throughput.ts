@@ -24,7 +24,9 @@ export function drainProblems(result: DrainResult): string[] {
   const ok = result.finalRows.find((r) => r.status === "succeeded" && r.attempt === 1)?.count ?? 0;
   const other = result.finalRows.filter((r) => !(r.status === "succeeded" && r.attempt === 1));
   if (ok !== result.jobs || other.length > 0) {
-    problems.push(`${result.label}: table holds ${JSON.stringify(result.finalRows)}, expected ${result.jobs} succeeded on attempt 1`);
+    problems.push(
+      `${result.label}: table holds ${JSON.stringify(result.finalRows)}, expected ${result.jobs} succeeded on attempt 1`,
+    );
   }
   return problems;
 }

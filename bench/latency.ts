@@ -49,7 +49,12 @@ class Client {
   }
 }
 
-export async function measureSubmitToStart(server: Child, baseUrl: string, samples: number, warmup: number): Promise<SubmitToStart> {
+export async function measureSubmitToStart(
+  server: Child,
+  baseUrl: string,
+  samples: number,
+  warmup: number,
+): Promise<SubmitToStart> {
   const client = new Client();
   const afterResponse: number[] = [];
   const afterCommit: number[] = [];

@@ -1,4 +1,5 @@
 /** Messages the benchmark's child processes send to the parent over the IPC channel. */
+import { cpuMicros } from "./stats.js";
 
 /** Options of a drain child: a measured round, after a smaller warm-up round on another file. */
 export interface DrainOptions {
@@ -20,6 +21,8 @@ export interface DrainResult {
   /** From starting the workers to the last job's completion being committed. */
   drainMs: number;
   jobsPerSec: number;
+  /** CPU time (user + system) of the draining process per job, in microseconds. */
+  cpuUsPerJob: number;
   /** Distinct jobs whose handler ran, handler runs beyond one per job, jobs never run. */
   handled: number;
   repeated: number;
@@ -45,8 +48,8 @@ export type ChildMessage =
   /** A probe job reached a terminal state. */
   | { kind: "finished"; jobId: string; at: number; status: string }
   | { kind: "drained"; result: DrainResult }
-  /** The child's CPU time so far (process.cpuUsage), in microseconds. */
-  | { kind: "cpu"; userUs: number; systemUs: number }
+  /** The child's CPU time so far (user + system), in microseconds. */
+  | { kind: "cpu"; micros: number }
   | { kind: "failed"; message: string };
 
 /** Messages the parent sends to a child. */
@@ -85,8 +88,7 @@ export function runChild(main: () => Promise<void>): void {
   process.once("disconnect", () => process.exit(0));
   process.on("message", (message: ParentMessage) => {
     if (message.kind !== "cpu?") return;
-    const { user, system } = process.cpuUsage();
-    toParent({ kind: "cpu", userUs: user, systemUs: system });
+    toParent({ kind: "cpu", micros: cpuMicros() });
   });
   main().catch((error: unknown) => {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -45,7 +45,10 @@ const ratio = (n: number) => `${n.toFixed(2)}×`;
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   const line = (r: string[]) =>
-    r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ").trimEnd();
+    r
+      .map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   const rule = widths.map((w) => "-".repeat(w)).join("  ");
   return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join("\n");
 }
@@ -56,13 +59,20 @@ function loadRows(title: string, m: Report["submit"]): string[][] {
     [title, "req/s", int(t.requestsPerSec), int(r.requestsPerSec), ratio(m.ratio)],
     ["", "latency p50 ms", ms(t.p50Ms), ms(r.p50Ms), ratio(t.p50Ms / r.p50Ms)],
     ["", "latency p99 ms", ms(t.p99Ms), ms(r.p99Ms), ratio(t.p99Ms / r.p99Ms)],
-    ["", "server CPU µs/request", int(t.serverCpuUsPerRequest), int(r.serverCpuUsPerRequest), ratio(t.serverCpuUsPerRequest / r.serverCpuUsPerRequest)],
+    [
+      "",
+      "server CPU µs/request",
+      int(t.serverCpuUsPerRequest),
+      int(r.serverCpuUsPerRequest),
+      ratio(t.serverCpuUsPerRequest / r.serverCpuUsPerRequest),
+    ],
     ["", "server CPU (cores)", t.serverCpuShare.toFixed(2), r.serverCpuShare.toFixed(2), ""],
     ["", "requests / non-2xx", `${int(t.requests)} / ${t.non2xx}`, `${int(r.requests)} / ${r.non2xx}`, ""],
   ];
 }
 
-const claimCell = (d: DrainResult) => `${int(d.claims)} / ${d.meanClaimSize.toFixed(1)} / ${int(d.partialClaims)}`;
+const claimCell = (d: DrainResult) =>
+  `${int(d.claims)} / ${d.meanClaimSize.toFixed(1)} / ${int(d.partialClaims)}`;
 
 export function renderTable(report: Report): string {
   const s = report.settings;
@@ -71,13 +81,44 @@ export function renderTable(report: Report): string {
     ["Measurement", "", "Tessera", "Reference", "Ratio"],
     ...loadRows(`Submit POST /v1/jobs (${s.connections} conn, ${s.seconds} s)`, report.submit),
     ...loadRows(`Status poll GET /v1/jobs/{id} (queued)`, report.poll),
-    [`No-op jobs (${int(j.tessera.jobs)}, concurrency ${j.tessera.concurrency})`, "jobs/s", int(j.tessera.jobsPerSec), int(j.reference.jobsPerSec), ratio(j.ratio)],
+    [
+      `No-op jobs (${int(j.tessera.jobs)}, concurrency ${j.tessera.concurrency})`,
+      "jobs/s",
+      int(j.tessera.jobsPerSec),
+      int(j.reference.jobsPerSec),
+      ratio(j.ratio),
+    ],
+    [
+      "",
+      "CPU µs/job",
+      int(j.tessera.cpuUsPerJob),
+      int(j.reference.cpuUsPerJob),
+      ratio(j.tessera.cpuUsPerJob / j.reference.cpuUsPerJob),
+    ],
     ["", "drain s", (j.tessera.drainMs / 1000).toFixed(2), (j.reference.drainMs / 1000).toFixed(2), ""],
     ["", "claims / mean rows / partial", claimCell(j.tessera), claimCell(j.reference), ""],
-    [`Submit-to-start (${l.tessera.afterResponse.count} sequential)`, "p50 ms", ms(l.tessera.afterResponse.p50Ms), ms(l.reference.p50Ms), ratio(l.ratioP50)],
+    [
+      `Submit-to-start (${l.tessera.afterResponse.count} sequential)`,
+      "p50 ms",
+      ms(l.tessera.afterResponse.p50Ms),
+      ms(l.reference.p50Ms),
+      ratio(l.ratioP50),
+    ],
     ["", "p99 ms", ms(l.tessera.afterResponse.p99Ms), ms(l.reference.p99Ms), ratio(l.ratioP99)],
-    ["", "commit→start p50/p99 ms", `${ms(l.tessera.afterCommit.p50Ms)} / ${ms(l.tessera.afterCommit.p99Ms)}`, "", ""],
-    ["", "submit RTT p50/p99 ms", `${ms(l.tessera.submitRoundTrip.p50Ms)} / ${ms(l.tessera.submitRoundTrip.p99Ms)}`, "", ""],
+    [
+      "",
+      "commit→start p50/p99 ms",
+      `${ms(l.tessera.afterCommit.p50Ms)} / ${ms(l.tessera.afterCommit.p99Ms)}`,
+      "",
+      "",
+    ],
+    [
+      "",
+      "submit RTT p50/p99 ms",
+      `${ms(l.tessera.submitRoundTrip.p50Ms)} / ${ms(l.tessera.submitRoundTrip.p99Ms)}`,
+      "",
+      "",
+    ],
   ];
   const e = report.environment;
   return [
@@ -86,12 +127,23 @@ export function renderTable(report: Report): string {
     "",
     table(rows),
     "",
-    "References, measured in the same run: bare Fastify 202 route in its own process (submit, poll and",
-    "submit-to-start: one sequential HTTP round trip); raw better-sqlite3 claim/complete loop with the same",
-    "schema, WAL and synchronous=FULL (no-op jobs). Ratios are Tessera / reference: below 1× for",
-    "throughput means slower, above 1× for latency means slower.",
+    `Ratios (Tessera / reference): submit ${ratio(report.submit.ratio)} and status poll ${ratio(report.poll.ratio)} of bare ` +
+      `Fastify req/s; no-op jobs ${ratio(j.ratio)} of the raw better-sqlite3 floor's jobs/s; submit-to-start ` +
+      `${ratio(l.ratioP50)} (p50) and ${ratio(l.ratioP99)} (p99) of one bare HTTP round trip.`,
     "",
-    report.checks.passed ? "Checks: passed (every response 202; every job ran once and succeeded)" : `Checks FAILED:\n  ${report.checks.failures.join("\n  ")}`,
+    "References, measured in the same run: a bare Fastify 202 route in its own process (submit, poll; one",
+    "sequential round trip for submit-to-start); a raw better-sqlite3 claim/complete loop with the same schema,",
+    "WAL and synchronous=FULL (no-op jobs). Throughput below 1× is slower; latency or CPU above 1× is costlier.",
+    "The load generator shares this machine's cores: compare server CPU µs/request when req/s looks client-bound.",
+    ...(e.loadAverage.before > e.cpus / 2
+      ? [
+          `WARNING: the machine was busy before the run (load ${e.loadAverage.before.toFixed(1)} on ${e.cpus} CPUs): figures are noisy.`,
+        ]
+      : []),
+    "",
+    report.checks.passed
+      ? "Checks: passed (every response 202; every job ran once and succeeded)"
+      : `Checks FAILED:\n  ${report.checks.failures.join("\n  ")}`,
     "",
   ].join("\n");
 }

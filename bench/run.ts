@@ -36,7 +36,15 @@ const FULL: Settings = {
   latencySamples: 500,
   latencyWarmup: 50,
 };
-const QUICK: Settings = { ...FULL, warmupSeconds: 1, seconds: 2, drainJobs: 4_000, drainWarmupJobs: 500, latencySamples: 100, latencyWarmup: 10 };
+const QUICK: Settings = {
+  ...FULL,
+  warmupSeconds: 1,
+  seconds: 2,
+  drainJobs: 4_000,
+  drainWarmupJobs: 500,
+  latencySamples: 100,
+  latencyWarmup: 10,
+};
 const DRAIN_TIMEOUT_MS = 60_000;
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
@@ -44,9 +52,11 @@ const progress = (message: string) => process.stderr.write(`bench: ${message}\n`
 function loadProblems(name: string, result: LoadResult): string[] {
   const problems: string[] = [];
   const other = Object.keys(result.statusCodes).filter((code) => code !== "202");
-  if (other.length > 0) problems.push(`${name}: answers other than 202: ${JSON.stringify(result.statusCodes)}`);
+  if (other.length > 0)
+    problems.push(`${name}: answers other than 202: ${JSON.stringify(result.statusCodes)}`);
   if (result.non2xx > 0) problems.push(`${name}: ${result.non2xx} non-2xx responses`);
-  if (result.errors > 0 || result.timeouts > 0) problems.push(`${name}: ${result.errors} errors, ${result.timeouts} timeouts`);
+  if (result.errors > 0 || result.timeouts > 0)
+    problems.push(`${name}: ${result.errors} errors, ${result.timeouts} timeouts`);
   if (result.requests === 0) problems.push(`${name}: no responses at all`);
   return problems;
 }
@@ -61,13 +71,22 @@ async function queuedJob(apiUrl: string): Promise<string> {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ type: NOOP_TYPE, input: {} }),
   });
-  if (response.status !== 202) throw new Error(`submit answered ${response.status}: ${await response.text()}`);
+  if (response.status !== 202)
+    throw new Error(`submit answered ${response.status}: ${await response.text()}`);
   return ((await response.json()) as { id: string }).id;
 }
 
-async function run(settings: Settings, dir: string, children: Child[]): Promise<Omit<Report, "elapsedSeconds">> {
+async function run(
+  settings: Settings,
+  dir: string,
+  children: Child[],
+): Promise<Omit<Report, "elapsedSeconds">> {
   const loadBefore = loadavg()[0]!;
-  const load: LoadSettings = { connections: settings.connections, warmupSeconds: settings.warmupSeconds, seconds: settings.seconds };
+  const load: LoadSettings = {
+    connections: settings.connections,
+    warmupSeconds: settings.warmupSeconds,
+    seconds: settings.seconds,
+  };
   const spawn = (script: string, options: object) => {
     const child = startChild(script, options);
     children.push(child);
@@ -80,18 +99,43 @@ async function run(settings: Settings, dir: string, children: Child[]): Promise<
   const submitBody = JSON.stringify({ type: NOOP_TYPE, input: {} });
 
   progress("1/4 submit throughput: Tessera, then bare Fastify");
-  const submitTessera = await measureLoad(api, { url: `${apiUrl}/v1/jobs`, method: "POST", body: submitBody }, load);
-  const submitBare = await measureLoad(bare, { url: `${bareUrl}/v1/jobs`, method: "POST", body: submitBody }, load);
+  const submitTessera = await measureLoad(
+    api,
+    { url: `${apiUrl}/v1/jobs`, method: "POST", body: submitBody },
+    load,
+  );
+  const submitBare = await measureLoad(
+    bare,
+    { url: `${bareUrl}/v1/jobs`, method: "POST", body: submitBody },
+    load,
+  );
 
   progress("2/4 status-poll throughput: Tessera, then bare Fastify");
-  const pollTessera = await measureLoad(api, { url: `${apiUrl}/v1/jobs/${await queuedJob(apiUrl)}`, method: "GET" }, load);
-  const pollBare = await measureLoad(bare, { url: `${bareUrl}/v1/jobs/${randomUUID()}`, method: "GET" }, load);
+  const pollTessera = await measureLoad(
+    api,
+    { url: `${apiUrl}/v1/jobs/${await queuedJob(apiUrl)}`, method: "GET" },
+    load,
+  );
+  const pollBare = await measureLoad(
+    bare,
+    { url: `${bareUrl}/v1/jobs/${randomUUID()}`, method: "GET" },
+    load,
+  );
   await api.stop();
 
   progress("3/4 submit-to-start latency: Tessera (idle worker), then bare round trip");
   const worker = spawn("./tessera-server.ts", { db: join(dir, "latency.db"), concurrency: 8 });
-  const latency = await measureSubmitToStart(worker, await ready(worker), settings.latencySamples, settings.latencyWarmup);
-  const roundTrip = await measureRoundTrip(`${bareUrl}/v1/jobs`, settings.latencySamples, settings.latencyWarmup);
+  const latency = await measureSubmitToStart(
+    worker,
+    await ready(worker),
+    settings.latencySamples,
+    settings.latencyWarmup,
+  );
+  const roundTrip = await measureRoundTrip(
+    `${bareUrl}/v1/jobs`,
+    settings.latencySamples,
+    settings.latencyWarmup,
+  );
   await Promise.all([worker.stop(), bare.stop()]);
 
   progress(`4/4 no-op job throughput: raw better-sqlite3 floor, then Tessera (${settings.drainJobs} jobs)`);
@@ -113,7 +157,9 @@ async function run(settings: Settings, dir: string, children: Child[]): Promise<
     ...loadProblems("poll (bare)", pollBare),
     ...drainProblems(drainTessera),
     ...drainProblems(drainRaw),
-    ...(latency.notSucceeded > 0 ? [`submit-to-start: ${latency.notSucceeded} probe jobs did not succeed`] : []),
+    ...(latency.notSucceeded > 0
+      ? [`submit-to-start: ${latency.notSucceeded} probe jobs did not succeed`]
+      : []),
   ];
   return {
     environment: {
@@ -125,9 +171,21 @@ async function run(settings: Settings, dir: string, children: Child[]): Promise<
       loadAverage: { before: loadBefore, after: loadavg()[0]! },
     },
     settings,
-    submit: { tessera: submitTessera, reference: submitBare, ratio: submitTessera.requestsPerSec / submitBare.requestsPerSec },
-    poll: { tessera: pollTessera, reference: pollBare, ratio: pollTessera.requestsPerSec / pollBare.requestsPerSec },
-    noopJobs: { tessera: drainTessera, reference: drainRaw, ratio: drainTessera.jobsPerSec / drainRaw.jobsPerSec },
+    submit: {
+      tessera: submitTessera,
+      reference: submitBare,
+      ratio: submitTessera.requestsPerSec / submitBare.requestsPerSec,
+    },
+    poll: {
+      tessera: pollTessera,
+      reference: pollBare,
+      ratio: pollTessera.requestsPerSec / pollBare.requestsPerSec,
+    },
+    noopJobs: {
+      tessera: drainTessera,
+      reference: drainRaw,
+      ratio: drainTessera.jobsPerSec / drainRaw.jobsPerSec,
+    },
     submitToStart: {
       tessera: latency,
       reference: roundTrip,
@@ -155,7 +213,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     const measured = await run(argv.includes("--quick") ? QUICK : FULL, dir, children);
     const report: Report = { ...measured, elapsedSeconds: (performance.now() - started) / 1000 };
-    process.stdout.write(argv.includes("--json") ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report));
+    process.stdout.write(
+      argv.includes("--json") ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report),
+    );
     return report.checks.passed ? 0 : 1;
   } finally {
     await stopAll(children);
@@ -166,7 +226,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
-    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exitCode = 1;
   },
 );

@@ -8,6 +8,12 @@ export function sharedNow(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** This process's CPU time so far (user + system), in microseconds. */
+export function cpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
 /** Nearest-rank percentile (p in 0–100) of unsorted samples; NaN when there are none. */
 export function percentile(samples: readonly number[], p: number): number {
   if (samples.length === 0) return Number.NaN;

@@ -47,6 +47,12 @@ export const OPTIONS = {
   "job-retention": { kind: "int", env: "TESSERA_JOB_RETENTION", default: 604800, min: 1, max: 31536000, doc: "Seconds a finished job's record is kept (then 404)" },
   "inline-result-bytes": { kind: "int", env: "TESSERA_INLINE_RESULT_BYTES", default: 65536, min: 0, max: 16777216, doc: "Results up to this size stay in the database; larger go to blob files" },
   "max-result-bytes": { kind: "int", env: "TESSERA_MAX_RESULT_BYTES", default: 67108864, min: 1, max: 4294967296, doc: "Largest result a job may store (the job fails above)" },
+  "callback-allow": { kind: "list", env: "TESSERA_CALLBACK_ALLOW", default: [], doc: "Hosts or CIDRs callbacks may reach although private or loopback (repeatable; comma-separated)" },
+  "callback-verify": { kind: "bool", env: "TESSERA_CALLBACK_VERIFY", default: false, doc: "Ping every callback URL (signed webhook.ping) before accepting a job" },
+  "callback-retry-hours": { kind: "int", env: "TESSERA_CALLBACK_RETRY_HOURS", default: 24, min: 0, max: 720, doc: "How long a callback is retried before it is recorded as failed" },
+  "callback-retry-base-ms": { kind: "int", env: "TESSERA_CALLBACK_RETRY_BASE_MS", default: 5000, min: 10, max: 3600000, doc: "First callback retry delay; doubles per attempt, with full jitter" },
+  "callback-timeout-ms": { kind: "int", env: "TESSERA_CALLBACK_TIMEOUT_MS", default: 15000, min: 100, max: 30000, doc: "Connect-to-answer limit of one callback attempt" },
+  "callback-concurrency": { kind: "int", env: "TESSERA_CALLBACK_CONCURRENCY", default: 16, min: 1, max: 1000, doc: "Callback deliveries in flight per process (4 per tenant at most)" },
   "trust-proxy": { kind: "bool", env: "TESSERA_TRUST_PROXY", default: false, doc: "Believe X-Forwarded-* headers" },
   "metrics-auth": { kind: "bool", env: "TESSERA_METRICS_AUTH", default: false, doc: "Require an API key for /metrics" },
   "log-level": { kind: "string", env: "TESSERA_LOG_LEVEL", default: "info", doc: "pino log level (fatal, error, warn, info, debug, trace, silent)" },
@@ -83,6 +89,12 @@ export interface Config {
   jobRetention: number;
   inlineResultBytes: number;
   maxResultBytes: number;
+  callbackAllow: readonly string[];
+  callbackVerify: boolean;
+  callbackRetryHours: number;
+  callbackRetryBaseMs: number;
+  callbackTimeoutMs: number;
+  callbackConcurrency: number;
   trustProxy: boolean;
   metricsAuth: boolean;
   logLevel: string;
@@ -176,6 +188,12 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     jobRetention: v["job-retention"] as number,
     inlineResultBytes: v["inline-result-bytes"] as number,
     maxResultBytes: v["max-result-bytes"] as number,
+    callbackAllow: Object.freeze(v["callback-allow"] as string[]),
+    callbackVerify: v["callback-verify"] as boolean,
+    callbackRetryHours: v["callback-retry-hours"] as number,
+    callbackRetryBaseMs: v["callback-retry-base-ms"] as number,
+    callbackTimeoutMs: v["callback-timeout-ms"] as number,
+    callbackConcurrency: v["callback-concurrency"] as number,
     trustProxy: v["trust-proxy"] as boolean,
     metricsAuth: v["metrics-auth"] as boolean,
     logLevel: v["log-level"] as string,

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /** The `tessera` command. */
-import { keys, migrate } from "./cli/keys.js";
+import { keys, migrate, webhooks } from "./cli/keys.js";
 import { serve } from "./cli/serve.js";
 
 const USAGE = `usage: tessera <command>
 
   serve [--port N] [--host H] [--db FILE] [--demo] [--dev] [--jobs PATH] …   run the API and workers
   keys create --tenant NAME | keys list | keys revoke ID|PREFIX              manage API keys
+  webhooks secret --tenant NAME [--rotate]                                   show or rotate a tenant's webhook secret
   migrate [--db FILE]                                                        apply database migrations
 
 Every serve flag is also a TESSERA_* environment variable; see the README.
@@ -23,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
       return keys(args, env, process.stdout);
     case "migrate":
       return migrate(args, env, process.stdout);
+    case "webhooks":
+      return webhooks(args, env, process.stdout);
     case "help":
     case "--help":
     case "-h":

@@ -8,6 +8,8 @@ import { RetryAfterEstimator } from "./http/retry-after.js";
 import { buildServer } from "./http/server.js";
 import { signingKey, UrlSigner } from "./http/signed-url.js";
 import { WaitRegistry } from "./http/wait.js";
+import { AddressPolicy } from "./callbacks/address-policy.js";
+import { CallbackDeliverer } from "./callbacks/deliverer.js";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
 import { createDeadlineSweeper } from "./worker/maintenance/deadline-sweeper.js";
@@ -111,7 +113,27 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     }),
   ];
 
-  const app = buildServer({ config, store, registry, signer, waits, estimator, metrics, logger, devTenantId, now });
+  const policy = new AddressPolicy(config.callbackAllow);
+  const deliverer = new CallbackDeliverer({
+    store,
+    policy,
+    signer,
+    fallbackOrigin: config.publicUrl ?? `http://${config.host}:${config.port}`,
+    logger,
+    metrics,
+    now,
+    options: {
+      concurrency: config.callbackConcurrency,
+      perTenant: 4,
+      retryWindowMs: config.callbackRetryHours * 3_600_000,
+      baseDelayMs: config.callbackRetryBaseMs,
+      maxDelayMs: 6 * 3_600_000,
+      pollIntervalMs: Math.min(1000, config.pollIntervalMs),
+      limits: { timeoutMs: config.callbackTimeoutMs, maxResponseBytes: 65_536 },
+    },
+  });
+  const callbacks = { policy, deliverer };
+  const app = buildServer({ config, store, registry, signer, waits, estimator, metrics, logger, devTenantId, now, callbacks });
   let started = false;
 
   const tessera: Tessera = {
@@ -129,6 +151,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       if (config.role !== "api") {
         for (const service of services) service.start();
         worker.start();
+        deliverer.start();
       }
       await app.ready();
     },
@@ -138,6 +161,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     },
     async close() {
       await worker.stop(config.shutdownGraceMs);
+      await deliverer.stop();
       await Promise.all(services.map((s) => s.stop()));
       waits.close();
       await app.close();

@@ -24,7 +24,14 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
   const match = /^bearer +(\S+) *$/i.exec(request.headers.authorization ?? "");
   const key = match?.[1];
   if (!key || !KEY_PATTERN.test(key)) throw unauthorized();
-  const record = await deps.store.findApiKey({ hash: hashApiKey(key), now: deps.now() });
+  let record;
+  try {
+    record = await deps.store.findApiKey({ hash: hashApiKey(key), now: deps.now() });
+  } catch (error) {
+    // The store is unreachable (e.g. the database restarted): a transient 503, not a 500.
+    request.log.warn({ err: error }, "API key lookup failed");
+    throw new ProblemError("service-unavailable", "the job store is not reachable; try again", {}, { "retry-after": "1" });
+  }
   if (!record) throw unauthorized();
   return record.tenantId;
 }

@@ -47,6 +47,18 @@ export class Metrics {
     help: "Handlers running in this process",
     registers: [this.registry],
   });
+  readonly callbackAttempts = new Counter({
+    name: "tessera_callback_attempts_total",
+    help: "Callback delivery attempts by outcome (delivered, retry, stopped, failed)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly callbackLatency = new Histogram({
+    name: "tessera_callback_latency_seconds",
+    help: "Time for a receiver to answer a callback",
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30],
+    registers: [this.registry],
+  });
   readonly waiters = new Gauge({
     name: "tessera_waiters",
     help: "Requests held open by Prefer: wait or onPending=synchronous",

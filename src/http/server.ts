@@ -1,6 +1,8 @@
 import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
+import type { AddressPolicy } from "../callbacks/address-policy.js";
+import type { CallbackDeliverer } from "../callbacks/deliverer.js";
 import type { Config } from "../config.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { Store } from "../store/store.js";
@@ -26,6 +28,8 @@ export interface ServerDeps {
   estimator: RetryAfterEstimator;
   metrics: Metrics;
   logger: Logger;
+  /** Callback URL checks and the pre-work ping. */
+  callbacks: { policy: AddressPolicy; deliverer: CallbackDeliverer };
   /** The implicit tenant in `--dev` (no authentication), else null. */
   devTenantId: string | null;
   now: () => number;
@@ -47,6 +51,7 @@ const ROUTES: Record<string, string[]> = {
   "/v1/jobs/:id": ["GET", "DELETE"],
   "/v1/jobs/:id/cancel": ["POST"],
   "/v1/jobs/:id/result": ["GET"],
+  "/v1/jobs/:id/deliveries": ["GET"],
   "/v1/job-types": ["GET"],
   "/healthz": ["GET"],
   "/readyz": ["GET"],

@@ -12,6 +12,8 @@ export const PROBLEMS = {
   "invalid-json": { status: 400, title: "Malformed JSON" },
   "invalid-idempotency-key": { status: 400, title: "Invalid Idempotency-Key" },
   "invalid-parameter": { status: 400, title: "Invalid query parameter" },
+  "callback-url-forbidden": { status: 400, title: "Callback URL not allowed" },
+  "callback-unreachable": { status: 400, title: "Callback receiver did not answer the ping" },
   unauthorized: { status: 401, title: "Missing or invalid API key" },
   "signature-invalid": { status: 403, title: "Invalid or expired signature" },
   "not-found": { status: 404, title: "Not found" },

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
-import type { JobRecord } from "../../store/store.js";
+import type { CallbackSpec, JobRecord } from "../../store/store.js";
 import { buildJob } from "../envelope.js";
 import { InFlightKeys, isValidIdempotencyKey, requestHash } from "../idempotency.js";
 import { preferredWait } from "../prefer.js";
@@ -93,6 +93,8 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     if (request.body === undefined) throw new ProblemError("invalid-json", "a JSON body is required");
     const now = deps.now();
     const job = buildJob(request.body, { tenantId: request.tenantId, registry: deps.registry, config, now });
+
+    if (job.callback) await checkCallback(request, deps, job.callback, job.type);
 
     const release = key === null ? null : inFlight.tryAcquire(request.tenantId, key);
     if (key !== null && release === null) {
@@ -207,12 +209,43 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     }
   });
 
+  app.get("/v1/jobs/:id/deliveries", async (request, reply) => {
+    const { id } = request.params as { id: string };
+    await findJob(request, deps, id);
+    reply.header("cache-control", "no-store");
+    return { items: await store.listDeliveries({ tenantId: request.tenantId, jobId: id }) };
+  });
+
   app.delete("/v1/jobs/:id", async (request, reply) => {
     const { id } = request.params as { id: string };
     await findJob(request, deps, id);
     if (!(await store.delete({ tenantId: request.tenantId, id, now: deps.now() }))) throw notFound();
     return reply.code(204).send();
   });
+}
+
+const PING_TIMEOUT_MS = 5000;
+
+/**
+ * A callback URL must be http(s) and reach only allowed addresses (checked again at every
+ * connection); with `verify`, the receiver must answer a signed `webhook.ping` first.
+ */
+async function checkCallback(request: FastifyRequest, deps: ServerDeps, callback: CallbackSpec, jobType: string): Promise<void> {
+  try {
+    await deps.callbacks.policy.check(new URL(callback.url));
+  } catch (error) {
+    throw new ProblemError("callback-url-forbidden", (error as Error).message, {
+      errors: [{ path: "/callback/url", message: (error as Error).message }],
+    });
+  }
+  callback.origin = origin(request, deps.config);
+  if (!(callback.verify ?? deps.config.callbackVerify)) return;
+  const outcome = await deps.callbacks.deliverer.ping({ url: callback.url, tenantId: request.tenantId, jobType, timeoutMs: PING_TIMEOUT_MS });
+  const code = outcome.statusCode;
+  if (code === null || code < 200 || code > 299) {
+    const why = code === null ? (outcome.error ?? "no answer") : `HTTP ${code}`;
+    throw new ProblemError("callback-unreachable", `the callback receiver did not accept the ping: ${why}`);
+  }
 }
 
 /** Opaque to clients; the tenant bound is applied by the query, so a forged cursor widens nothing. */
