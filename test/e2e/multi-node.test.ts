@@ -145,10 +145,16 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
           const text = await response.text();
           if (response.status === 202) {
             const id = (JSON.parse(text) as Representation).id;
-            appendFileSync(ackLog, JSON.stringify({ key: idempotencyKey, outcome: "acked", id, node: api.name }) + "\n");
+            appendFileSync(
+              ackLog,
+              JSON.stringify({ key: idempotencyKey, outcome: "acked", id, node: api.name }) + "\n",
+            );
             acked.set(idempotencyKey, id);
           } else {
-            appendFileSync(ackLog, JSON.stringify({ key: idempotencyKey, outcome: "failed", status: response.status }) + "\n");
+            appendFileSync(
+              ackLog,
+              JSON.stringify({ key: idempotencyKey, outcome: "failed", status: response.status }) + "\n",
+            );
             refused.push(`${idempotencyKey}: ${response.status} ${text.slice(0, 200)}`);
           }
         } catch (error) {
@@ -189,7 +195,10 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
     );
     const byId = new Map(rows.map((r) => [r.id, r]));
     const ackedIds = new Set(acked.values());
-    const lost = [...ackedIds].filter((id) => !byId.has(id) || !["succeeded", "failed", "canceled", "timed_out"].includes(byId.get(id)!.status));
+    const lost = [...ackedIds].filter(
+      (id) =>
+        !byId.has(id) || !["succeeded", "failed", "canceled", "timed_out"].includes(byId.get(id)!.status),
+    );
     const unexpected = rows.filter((r) => !ackedIds.has(r.id)).map((r) => r.id);
     expect(lost).toEqual([]);
     expect(unexpected).toEqual([]);
@@ -230,9 +239,10 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
 
     // double terminal = 0: exactly one terminal notification per job, and the stored result is
     // the one the recorded attempt returned (its attempt and its process).
+    await waitFor("a terminal notification for every job", () => notifications.terminal.size === TOTAL, 5000);
+    await sleep(200); // a second notification for some job would have arrived by now
     const twice = [...notifications.terminal].filter(([, list]) => list.length !== 1);
     expect(twice).toEqual([]);
-    await waitFor("a terminal notification for every job", () => notifications.terminal.size === TOTAL, 5000);
     for (const row of rows) {
       const result = JSON.parse(row.result!) as { attempt: number; pid: number };
       expect(result.attempt).toBe(row.attempt);
@@ -279,7 +289,12 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
           headers: { ...bearer(key), prefer: "wait=20" },
         });
         const answeredAt = Date.now();
-        return { askedAt, answeredAt, status: response.status, job: (await response.json()) as Representation };
+        return {
+          askedAt,
+          answeredAt,
+          status: response.status,
+          job: (await response.json()) as Representation,
+        };
       }),
     );
     const lags: number[] = [];
@@ -293,7 +308,9 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
       expect(Date.parse(a.job.startedAt!) - Date.parse(a.job.createdAt)).toBeLessThan(3000);
     }
     expect(Math.max(...lags)).toBeLessThan(1000);
-    console.log(`L4: ${N} cross-node waits answered ${Math.min(...lags)}..${Math.max(...lags)} ms after finishedAt`);
+    console.log(
+      `L4: ${N} cross-node waits answered ${Math.min(...lags)}..${Math.max(...lags)} ms after finishedAt`,
+    );
   });
 
   it("F10 (small): 200 expired leases on 2 worker nodes are each swept exactly once", async () => {
@@ -318,7 +335,12 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
         while (i < N) {
           const n = i++;
           const response = await http(`${api!.url}/v1/jobs`, {
-            json: { type: "fixture.record", input: { value: n, sleepMs: 10, logPath: executionLog }, runAt, timeoutSeconds: 3600 },
+            json: {
+              type: "fixture.record",
+              input: { value: n, sleepMs: 10, logPath: executionLog },
+              runAt,
+              timeoutSeconds: 3600,
+            },
             headers: bearer(key),
           });
           expect(response.status).toBe(202);
@@ -346,7 +368,10 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
       30_000,
       100,
     );
-    const rows = await pgQuery<{ id: string; status: string; attempt: number }>(PG_URL, `SELECT id, status, attempt FROM ${schema}.jobs`);
+    const rows = await pgQuery<{ id: string; status: string; attempt: number }>(
+      PG_URL,
+      `SELECT id, status, attempt FROM ${schema}.jobs`,
+    );
     expect(rows.length).toBe(N);
     // Swept once (attempt 1 counted, requeued), then claimed once: attempt 2, one execution.
     expect(rows.filter((r) => r.status !== "succeeded" || r.attempt !== 2)).toEqual([]);
@@ -366,6 +391,8 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
       expect(errors(node)).toEqual([]);
       expect(node.hasExited()).toBe(false);
     }
-    console.log(`F10: ${N} expired leases swept ${swept.join(" + ")} by the two workers; each job ran once, attempt 2`);
+    console.log(
+      `F10: ${N} expired leases swept ${swept.join(" + ")} by the two workers; each job ran once, attempt 2`,
+    );
   });
 });

@@ -84,7 +84,9 @@ async function submitAndWait(url: string, key: string, input: Record<string, unk
   const answeredAt = Date.now();
   expect(response.status, await response.clone().text()).toBe(200); // the result, after the wait
   const statusUrl = response.headers.get("content-location")!;
-  const job = (await (await http(`${statusUrl}?onComplete=status`, { headers: bearer(key) })).json()) as Representation;
+  const job = (await (
+    await http(`${statusUrl}?onComplete=status`, { headers: bearer(key) })
+  ).json()) as Representation;
   expect(job.status).toBe("succeeded");
   return answeredAt - Date.parse(job.finishedAt!);
 }
@@ -131,7 +133,10 @@ describe("e2e: PostgreSQL faults", { timeout: 90_000 }, () => {
         attempted.add(idempotencyKey);
         try {
           const response = await http(`${api!.url}/v1/jobs`, {
-            json: { type: "fixture.record", input: { value: idempotencyKey, sleepMs: 100, logPath: executionLog } },
+            json: {
+              type: "fixture.record",
+              input: { value: idempotencyKey, sleepMs: 100, logPath: executionLog },
+            },
             headers: { ...bearer(key), "idempotency-key": idempotencyKey },
           });
           const text = await response.text();
@@ -154,7 +159,9 @@ describe("e2e: PostgreSQL faults", { timeout: 90_000 }, () => {
     // those running at a termination: read just before and right after it (a lost completion
     // leaves its row running until the lease expires, well after the second read).
     const runningIds = async () =>
-      (await pgQuery<{ id: string }>(db.url, `SELECT id FROM ${schema}.jobs WHERE status = 'running'`)).map((r) => r.id);
+      (await pgQuery<{ id: string }>(db.url, `SELECT id FROM ${schema}.jobs WHERE status = 'running'`)).map(
+        (r) => r.id,
+      );
     const inFlight = new Set<string>();
     const terminations: { at: number; backends: number }[] = [];
     await waitFor("load under way", () => acked.size >= 50, 20_000);
@@ -174,12 +181,15 @@ describe("e2e: PostgreSQL faults", { timeout: 90_000 }, () => {
     const last = terminations[terminations.length - 1]!.at;
     await waitFor(
       "/readyz 200 on both nodes",
-      () => nodes.every((node) => readiness.some((s) => s.node === node.name && s.at > last && s.status === 200)),
+      () =>
+        nodes.every((node) => readiness.some((s) => s.node === node.name && s.at > last && s.status === 200)),
       15_000,
     );
     sampling = false;
     await sampler;
-    const recoveryMs = nodes.map((node) => readiness.find((s) => s.node === node.name && s.at > last && s.status === 200)!.at - last);
+    const recoveryMs = nodes.map(
+      (node) => readiness.find((s) => s.node === node.name && s.at > last && s.status === 200)!.at - last,
+    );
     expect(Math.max(...recoveryMs)).toBeLessThan(5000 * 3);
     expect(readiness.filter((s) => s.status !== 200 && s.status !== 503)).toEqual([]);
 
@@ -224,11 +234,16 @@ describe("e2e: PostgreSQL faults", { timeout: 90_000 }, () => {
     const extra = executions.length - perJob.size;
     expect(extra).toBeLessThanOrEqual(inFlight.size);
 
-    // No Tessera process exited.
+    // No Tessera process exited; both saw their LISTEN connection go.
     for (const node of nodes) expect(node.hasExited(), node.output()).toBe(false);
+    for (const node of nodes) expect(node.output()).toMatch(/LISTEN connection lost; reconnecting/);
 
     // LISTEN re-established on both nodes, and a wait on the API ends by NOTIFY, not by a poll.
-    await waitFor("both listeners back", async () => (await countBackends(db.name, "tessera-listener")) === 2, 15_000);
+    await waitFor(
+      "both listeners back",
+      async () => (await countBackends(db.name, "tessera-listener")) === 2,
+      15_000,
+    );
     const lagMs = await submitAndWait(api!.url, key, { value: "after", sleepMs: 300 });
     expect(lagMs).toBeLessThan(500 * 3);
 
@@ -282,9 +297,14 @@ describe("e2e: PostgreSQL faults", { timeout: 90_000 }, () => {
     // The API's fallback poll is 60 s away: these were ended by the listener's resync.
     expect(Math.max(...lags)).toBeLessThan(1000 * 3);
     expect(terminated).toBeGreaterThan(0);
+    expect(api!.output()).toMatch(/LISTEN connection lost; reconnecting/);
 
     const back = Date.now();
-    await waitFor("both listeners back", async () => (await countBackends(db.name, "tessera-listener")) === 2, 5000);
+    await waitFor(
+      "both listeners back",
+      async () => (await countBackends(db.name, "tessera-listener")) === 2,
+      5000,
+    );
     const backMs = Date.now() - back;
     const lagMs = await submitAndWait(api!.url, key, { value: "after", sleepMs: 300 });
     expect(lagMs).toBeLessThan(500 * 3);
@@ -313,7 +333,10 @@ async function poisonScenario(options: {
   const call = async (path: string, init: { json?: unknown; headers?: Record<string, string> } = {}) => {
     for (let tries = 0; ; tries++) {
       try {
-        const response = await http(`${await options.baseUrl()}${path}`, { ...init, headers: { ...headers, ...init.headers } });
+        const response = await http(`${await options.baseUrl()}${path}`, {
+          ...init,
+          headers: { ...headers, ...init.headers },
+        });
         return { status: response.status, body: (await response.json()) as Representation };
       } catch (error) {
         if (tries > 100) throw error;
@@ -404,7 +427,9 @@ describe("e2e: F6 poison job that crashes its worker", { timeout: 90_000 }, () =
       executionLog,
     });
     expect(api.hasExited()).toBe(false);
-    console.log(`F6 (PostgreSQL): poison failed after ${crashes} crashes, ${poisonMs} ms; 20 normal jobs succeeded`);
+    console.log(
+      `F6 (PostgreSQL): poison failed after ${crashes} crashes, ${poisonMs} ms; 20 normal jobs succeeded`,
+    );
   });
 
   it("SQLite: one supervised node (API and worker in one process)", async () => {
@@ -421,6 +446,8 @@ describe("e2e: F6 poison job that crashes its worker", { timeout: 90_000 }, () =
       worker: node,
       executionLog,
     });
-    console.log(`F6 (SQLite): poison failed after ${crashes} crashes, ${poisonMs} ms; 20 normal jobs succeeded`);
+    console.log(
+      `F6 (SQLite): poison failed after ${crashes} crashes, ${poisonMs} ms; 20 normal jobs succeeded`,
+    );
   });
 });

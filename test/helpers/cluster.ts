@@ -58,7 +58,8 @@ const supervisors = new Set<Supervisor>();
 /** The environment of a spawned node: ours, minus any TESSERA_* setting. */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("TESSERA_")) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith("TESSERA_")) env[k] = v;
   return { ...env, ...extra };
 }
 
@@ -303,7 +304,9 @@ export async function pgQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(
  * A database of its own (`CREATE DATABASE`), for tests that terminate backends: they filter by
  * this database's name, so other test files running in parallel are never hit.
  */
-export async function createDatabase(prefix = "tessera_e2e"): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+export async function createDatabase(
+  prefix = "tessera_e2e",
+): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString("hex")}`;
   await pgQuery(PG_URL, `CREATE DATABASE ${name}`);
   return {
@@ -344,7 +347,10 @@ export async function countBackends(name: string, applicationName: string): Prom
  * per job: every terminal move is announced by `pg_notify` in the statement that makes it,
  * so two notifications for one job mean two terminal transitions.
  */
-export async function listenTerminal(url: string, schema: string): Promise<{ terminal: Map<string, string[]>; close(): Promise<void> }> {
+export async function listenTerminal(
+  url: string,
+  schema: string,
+): Promise<{ terminal: Map<string, string[]>; close(): Promise<void> }> {
   const client = new pg.Client({ connectionString: url, application_name: "tessera-test-listen" });
   client.on("error", () => undefined);
   const terminal = new Map<string, string[]>();
@@ -361,7 +367,12 @@ export async function listenTerminal(url: string, schema: string): Promise<{ ter
 }
 
 /** The flags of a node on PostgreSQL with a signing secret (not --dev) and the fixture jobs. */
-export function pgNodeArgs(options: { db: string; schema: string; secret: string; poolSize?: number }): string[] {
+export function pgNodeArgs(options: {
+  db: string;
+  schema: string;
+  secret: string;
+  poolSize?: number;
+}): string[] {
   return [
     "--db",
     options.db,

@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe } from "vitest";
 import type { Store } from "../../src/store/store.js";
 import type { SuiteContext } from "./suite/context.js";
+import { describeCallbacks } from "./suite/callbacks.js";
 import { describeEvents } from "./suite/events.js";
 import { describeJobs } from "./suite/jobs.js";
 import { describeKeys } from "./suite/keys.js";
@@ -46,5 +47,6 @@ export function describeStoreSuite(name: string, makeStore: MakeStore): void {
     describeMaintenance(ctx);
     describeKeys(ctx);
     describeEvents(ctx);
+    describeCallbacks(ctx);
   });
 }

@@ -709,6 +709,7 @@ const SQL = {
     pend AS (
       UPDATE {{s}}.webhook_events w SET job_snapshot = row_to_json(src)::text, occurred_at = $2
       FROM src WHERE w.job_id = src.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0
+        AND w.lease_token IS NULL -- one in flight has its body rendered already
       RETURNING w.job_id)
     INSERT INTO {{s}}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
     SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), src.id, src.tenant_id, 'job.progress',

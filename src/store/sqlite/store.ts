@@ -690,8 +690,11 @@ function prepareStatements(db: Db) {
     dropPendingProgress: p(
       `DELETE FROM webhook_events WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0`,
     ),
+    // Not yet handed to a deliverer: one in flight has its body rendered already, so a later
+    // state gets an event of its own.
     pendingProgress: p(
-      `SELECT id FROM webhook_events WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0`,
+      `SELECT id FROM webhook_events
+       WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0 AND lease_token IS NULL`,
     ),
     refreshProgress: p(`UPDATE webhook_events SET job_snapshot = ?, occurred_at = ? WHERE id = ?`),
     lastProgress: p(`SELECT max(occurred_at) AS at FROM webhook_events WHERE job_id = ? AND event = 'job.progress'`),
