@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** The `tessera` command. */
-import { keys, migrate, webhooks } from "./cli/keys.js";
+import { keys } from "./cli/keys.js";
+import { migrate } from "./cli/migrate.js";
+import { webhooks } from "./cli/webhooks.js";
 import { serve } from "./cli/serve.js";
 
 const USAGE = `usage: tessera <command>

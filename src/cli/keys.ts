@@ -1,16 +1,7 @@
 import { parseArgs } from "node:util";
 import { generateApiKey } from "../auth/api-keys.js";
-import { generateWebhookSecret } from "../callbacks/signature.js";
-import { OPTIONS } from "../config.js";
 import { openStore } from "../store/open.js";
-
-export function dbPath(flag: string | undefined, env: Record<string, string | undefined>): string {
-  return flag ?? env[OPTIONS.db.env] ?? env.TESSERA_DATABASE_URL ?? (OPTIONS.db.default as string);
-}
-
-function schemaName(flag: string | undefined, env: Record<string, string | undefined>): string {
-  return flag ?? env[OPTIONS["db-schema"].env] ?? (OPTIONS["db-schema"].default as string);
-}
+import { dbPath, schemaName } from "./store-args.js";
 
 /** `tessera keys create|list|revoke`: API keys of tenants. The key is printed once, never stored. */
 export async function keys(args: string[], env: Record<string, string | undefined>, out: NodeJS.WritableStream): Promise<number> {
@@ -64,57 +55,6 @@ export async function keys(args: string[], env: Record<string, string | undefine
         out.write("usage: tessera keys create --tenant NAME | list | revoke ID|PREFIX   [--db FILE] [--json]\n");
         return 2;
     }
-  } finally {
-    await store.close();
-  }
-}
-
-/** `tessera webhooks secret --tenant NAME [--rotate]`: show or rotate the tenant's `whsec_` secret. */
-export async function webhooks(args: string[], env: Record<string, string | undefined>, out: NodeJS.WritableStream): Promise<number> {
-  const [action, ...rest] = args;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      tenant: { type: "string" },
-      rotate: { type: "boolean" },
-      "overlap-hours": { type: "string" },
-      db: { type: "string" },
-      "db-schema": { type: "string" },
-      json: { type: "boolean" },
-    },
-    strict: true,
-  });
-  const overlap = Number(values["overlap-hours"] ?? "24");
-  if (action !== "secret" || !values.tenant || !Number.isFinite(overlap) || overlap < 0) {
-    out.write("usage: tessera webhooks secret --tenant NAME [--rotate [--overlap-hours 24]] [--db FILE] [--json]\n");
-    return 2;
-  }
-  const store = await openStore({ db: dbPath(values.db, env), schema: schemaName(values["db-schema"], env), listen: false });
-  try {
-    const now = Date.now();
-    const secrets = values.rotate
-      ? await store.rotateWebhookSecret({ tenantName: values.tenant, secret: generateWebhookSecret(), previousUntil: now + overlap * 3_600_000, now })
-      : await store.webhookSecrets({ tenantId: await store.ensureTenant({ name: values.tenant, now }), now });
-    if (values.json) out.write(`${JSON.stringify({ tenant: values.tenant, secrets })}\n`);
-    else {
-      out.write(`${secrets[0]}\n`);
-      if (secrets[1]) out.write(`(the previous secret ${secrets[1].slice(0, 12)}… also signs for ${overlap} h)\n`);
-    }
-    return 0;
-  } finally {
-    await store.close();
-  }
-}
-
-/** `tessera migrate`: apply pending migrations (a server also applies them on start). */
-export async function migrate(args: string[], env: Record<string, string | undefined>, out: NodeJS.WritableStream): Promise<number> {
-  const { values } = parseArgs({ args, options: { db: { type: "string" }, "db-schema": { type: "string" } }, strict: true });
-  const path = dbPath(values.db, env);
-  const store = await openStore({ db: path, schema: schemaName(values["db-schema"], env), migrate: false, listen: false });
-  try {
-    await store.migrate();
-    out.write(`migrated ${path}\n`);
-    return 0;
   } finally {
     await store.close();
   }
