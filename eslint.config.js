@@ -11,4 +11,11 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
+  {
+    // The client runs in browsers (test/client/isolation.test.ts checks its other imports).
+    files: ["src/client/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ group: ["node:*"], message: "src/client runs in browsers: no Node built-ins" }] }],
+    },
+  },
 );

@@ -127,9 +127,11 @@ export function renderTable(report: Report): string {
     "",
     table(rows),
     "",
-    `Ratios (Tessera / reference): submit ${ratio(report.submit.ratio)} and status poll ${ratio(report.poll.ratio)} of bare ` +
-      `Fastify req/s; no-op jobs ${ratio(j.ratio)} of the raw better-sqlite3 floor's jobs/s; submit-to-start ` +
-      `${ratio(l.ratioP50)} (p50) and ${ratio(l.ratioP99)} (p99) of one bare HTTP round trip.`,
+    "Ratios (Tessera / reference):",
+    `  submit throughput       ${ratio(report.submit.ratio)} of bare Fastify req/s`,
+    `  status-poll throughput  ${ratio(report.poll.ratio)} of bare Fastify req/s`,
+    `  no-op job throughput    ${ratio(j.ratio)} of the raw better-sqlite3 floor's jobs/s`,
+    `  submit-to-start         ${ratio(l.ratioP50)} (p50), ${ratio(l.ratioP99)} (p99) of one bare HTTP round trip`,
     "",
     "References, measured in the same run: a bare Fastify 202 route in its own process (submit, poll; one",
     "sequential round trip for submit-to-start); a raw better-sqlite3 claim/complete loop with the same schema,",

@@ -209,6 +209,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const started = performance.now();
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  // Also on an interrupted run (children.ts exits on SIGINT/SIGTERM after killing the children).
+  process.once("exit", removeDir);
   const children: Child[] = [];
   try {
     const measured = await run(argv.includes("--quick") ? QUICK : FULL, dir, children);
@@ -219,7 +222,7 @@ async function main(argv: string[]): Promise<number> {
     return report.checks.passed ? 0 : 1;
   } finally {
     await stopAll(children);
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
   }
 }
 

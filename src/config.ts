@@ -54,6 +54,7 @@ export const OPTIONS = {
   "callback-timeout-ms": { kind: "int", env: "TESSERA_CALLBACK_TIMEOUT_MS", default: 15000, min: 100, max: 30000, doc: "Connect-to-answer limit of one callback attempt" },
   "callback-concurrency": { kind: "int", env: "TESSERA_CALLBACK_CONCURRENCY", default: 16, min: 1, max: 1000, doc: "Callback deliveries in flight per process (4 per tenant at most)" },
   "trust-proxy": { kind: "bool", env: "TESSERA_TRUST_PROXY", default: false, doc: "Believe X-Forwarded-* headers" },
+  "cors-origin": { kind: "list", env: "TESSERA_CORS_ORIGIN", default: [], doc: "Browser origin (https://app.example.com) allowed to call the API cross-origin (repeatable; comma-separated)" },
   "metrics-auth": { kind: "bool", env: "TESSERA_METRICS_AUTH", default: false, doc: "Require an API key for /metrics" },
   "log-level": { kind: "string", env: "TESSERA_LOG_LEVEL", default: "info", doc: "pino log level (fatal, error, warn, info, debug, trace, silent)" },
 } satisfies Record<string, OptionSpec>;
@@ -96,6 +97,8 @@ export interface Config {
   callbackTimeoutMs: number;
   callbackConcurrency: number;
   trustProxy: boolean;
+  /** Origins answered with CORS headers (exact match); empty: no CORS. */
+  corsOrigins: readonly string[];
   metricsAuth: boolean;
   logLevel: string;
 }
@@ -149,6 +152,10 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
   if (publicUrl !== undefined && !/^https?:\/\/[^/?#]+$/.test(publicUrl.replace(/\/$/, ""))) {
     throw new ConfigError(`--public-url must be an http(s) origin such as https://jobs.example.com, got "${publicUrl}"`);
   }
+  const corsOrigins = (v["cors-origin"] as string[]).map((o) => o.replace(/\/$/, ""));
+  for (const o of corsOrigins) {
+    if (!/^https?:\/\/[^/?#\s]+$/.test(o)) throw new ConfigError(`--cors-origin must be an origin such as https://app.example.com, got "${o}"`);
+  }
   const role = v.role as string;
   if (role !== "api" && role !== "worker" && role !== "all") throw new ConfigError(`--role must be api, worker or all, got "${role}"`);
   const dev = v.dev as boolean;
@@ -195,6 +202,7 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     callbackTimeoutMs: v["callback-timeout-ms"] as number,
     callbackConcurrency: v["callback-concurrency"] as number,
     trustProxy: v["trust-proxy"] as boolean,
+    corsOrigins: Object.freeze(corsOrigins),
     metricsAuth: v["metrics-auth"] as boolean,
     logLevel: v["log-level"] as string,
   });

@@ -136,27 +136,34 @@ export class CallbackDeliverer {
   private async fill(): Promise<void> {
     do {
       this.refill = false;
-      const free = this.deps.options.concurrency - this.active - this.queued();
+      // Events waiting behind their tenant's in-flight ones do not count: only tenants with a
+      // free slot are claimed for, so one tenant's backlog never holds up the others.
+      const free = this.deps.options.concurrency - this.active;
       if (free <= 0) return;
       const claimed = await this.deps.store.claimDeliveries({
         limit: free,
         // Long enough for an event to wait behind its tenant's in-flight ones, then be sent.
         leaseMs: 4 * this.deps.options.limits.timeoutMs * Math.ceil(this.deps.options.concurrency / this.deps.options.perTenant),
         now: this.deps.now(),
+        skipTenants: this.busyTenants(),
       });
       for (const event of claimed) this.enqueue(event);
       if (claimed.length === free) this.refill = true;
       else {
         const next = await this.deps.store.nextDeliveryAt();
-        if (next !== null) this.scheduleWake(next);
+        // Only a time still ahead: an earlier one is an event in flight (here or on another
+        // node) or a busy tenant's, and a freed slot or the poll wakes this loop for those.
+        // Waking at once for them would spin on the database.
+        if (next !== null && next > this.deps.now()) this.scheduleWake(next);
       }
     } while (this.refill && !this.stopping);
   }
 
-  private queued(): number {
-    let n = 0;
-    for (const list of this.waiting.values()) n += list.length;
-    return n;
+  /** Tenants with every slot in use (a tenant with events waiting here is always one). */
+  private busyTenants(): string[] {
+    const busy: string[] = [];
+    for (const [tenantId, n] of this.inFlight) if (n >= this.deps.options.perTenant) busy.push(tenantId);
+    return busy;
   }
 
   private enqueue(event: ClaimedDelivery): void {

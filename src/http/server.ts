@@ -7,6 +7,7 @@ import type { Config } from "../config.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { Store } from "../store/store.js";
 import { authenticate } from "./auth.js";
+import { registerCors } from "./cors.js";
 import { parseJsonBody } from "./json-body.js";
 import type { Metrics } from "./metrics.js";
 import { PROBLEM_JSON, ProblemError, problemBody, problemFromFrameworkError, sendProblem } from "./problems.js";
@@ -116,6 +117,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       done(error as Error, undefined);
     }
   });
+
+  // Before authentication: a preflight carries no key.
+  registerCors(app, config.corsOrigins);
 
   app.addHook("onRequest", async (request: FastifyRequest) => {
     const auth = request.routeOptions.config.auth ?? "key";

@@ -115,4 +115,6 @@ export interface JobSummary {
 
 /** Type helpers for sharing definitions with the client by `import type`. */
 export type JobInput<D> = D extends JobDefinition<infer I, unknown> ? I : never;
-export type JobOutput<D> = D extends JobDefinition<unknown, infer O> ? Awaited<O> : never;
+// Read from `run`'s return type: `JobDefinition<unknown, infer O>` matches nothing (`run` takes
+// its input contravariantly), and inferring O through `Promise<O> | O` widens `unknown` to `{} | null`.
+export type JobOutput<D> = D extends JobDefinition<never, unknown> ? Awaited<ReturnType<D["run"]>> : never;

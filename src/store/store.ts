@@ -232,8 +232,12 @@ export interface Store {
   nextRunAt(params: { types: string[] }): Promise<number | null>;
 
   // --- callbacks: the outbox -------------------------------------------------------------
-  /** Lease up to `limit` due events, oldest first, skipping those another deliverer holds. */
-  claimDeliveries(params: { limit: number; leaseMs: number; now: number }): Promise<ClaimedDelivery[]>;
+  /**
+   * Lease up to `limit` due events, oldest first, skipping those another deliverer holds and
+   * those of `skipTenants` (tenants whose receivers already have all the deliveries in flight
+   * they may, so one tenant's backlog never keeps the others' events waiting).
+   */
+  claimDeliveries(params: { limit: number; leaseMs: number; now: number; skipTenants?: readonly string[] }): Promise<ClaimedDelivery[]>;
   /**
    * Record one attempt and what follows: `retryAt` schedules the next, null ends the delivery
    * (`delivered`, `stopped` by a 410, or `failed` for good). The body is kept from the first

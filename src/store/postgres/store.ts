@@ -465,16 +465,17 @@ export class PostgresStore implements Store {
 
   // --- callbacks ----------------------------------------------------------------------------
 
-  async claimDeliveries({ limit, leaseMs, now }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+  async claimDeliveries({ limit, leaseMs, now, skipTenants = [] }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
     const token = randomUUID();
     const rows = await this.query<OutboxRow>(
       `UPDATE {{s}}.webhook_events SET lease_token = $1, lease_expires_at = $2
        WHERE id IN (
          SELECT id FROM {{s}}.webhook_events
          WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
+           AND NOT (tenant_id = ANY($5::text[]))
          ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
        RETURNING *`,
-      [token, now + leaseMs, now, limit],
+      [token, now + leaseMs, now, limit, skipTenants],
     );
     return rows.map((row) => ({ ...toOutboxEvent(row), leaseToken: token })).sort((a, b) => a.occurredAt - b.occurredAt);
   }

@@ -414,9 +414,10 @@ export class SqliteStore implements Store {
 
   // --- callbacks ----------------------------------------------------------------------------
 
-  async claimDeliveries({ limit, leaseMs, now }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+  async claimDeliveries({ limit, leaseMs, now, skipTenants = [] }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
     const token = randomUUID();
-    const rows = await this.writes.run(() => this.sql.claimDeliveries.all(token, now + leaseMs, now, now, limit) as OutboxRow[]);
+    const skip = JSON.stringify(skipTenants);
+    const rows = await this.writes.run(() => this.sql.claimDeliveries.all(token, now + leaseMs, now, now, skip, limit) as OutboxRow[]);
     return rows.map((row) => ({ ...toOutboxEvent(row), leaseToken: token })).sort((a, b) => a.occurredAt - b.occurredAt);
   }
 
@@ -704,6 +705,7 @@ function prepareStatements(db: Db) {
        WHERE id IN (
          SELECT id FROM webhook_events
          WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+           AND tenant_id NOT IN (SELECT value FROM json_each(?))
          ORDER BY next_attempt_at, id LIMIT ?)
        RETURNING *`,
     ),

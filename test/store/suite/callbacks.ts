@@ -294,6 +294,16 @@ export function describeCallbacks(ctx: SuiteContext): void {
         expect(reclaimed[0]!.leaseToken).not.toBe(first[0]!.leaseToken);
       });
 
+      it("claimDeliveries leaves the tenants in skipTenants alone", async () => {
+        const mine = await pendingEvent();
+        const other = await submitAndClaim(ctx.store, { tenantId: OTHER_TENANT, callback: callback() });
+        await ctx.store.complete({ lease: leaseOf(other), result: { kind: "none" }, now: T0 + 2 });
+        const claimed = await ctx.store.claimDeliveries({ limit: 10, leaseMs: 1000, now: T0 + 10, skipTenants: [TENANT] });
+        expect(claimed.map((e) => e.jobId)).toEqual([other.id]);
+        const rest = await ctx.store.claimDeliveries({ limit: 10, leaseMs: 1000, now: T0 + 11, skipTenants: [] });
+        expect(rest.map((e) => e.jobId)).toEqual([mine]);
+      });
+
       it("concurrent claims never hand one event out twice", async () => {
         for (let i = 0; i < 6; i++) await pendingEvent();
         const batches = await Promise.all(
