@@ -15,7 +15,10 @@ export default tseslint.config(
     // The client runs in browsers (test/client/isolation.test.ts checks its other imports).
     files: ["src/client/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [{ group: ["node:*"], message: "src/client runs in browsers: no Node built-ins" }] }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["node:*"], message: "src/client runs in browsers: no Node built-ins" }] },
+      ],
     },
   },
 );

@@ -19,44 +19,273 @@ interface OptionSpec {
 
 export const OPTIONS = {
   port: { kind: "int", env: "TESSERA_PORT", default: 3000, min: 0, max: 65535, doc: "HTTP port" },
-  host: { kind: "string", env: "TESSERA_HOST", default: "127.0.0.1", doc: "Address to listen on (0.0.0.0 for all)" },
-  db: { kind: "string", env: "TESSERA_DB", default: "./.tessera/tessera.db", doc: "SQLite file, or a postgres:// URL for PostgreSQL (also TESSERA_DATABASE_URL)" },
-  "db-pool-size": { kind: "int", env: "TESSERA_DB_POOL_SIZE", default: 10, min: 1, max: 1000, doc: "PostgreSQL connections per process (plus one for LISTEN)" },
-  "db-schema": { kind: "string", env: "TESSERA_DB_SCHEMA", default: "tessera", doc: "PostgreSQL schema holding Tessera's tables" },
-  role: { kind: "string", env: "TESSERA_ROLE", default: "all", doc: "api (HTTP only), worker (jobs and sweepers only) or all" },
+  host: {
+    kind: "string",
+    env: "TESSERA_HOST",
+    default: "127.0.0.1",
+    doc: "Address to listen on (0.0.0.0 for all)",
+  },
+  db: {
+    kind: "string",
+    env: "TESSERA_DB",
+    default: "./.tessera/tessera.db",
+    doc: "SQLite file, or a postgres:// URL for PostgreSQL (also TESSERA_DATABASE_URL)",
+  },
+  "db-pool-size": {
+    kind: "int",
+    env: "TESSERA_DB_POOL_SIZE",
+    default: 10,
+    min: 1,
+    max: 1000,
+    doc: "PostgreSQL connections per process (plus one for LISTEN)",
+  },
+  "db-schema": {
+    kind: "string",
+    env: "TESSERA_DB_SCHEMA",
+    default: "tessera",
+    doc: "PostgreSQL schema holding Tessera's tables",
+  },
+  role: {
+    kind: "string",
+    env: "TESSERA_ROLE",
+    default: "all",
+    doc: "api (HTTP only), worker (jobs and sweepers only) or all",
+  },
   demo: { kind: "bool", env: "TESSERA_DEMO", default: false, doc: "Register the demo.* job types" },
-  dev: { kind: "bool", env: "TESSERA_DEV", default: false, doc: "Development mode: no authentication, one implicit tenant" },
-  jobs: { kind: "list", env: "TESSERA_JOBS", default: [], doc: "Module or folder of modules exporting defineJob() results (repeatable; comma-separated in the variable)" },
-  "public-url": { kind: "string", env: "TESSERA_PUBLIC_URL", default: undefined, doc: "Base URL for Location headers and links; default: the request's Host" },
-  secret: { kind: "string", env: "TESSERA_SECRET", default: undefined, doc: "Secret (≥ 32 chars) that signs result URLs; required unless --dev" },
-  "previous-secrets": { kind: "list", env: "TESSERA_PREVIOUS_SECRETS", default: [], doc: "Older secrets still accepted for signed URLs during a rotation" },
-  concurrency: { kind: "int", env: "TESSERA_CONCURRENCY", default: 10, min: 0, max: 10000, doc: "Jobs run at once by this process (0: API only)" },
-  "lease-ms": { kind: "int", env: "TESSERA_LEASE_MS", default: 30000, min: 500, max: 3600000, doc: "Lease of a running attempt; a crashed worker's job is retried after it" },
-  "heartbeat-ms": { kind: "int", env: "TESSERA_HEARTBEAT_MS", default: undefined, min: 100, max: 1200000, doc: "Lease heartbeat interval (default: lease / 3)" },
-  "poll-interval-ms": { kind: "int", env: "TESSERA_POLL_INTERVAL_MS", default: 2000, min: 50, max: 600000, doc: "Fallback poll for work when no wake-up arrives" },
-  "sweep-interval-ms": { kind: "int", env: "TESSERA_SWEEP_INTERVAL_MS", default: 1000, min: 50, max: 600000, doc: "Lease and deadline sweeper interval" },
-  "shutdown-grace-ms": { kind: "int", env: "TESSERA_SHUTDOWN_GRACE_MS", default: 10000, min: 0, max: 3600000, doc: "On SIGTERM, how long running jobs may finish before they are released" },
-  "body-limit": { kind: "int", env: "TESSERA_BODY_LIMIT", default: 1048576, min: 1024, max: 1073741824, doc: "Largest request body in bytes (413 above)" },
-  "max-json-depth": { kind: "int", env: "TESSERA_MAX_JSON_DEPTH", default: 64, min: 2, max: 1000, doc: "Deepest JSON nesting accepted (400 input-too-deep above)" },
-  "max-wait-seconds": { kind: "int", env: "TESSERA_MAX_WAIT_SECONDS", default: 60, min: 0, max: 3600, doc: "Cap on Prefer: wait and onPending=synchronous" },
-  "max-timeout-seconds": { kind: "int", env: "TESSERA_MAX_TIMEOUT_SECONDS", default: 604800, min: 1, max: 31536000, doc: "Largest timeoutSeconds a job may ask for" },
-  "retry-after-min": { kind: "int", env: "TESSERA_RETRY_AFTER_MIN", default: 1, min: 1, max: 3600, doc: "Smallest Retry-After the status monitor sends" },
-  "retry-after-max": { kind: "int", env: "TESSERA_RETRY_AFTER_MAX", default: 60, min: 1, max: 86400, doc: "Largest Retry-After the status monitor sends" },
-  "signed-url-ttl": { kind: "int", env: "TESSERA_SIGNED_URL_TTL", default: 3600, min: 10, max: 86400, doc: "Lifetime of signed result URLs, seconds" },
-  "result-retention": { kind: "int", env: "TESSERA_RESULT_RETENTION", default: 86400, min: 1, max: 31536000, doc: "Seconds a finished job's result is kept (then 410)" },
-  "job-retention": { kind: "int", env: "TESSERA_JOB_RETENTION", default: 604800, min: 1, max: 31536000, doc: "Seconds a finished job's record is kept (then 404)" },
-  "inline-result-bytes": { kind: "int", env: "TESSERA_INLINE_RESULT_BYTES", default: 65536, min: 0, max: 16777216, doc: "Results up to this size stay in the database; larger go to blob files" },
-  "max-result-bytes": { kind: "int", env: "TESSERA_MAX_RESULT_BYTES", default: 67108864, min: 1, max: 4294967296, doc: "Largest result a job may store (the job fails above)" },
-  "callback-allow": { kind: "list", env: "TESSERA_CALLBACK_ALLOW", default: [], doc: "Hosts or CIDRs callbacks may reach although private or loopback (repeatable; comma-separated)" },
-  "callback-verify": { kind: "bool", env: "TESSERA_CALLBACK_VERIFY", default: false, doc: "Ping every callback URL (signed webhook.ping) before accepting a job" },
-  "callback-retry-hours": { kind: "int", env: "TESSERA_CALLBACK_RETRY_HOURS", default: 24, min: 0, max: 720, doc: "How long a callback is retried before it is recorded as failed" },
-  "callback-retry-base-ms": { kind: "int", env: "TESSERA_CALLBACK_RETRY_BASE_MS", default: 5000, min: 10, max: 3600000, doc: "First callback retry delay; doubles per attempt, with full jitter" },
-  "callback-timeout-ms": { kind: "int", env: "TESSERA_CALLBACK_TIMEOUT_MS", default: 15000, min: 100, max: 30000, doc: "Connect-to-answer limit of one callback attempt" },
-  "callback-concurrency": { kind: "int", env: "TESSERA_CALLBACK_CONCURRENCY", default: 16, min: 1, max: 1000, doc: "Callback deliveries in flight per process (4 per tenant at most)" },
-  "trust-proxy": { kind: "bool", env: "TESSERA_TRUST_PROXY", default: false, doc: "Believe X-Forwarded-* headers" },
-  "cors-origin": { kind: "list", env: "TESSERA_CORS_ORIGIN", default: [], doc: "Browser origin (https://app.example.com) allowed to call the API cross-origin (repeatable; comma-separated)" },
-  "metrics-auth": { kind: "bool", env: "TESSERA_METRICS_AUTH", default: false, doc: "Require an API key for /metrics" },
-  "log-level": { kind: "string", env: "TESSERA_LOG_LEVEL", default: "info", doc: "pino log level (fatal, error, warn, info, debug, trace, silent)" },
+  dev: {
+    kind: "bool",
+    env: "TESSERA_DEV",
+    default: false,
+    doc: "Development mode: no authentication, one implicit tenant",
+  },
+  jobs: {
+    kind: "list",
+    env: "TESSERA_JOBS",
+    default: [],
+    doc: "Module or folder of modules exporting defineJob() results (repeatable; comma-separated in the variable)",
+  },
+  "public-url": {
+    kind: "string",
+    env: "TESSERA_PUBLIC_URL",
+    default: undefined,
+    doc: "Base URL for Location headers and links; default: the request's Host",
+  },
+  secret: {
+    kind: "string",
+    env: "TESSERA_SECRET",
+    default: undefined,
+    doc: "Secret (≥ 32 chars) that signs result URLs; required unless --dev",
+  },
+  "previous-secrets": {
+    kind: "list",
+    env: "TESSERA_PREVIOUS_SECRETS",
+    default: [],
+    doc: "Older secrets still accepted for signed URLs during a rotation",
+  },
+  concurrency: {
+    kind: "int",
+    env: "TESSERA_CONCURRENCY",
+    default: 10,
+    min: 0,
+    max: 10000,
+    doc: "Jobs run at once by this process (0: API only)",
+  },
+  "lease-ms": {
+    kind: "int",
+    env: "TESSERA_LEASE_MS",
+    default: 30000,
+    min: 500,
+    max: 3600000,
+    doc: "Lease of a running attempt; a crashed worker's job is retried after it",
+  },
+  "heartbeat-ms": {
+    kind: "int",
+    env: "TESSERA_HEARTBEAT_MS",
+    default: undefined,
+    min: 100,
+    max: 1200000,
+    doc: "Lease heartbeat interval (default: lease / 3)",
+  },
+  "poll-interval-ms": {
+    kind: "int",
+    env: "TESSERA_POLL_INTERVAL_MS",
+    default: 2000,
+    min: 50,
+    max: 600000,
+    doc: "Fallback poll for work when no wake-up arrives",
+  },
+  "sweep-interval-ms": {
+    kind: "int",
+    env: "TESSERA_SWEEP_INTERVAL_MS",
+    default: 1000,
+    min: 50,
+    max: 600000,
+    doc: "Lease and deadline sweeper interval",
+  },
+  "shutdown-grace-ms": {
+    kind: "int",
+    env: "TESSERA_SHUTDOWN_GRACE_MS",
+    default: 10000,
+    min: 0,
+    max: 3600000,
+    doc: "On SIGTERM, how long running jobs may finish before they are released",
+  },
+  "body-limit": {
+    kind: "int",
+    env: "TESSERA_BODY_LIMIT",
+    default: 1048576,
+    min: 1024,
+    max: 1073741824,
+    doc: "Largest request body in bytes (413 above)",
+  },
+  "max-json-depth": {
+    kind: "int",
+    env: "TESSERA_MAX_JSON_DEPTH",
+    default: 64,
+    min: 2,
+    max: 1000,
+    doc: "Deepest JSON nesting accepted (400 input-too-deep above)",
+  },
+  "max-wait-seconds": {
+    kind: "int",
+    env: "TESSERA_MAX_WAIT_SECONDS",
+    default: 60,
+    min: 0,
+    max: 3600,
+    doc: "Cap on Prefer: wait and onPending=synchronous",
+  },
+  "max-timeout-seconds": {
+    kind: "int",
+    env: "TESSERA_MAX_TIMEOUT_SECONDS",
+    default: 604800,
+    min: 1,
+    max: 31536000,
+    doc: "Largest timeoutSeconds a job may ask for",
+  },
+  "retry-after-min": {
+    kind: "int",
+    env: "TESSERA_RETRY_AFTER_MIN",
+    default: 1,
+    min: 1,
+    max: 3600,
+    doc: "Smallest Retry-After the status monitor sends",
+  },
+  "retry-after-max": {
+    kind: "int",
+    env: "TESSERA_RETRY_AFTER_MAX",
+    default: 60,
+    min: 1,
+    max: 86400,
+    doc: "Largest Retry-After the status monitor sends",
+  },
+  "signed-url-ttl": {
+    kind: "int",
+    env: "TESSERA_SIGNED_URL_TTL",
+    default: 3600,
+    min: 10,
+    max: 86400,
+    doc: "Lifetime of signed result URLs, seconds",
+  },
+  "result-retention": {
+    kind: "int",
+    env: "TESSERA_RESULT_RETENTION",
+    default: 86400,
+    min: 1,
+    max: 31536000,
+    doc: "Seconds a finished job's result is kept (then 410)",
+  },
+  "job-retention": {
+    kind: "int",
+    env: "TESSERA_JOB_RETENTION",
+    default: 604800,
+    min: 1,
+    max: 31536000,
+    doc: "Seconds a finished job's record is kept (then 404)",
+  },
+  "inline-result-bytes": {
+    kind: "int",
+    env: "TESSERA_INLINE_RESULT_BYTES",
+    default: 65536,
+    min: 0,
+    max: 16777216,
+    doc: "Results up to this size stay in the database; larger go to blob files",
+  },
+  "max-result-bytes": {
+    kind: "int",
+    env: "TESSERA_MAX_RESULT_BYTES",
+    default: 67108864,
+    min: 1,
+    max: 4294967296,
+    doc: "Largest result a job may store (the job fails above)",
+  },
+  "callback-allow": {
+    kind: "list",
+    env: "TESSERA_CALLBACK_ALLOW",
+    default: [],
+    doc: "Hosts or CIDRs callbacks may reach although private or loopback (repeatable; comma-separated)",
+  },
+  "callback-verify": {
+    kind: "bool",
+    env: "TESSERA_CALLBACK_VERIFY",
+    default: false,
+    doc: "Ping every callback URL (signed webhook.ping) before accepting a job",
+  },
+  "callback-retry-hours": {
+    kind: "int",
+    env: "TESSERA_CALLBACK_RETRY_HOURS",
+    default: 24,
+    min: 0,
+    max: 720,
+    doc: "How long a callback is retried before it is recorded as failed",
+  },
+  "callback-retry-base-ms": {
+    kind: "int",
+    env: "TESSERA_CALLBACK_RETRY_BASE_MS",
+    default: 5000,
+    min: 10,
+    max: 3600000,
+    doc: "First callback retry delay; doubles per attempt, with full jitter",
+  },
+  "callback-timeout-ms": {
+    kind: "int",
+    env: "TESSERA_CALLBACK_TIMEOUT_MS",
+    default: 15000,
+    min: 100,
+    max: 30000,
+    doc: "Connect-to-answer limit of one callback attempt",
+  },
+  "callback-concurrency": {
+    kind: "int",
+    env: "TESSERA_CALLBACK_CONCURRENCY",
+    default: 16,
+    min: 1,
+    max: 1000,
+    doc: "Callback deliveries in flight per process (4 per tenant at most)",
+  },
+  "trust-proxy": {
+    kind: "bool",
+    env: "TESSERA_TRUST_PROXY",
+    default: false,
+    doc: "Believe X-Forwarded-* headers",
+  },
+  "cors-origin": {
+    kind: "list",
+    env: "TESSERA_CORS_ORIGIN",
+    default: [],
+    doc: "Browser origin (https://app.example.com) allowed to call the API cross-origin (repeatable; comma-separated)",
+  },
+  "metrics-auth": {
+    kind: "bool",
+    env: "TESSERA_METRICS_AUTH",
+    default: false,
+    doc: "Require an API key for /metrics",
+  },
+  "log-level": {
+    kind: "string",
+    env: "TESSERA_LOG_LEVEL",
+    default: "info",
+    doc: "pino log level (fatal, error, warn, info, debug, trace, silent)",
+  },
 } satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -150,17 +379,22 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
   }
   const publicUrl = v["public-url"] as string | undefined;
   if (publicUrl !== undefined && !/^https?:\/\/[^/?#]+$/.test(publicUrl.replace(/\/$/, ""))) {
-    throw new ConfigError(`--public-url must be an http(s) origin such as https://jobs.example.com, got "${publicUrl}"`);
+    throw new ConfigError(
+      `--public-url must be an http(s) origin such as https://jobs.example.com, got "${publicUrl}"`,
+    );
   }
   const corsOrigins = (v["cors-origin"] as string[]).map((o) => o.replace(/\/$/, ""));
   for (const o of corsOrigins) {
-    if (!/^https?:\/\/[^/?#\s]+$/.test(o)) throw new ConfigError(`--cors-origin must be an origin such as https://app.example.com, got "${o}"`);
+    if (!/^https?:\/\/[^/?#\s]+$/.test(o))
+      throw new ConfigError(`--cors-origin must be an origin such as https://app.example.com, got "${o}"`);
   }
   const role = v.role as string;
-  if (role !== "api" && role !== "worker" && role !== "all") throw new ConfigError(`--role must be api, worker or all, got "${role}"`);
+  if (role !== "api" && role !== "worker" && role !== "all")
+    throw new ConfigError(`--role must be api, worker or all, got "${role}"`);
   const dev = v.dev as boolean;
   const secret = v.secret as string | undefined;
-  if (secret !== undefined && secret.length < 32) throw new ConfigError("--secret must be at least 32 characters");
+  if (secret !== undefined && secret.length < 32)
+    throw new ConfigError("--secret must be at least 32 characters");
   if (secret === undefined && !dev) {
     throw new ConfigError(
       "a signing secret is required: set TESSERA_SECRET (32+ random characters), or run with --dev for local use",
@@ -177,7 +411,10 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     dev,
     jobs: Object.freeze(v.jobs as string[]),
     publicUrl: publicUrl === undefined ? null : publicUrl.replace(/\/$/, ""),
-    secrets: Object.freeze([...(secret === undefined ? [] : [secret]), ...(v["previous-secrets"] as string[])]),
+    secrets: Object.freeze([
+      ...(secret === undefined ? [] : [secret]),
+      ...(v["previous-secrets"] as string[]),
+    ]),
     concurrency: v.concurrency as number,
     leaseMs,
     heartbeatMs,

@@ -1,6 +1,15 @@
 /** Tessera's public library API. */
 export { createTessera, DEV_TENANT, type Tessera, type TesseraOptions } from "./tessera.js";
-export { defineJob, type DefineJobOptions, type JobContext, type JobDefinition, type JobInput, type JobOutput, type JobLogger, type JsonSchema } from "./jobs/define.js";
+export {
+  defineJob,
+  type DefineJobOptions,
+  type JobContext,
+  type JobDefinition,
+  type JobInput,
+  type JobOutput,
+  type JobLogger,
+  type JsonSchema,
+} from "./jobs/define.js";
 export { JobError, TesseraError, JobAbortedError, type AbortCause, type JobProblem } from "./jobs/errors.js";
 export { bytesResult, createdResult, BytesResult, CreatedResult } from "./jobs/result.js";
 export { JOB_STATUSES, isTerminal, type JobStatus } from "./jobs/states.js";

@@ -30,7 +30,10 @@ Client commands (server from --url or TESSERA_URL, key from --api-key or TESSERA
 Every serve flag is also a TESSERA_* environment variable; see the README.
 `;
 
-const CLIENT_COMMANDS: Record<string, (args: string[], env: Record<string, string | undefined>, io: ClientIo) => Promise<number>> = {
+const CLIENT_COMMANDS: Record<
+  string,
+  (args: string[], env: Record<string, string | undefined>, io: ClientIo) => Promise<number>
+> = {
   submit: submitCommand,
   status: statusCommand,
   result: resultCommand,

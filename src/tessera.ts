@@ -63,12 +63,19 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     ...(options.config?.secrets && options.config.secrets.length > 0 ? { dev: false } : {}),
     ...options.config,
   });
-  if (!config.dev && config.secrets.length === 0) throw new Error("a signing secret is required unless dev is on");
+  if (!config.dev && config.secrets.length === 0)
+    throw new Error("a signing secret is required unless dev is on");
   const logger = options.logger ?? pino({ level: config.logLevel, name: "tessera" });
   const now = options.now ?? Date.now;
   const store =
     options.store ??
-    (await openStore({ db: config.db, inlineResultBytes: config.inlineResultBytes, poolSize: config.dbPoolSize, schema: config.dbSchema, logger }));
+    (await openStore({
+      db: config.db,
+      inlineResultBytes: config.inlineResultBytes,
+      poolSize: config.dbPoolSize,
+      schema: config.dbSchema,
+      logger,
+    }));
   const registry = new JobRegistry(options.jobs);
   const metrics = new Metrics();
   const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);
@@ -100,7 +107,14 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   });
   const minRetryDelay = Math.min(...registry.definitions().map((d) => d.retryDelayMs), 1000);
   const services: PeriodicTask[] = [
-    createLeaseSweeper({ store, logger, now, intervalMs: config.sweepIntervalMs, retryDelayMs: minRetryDelay, batchSize: SWEEP_BATCH }),
+    createLeaseSweeper({
+      store,
+      logger,
+      now,
+      intervalMs: config.sweepIntervalMs,
+      retryDelayMs: minRetryDelay,
+      batchSize: SWEEP_BATCH,
+    }),
     createDeadlineSweeper({ store, logger, now, intervalMs: config.sweepIntervalMs, batchSize: SWEEP_BATCH }),
     createRetentionPurge({
       store,
@@ -133,7 +147,19 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     },
   });
   const callbacks = { policy, deliverer };
-  const app = buildServer({ config, store, registry, signer, waits, estimator, metrics, logger, devTenantId, now, callbacks });
+  const app = buildServer({
+    config,
+    store,
+    registry,
+    signer,
+    waits,
+    estimator,
+    metrics,
+    logger,
+    devTenantId,
+    now,
+    callbacks,
+  });
   let started = false;
 
   const tessera: Tessera = {
@@ -146,7 +172,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     async start() {
       if (started) return;
       started = true;
-      if (config.dev) logger.warn("DEVELOPMENT MODE: authentication is OFF; every request acts as tenant 'dev'");
+      if (config.dev)
+        logger.warn("DEVELOPMENT MODE: authentication is OFF; every request acts as tenant 'dev'");
       // API nodes only answer HTTP; worker nodes run jobs and the sweepers (safe on many nodes).
       if (config.role !== "api") {
         for (const service of services) service.start();

@@ -13,7 +13,10 @@ describe("config", () => {
   });
 
   it("takes flags over environment over defaults", () => {
-    const config = loadConfig({ port: "4000" }, { TESSERA_PORT: "5000", TESSERA_CONCURRENCY: "3", TESSERA_SECRET: SECRET });
+    const config = loadConfig(
+      { port: "4000" },
+      { TESSERA_PORT: "5000", TESSERA_CONCURRENCY: "3", TESSERA_SECRET: SECRET },
+    );
     expect(config.port).toBe(4000);
     expect(config.concurrency).toBe(3);
     expect(config.leaseMs).toBe(30000);
@@ -30,7 +33,9 @@ describe("config", () => {
   it("rejects out-of-range and malformed values with the flag's name", () => {
     expect(() => loadConfig({ port: "70000", dev: true }, {})).toThrow(/--port/);
     expect(() => loadConfig({ dev: true }, { TESSERA_LEASE_MS: "abc" })).toThrow(/--lease-ms/);
-    expect(() => loadConfig({ dev: true, "lease-ms": "1000", "heartbeat-ms": "2000" }, {})).toThrow(/heartbeat/);
+    expect(() => loadConfig({ dev: true, "lease-ms": "1000", "heartbeat-ms": "2000" }, {})).toThrow(
+      /heartbeat/,
+    );
     expect(() => loadConfig({ dev: true, "public-url": "ftp://x" }, {})).toThrow(/public-url/);
   });
 

@@ -101,12 +101,18 @@ export class AddressPolicy {
    * (a mixed public/private answer is refused), or the name does not resolve.
    */
   async check(url: URL): Promise<{ address: string; family: number }[]> {
-    if (url.protocol !== "http:" && url.protocol !== "https:") throw new CallbackForbiddenError("only http and https callbacks are allowed");
-    if (url.username || url.password) throw new CallbackForbiddenError("callback URLs must not carry credentials");
-    const host = url.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "").toLowerCase();
+    if (url.protocol !== "http:" && url.protocol !== "https:")
+      throw new CallbackForbiddenError("only http and https callbacks are allowed");
+    if (url.username || url.password)
+      throw new CallbackForbiddenError("callback URLs must not carry credentials");
+    const host = url.hostname
+      .replace(/^\[|\]$/g, "")
+      .replace(/\.$/, "")
+      .toLowerCase();
     const literal = isIP(host);
     if (literal !== 0) {
-      if (!this.allowsAddress(host)) throw new CallbackForbiddenError(`callback address ${host} is not allowed`);
+      if (!this.allowsAddress(host))
+        throw new CallbackForbiddenError(`callback address ${host} is not allowed`);
       return [{ address: host, family: literal }];
     }
     let addresses: { address: string; family: number }[];
@@ -118,7 +124,10 @@ export class AddressPolicy {
     if (addresses.length === 0) throw new CallbackForbiddenError(`callback host ${host} does not resolve`);
     if (this.allowedHosts.has(host)) return addresses;
     const refused = addresses.find((a) => !this.allowsAddress(a.address));
-    if (refused) throw new CallbackForbiddenError(`callback host ${host} resolves to a forbidden address (${refused.address})`);
+    if (refused)
+      throw new CallbackForbiddenError(
+        `callback host ${host} resolves to a forbidden address (${refused.address})`,
+      );
     return addresses;
   }
 }

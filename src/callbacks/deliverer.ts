@@ -81,9 +81,18 @@ export class CallbackDeliverer {
   }
 
   /** Send a signed `webhook.ping` and report whether the receiver answered 2xx in time. */
-  async ping(params: { url: string; tenantId: string; jobType: string; timeoutMs: number }): Promise<PostOutcome> {
+  async ping(params: {
+    url: string;
+    tenantId: string;
+    jobType: string;
+    timeoutMs: number;
+  }): Promise<PostOutcome> {
     const now = this.deps.now();
-    const body = JSON.stringify({ type: "webhook.ping", timestamp: new Date(now).toISOString(), data: { jobType: params.jobType } });
+    const body = JSON.stringify({
+      type: "webhook.ping",
+      timestamp: new Date(now).toISOString(),
+      data: { jobType: params.jobType },
+    });
     const secrets = await this.deps.store.webhookSecrets({ tenantId: params.tenantId, now });
     const id = newEventId();
     const timestamp = Math.floor(now / 1000);
@@ -143,7 +152,10 @@ export class CallbackDeliverer {
       const claimed = await this.deps.store.claimDeliveries({
         limit: free,
         // Long enough for an event to wait behind its tenant's in-flight ones, then be sent.
-        leaseMs: 4 * this.deps.options.limits.timeoutMs * Math.ceil(this.deps.options.concurrency / this.deps.options.perTenant),
+        leaseMs:
+          4 *
+          this.deps.options.limits.timeoutMs *
+          Math.ceil(this.deps.options.concurrency / this.deps.options.perTenant),
         now: this.deps.now(),
         skipTenants: this.busyTenants(),
       });
@@ -176,7 +188,9 @@ export class CallbackDeliverer {
     this.inFlight.set(event.tenantId, (this.inFlight.get(event.tenantId) ?? 0) + 1);
     this.active++;
     const run = this.deliver(event)
-      .catch((error: unknown) => this.deps.logger.error({ err: error, eventId: event.id }, "callback delivery failed"))
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, eventId: event.id }, "callback delivery failed"),
+      )
       .finally(() => {
         this.active--;
         this.inFlight.set(event.tenantId, (this.inFlight.get(event.tenantId) ?? 1) - 1);
@@ -223,23 +237,46 @@ export class CallbackDeliverer {
     else {
       const exp = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (attempt - 1));
       let delay = Math.max(1000, Math.round((this.deps.random ?? Math.random)() * exp));
-      if (outcome.retryAfterMs !== null) delay = Math.max(delay, Math.min(outcome.retryAfterMs, options.maxDelayMs));
+      if (outcome.retryAfterMs !== null)
+        delay = Math.max(delay, Math.min(outcome.retryAfterMs, options.maxDelayMs));
       nextAttemptAt = at + delay;
       result = nextAttemptAt - event.occurredAt > options.retryWindowMs ? "failed" : "retry";
       if (result === "failed") nextAttemptAt = null;
     }
-    const error = outcome.error ?? (result === "delivered" || code === null ? null : `HTTP ${code}: ${outcome.excerpt.slice(0, 200)}`);
+    const error =
+      outcome.error ??
+      (result === "delivered" || code === null ? null : `HTTP ${code}: ${outcome.excerpt.slice(0, 200)}`);
     const applied = await store.recordDelivery({
       eventId: event.id,
       leaseToken: event.leaseToken,
       body,
       outcome: result,
-      attempt: { eventId: event.id, event: event.event, attempt, at, statusCode: code, latencyMs: outcome.latencyMs, error, nextAttemptAt },
+      attempt: {
+        eventId: event.id,
+        event: event.event,
+        attempt,
+        at,
+        statusCode: code,
+        latencyMs: outcome.latencyMs,
+        error,
+        nextAttemptAt,
+      },
     });
     metrics.callbackAttempts.inc({ outcome: result });
     metrics.callbackLatency.observe(outcome.latencyMs / 1000);
     logger.info(
-      { eventId: event.id, jobId: event.jobId, event: event.event, attempt, statusCode: code, latencyMs: outcome.latencyMs, error, outcome: result, nextAttemptAt, applied },
+      {
+        eventId: event.id,
+        jobId: event.jobId,
+        event: event.event,
+        attempt,
+        statusCode: code,
+        latencyMs: outcome.latencyMs,
+        error,
+        outcome: result,
+        nextAttemptAt,
+        applied,
+      },
       "callback attempt",
     );
   }

@@ -48,11 +48,18 @@ export async function postWebhook(params: {
   try {
     addresses = await params.policy.check(url);
   } catch (error) {
-    return { statusCode: null, latencyMs: latency(), error: (error as Error).message, retryAfterMs: null, excerpt: "" };
+    return {
+      statusCode: null,
+      latencyMs: latency(),
+      error: (error as Error).message,
+      retryAfterMs: null,
+      excerpt: "",
+    };
   }
   const pinned = addresses[0]!;
   const lookup: LookupFunction = (_hostname, options, callback) => {
-    if ((options as { all?: boolean }).all) (callback as (e: null, a: { address: string; family: number }[]) => void)(null, [pinned]);
+    if ((options as { all?: boolean }).all)
+      (callback as (e: null, a: { address: string; family: number }[]) => void)(null, [pinned]);
     else callback(null, pinned.address, pinned.family);
   };
   const request = url.protocol === "https:" ? httpsRequest : httpRequest;
@@ -69,14 +76,25 @@ export async function postWebhook(params: {
     const req = request(url, {
       method: "POST",
       lookup,
-      headers: { ...params.headers, "content-type": "application/json", "content-length": String(body.length) },
+      headers: {
+        ...params.headers,
+        "content-type": "application/json",
+        "content-length": String(body.length),
+      },
       ...(url.protocol === "https:" ? { servername: url.hostname.replace(/^\[|\]$/g, "") } : {}),
     });
     const timer = setTimeout(() => {
       req.destroy();
-      finish({ statusCode: null, error: `no answer within ${params.limits.timeoutMs} ms`, retryAfterMs: null, excerpt: "" });
+      finish({
+        statusCode: null,
+        error: `no answer within ${params.limits.timeoutMs} ms`,
+        retryAfterMs: null,
+        excerpt: "",
+      });
     }, params.limits.timeoutMs);
-    req.on("error", (error) => finish({ statusCode: null, error: error.message, retryAfterMs: null, excerpt: "" }));
+    req.on("error", (error) =>
+      finish({ statusCode: null, error: error.message, retryAfterMs: null, excerpt: "" }),
+    );
     req.on("response", (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -91,7 +109,8 @@ export async function postWebhook(params: {
         res.destroy();
       };
       res.on("data", (chunk: Buffer) => {
-        if (size < params.limits.maxResponseBytes) chunks.push(chunk.subarray(0, params.limits.maxResponseBytes - size));
+        if (size < params.limits.maxResponseBytes)
+          chunks.push(chunk.subarray(0, params.limits.maxResponseBytes - size));
         size += chunk.length;
         if (size >= params.limits.maxResponseBytes) done(); // read no further
       });

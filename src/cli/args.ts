@@ -8,7 +8,11 @@ export function parseServeFlags(args: string[]): Partial<Record<OptionName, stri
   const options: ParseOptions = {};
   for (const [name, spec] of Object.entries(OPTIONS)) {
     options[name] =
-      spec.kind === "bool" ? { type: "boolean" } : spec.kind === "list" ? { type: "string", multiple: true } : { type: "string" };
+      spec.kind === "bool"
+        ? { type: "boolean" }
+        : spec.kind === "list"
+          ? { type: "string", multiple: true }
+          : { type: "string" };
   }
   const { values } = parseArgs({ args, options, allowPositionals: false, strict: true });
   return values as Partial<Record<OptionName, string | boolean | string[]>>;

@@ -4,15 +4,28 @@ import { openStore } from "../store/open.js";
 import { dbPath, schemaName } from "./store-args.js";
 
 /** `tessera keys create|list|revoke`: API keys of tenants. The key is printed once, never stored. */
-export async function keys(args: string[], env: Record<string, string | undefined>, out: NodeJS.WritableStream): Promise<number> {
+export async function keys(
+  args: string[],
+  env: Record<string, string | undefined>,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   const [action, ...rest] = args;
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { tenant: { type: "string" }, db: { type: "string" }, "db-schema": { type: "string" }, json: { type: "boolean" } },
+    options: {
+      tenant: { type: "string" },
+      db: { type: "string" },
+      "db-schema": { type: "string" },
+      json: { type: "boolean" },
+    },
     allowPositionals: true,
     strict: true,
   });
-  const store = await openStore({ db: dbPath(values.db, env), schema: schemaName(values["db-schema"], env), listen: false });
+  const store = await openStore({
+    db: dbPath(values.db, env),
+    schema: schemaName(values["db-schema"], env),
+    listen: false,
+  });
   try {
     const now = Date.now();
     switch (action) {
@@ -23,9 +36,19 @@ export async function keys(args: string[], env: Record<string, string | undefine
           return 2;
         }
         const key = generateApiKey();
-        const record = await store.createApiKey({ tenantName: tenant, keyId: key.keyId, prefix: key.prefix, hash: key.hash, now });
-        if (values.json) out.write(`${JSON.stringify({ key: key.key, id: record.id, prefix: record.prefix, tenant })}\n`);
-        else out.write(`${key.key}\n\nKey ${record.id} (${record.prefix}…) for tenant "${tenant}". It is shown only this once.\n`);
+        const record = await store.createApiKey({
+          tenantName: tenant,
+          keyId: key.keyId,
+          prefix: key.prefix,
+          hash: key.hash,
+          now,
+        });
+        if (values.json)
+          out.write(`${JSON.stringify({ key: key.key, id: record.id, prefix: record.prefix, tenant })}\n`);
+        else
+          out.write(
+            `${key.key}\n\nKey ${record.id} (${record.prefix}…) for tenant "${tenant}". It is shown only this once.\n`,
+          );
         return 0;
       }
       case "list": {
@@ -52,7 +75,9 @@ export async function keys(args: string[], env: Record<string, string | undefine
         return revoked ? 0 : 1;
       }
       default:
-        out.write("usage: tessera keys create --tenant NAME | list | revoke ID|PREFIX   [--db FILE] [--json]\n");
+        out.write(
+          "usage: tessera keys create --tenant NAME | list | revoke ID|PREFIX   [--db FILE] [--json]\n",
+        );
         return 2;
     }
   } finally {

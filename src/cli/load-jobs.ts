@@ -25,7 +25,8 @@ export async function loadJobModules(paths: readonly string[]): Promise<JobDefin
     const full = resolve(path);
     if (statSync(full).isDirectory()) {
       for (const name of readdirSync(full).sort()) {
-        if (MODULE_EXTENSIONS.has(extname(name)) && !name.endsWith(".d.ts") && !name.includes(".test.")) files.push(join(full, name));
+        if (MODULE_EXTENSIONS.has(extname(name)) && !name.endsWith(".d.ts") && !name.includes(".test."))
+          files.push(join(full, name));
       }
     } else files.push(full);
   }
@@ -36,7 +37,9 @@ export async function loadJobModules(paths: readonly string[]): Promise<JobDefin
   const definitions: JobDefinition[] = [];
   for (const file of files) {
     const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    const found = Object.values(mod).flatMap((v) => (Array.isArray(v) ? v : [v])).filter(isJobDefinition);
+    const found = Object.values(mod)
+      .flatMap((v) => (Array.isArray(v) ? v : [v]))
+      .filter(isJobDefinition);
     if (found.length === 0) throw new Error(`${file} exports no job definitions (defineJob results)`);
     definitions.push(...new Set(found));
   }

@@ -5,7 +5,11 @@ import { parseServeFlags } from "./args.js";
 import { loadJobModules } from "./load-jobs.js";
 
 /** `tessera serve`: the API, the workers and the background services in one process. */
-export async function serve(args: string[], env: Record<string, string | undefined>, out: NodeJS.WritableStream): Promise<void> {
+export async function serve(
+  args: string[],
+  env: Record<string, string | undefined>,
+  out: NodeJS.WritableStream,
+): Promise<void> {
   const config = loadConfig(parseServeFlags(args), env);
   const jobs = [...(config.demo ? demoJobs : []), ...(await loadJobModules(config.jobs))];
   if (jobs.length === 0) throw new Error("no job types to serve: pass --demo and/or --jobs PATH");
@@ -14,7 +18,9 @@ export async function serve(args: string[], env: Record<string, string | undefin
   if (config.dev) {
     out.write("\n  !!! DEVELOPMENT MODE: authentication is OFF. Do not expose this server. !!!\n\n");
   }
-  out.write(`tessera listening on ${address} (db ${config.db}; types: ${jobs.map((j) => j.type).join(", ")})\n`);
+  out.write(
+    `tessera listening on ${address} (db ${config.db}; types: ${jobs.map((j) => j.type).join(", ")})\n`,
+  );
 
   let stopping = false;
   const stop = (signal: string) => {

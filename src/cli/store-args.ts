@@ -8,4 +8,3 @@ export function dbPath(flag: string | undefined, env: Record<string, string | un
 export function schemaName(flag: string | undefined, env: Record<string, string | undefined>): string {
   return flag ?? env[OPTIONS["db-schema"].env] ?? (OPTIONS["db-schema"].default as string);
 }
-

@@ -4,7 +4,11 @@ import { openStore } from "../store/open.js";
 import { dbPath, schemaName } from "./store-args.js";
 
 /** `tessera webhooks secret --tenant NAME [--rotate]`: show or rotate the tenant's `whsec_` secret. */
-export async function webhooks(args: string[], env: Record<string, string | undefined>, out: NodeJS.WritableStream): Promise<number> {
+export async function webhooks(
+  args: string[],
+  env: Record<string, string | undefined>,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   const [action, ...rest] = args;
   const { values } = parseArgs({
     args: rest,
@@ -20,19 +24,31 @@ export async function webhooks(args: string[], env: Record<string, string | unde
   });
   const overlap = Number(values["overlap-hours"] ?? "24");
   if (action !== "secret" || !values.tenant || !Number.isFinite(overlap) || overlap < 0) {
-    out.write("usage: tessera webhooks secret --tenant NAME [--rotate [--overlap-hours 24]] [--db FILE] [--json]\n");
+    out.write(
+      "usage: tessera webhooks secret --tenant NAME [--rotate [--overlap-hours 24]] [--db FILE] [--json]\n",
+    );
     return 2;
   }
-  const store = await openStore({ db: dbPath(values.db, env), schema: schemaName(values["db-schema"], env), listen: false });
+  const store = await openStore({
+    db: dbPath(values.db, env),
+    schema: schemaName(values["db-schema"], env),
+    listen: false,
+  });
   try {
     const now = Date.now();
     const secrets = values.rotate
-      ? await store.rotateWebhookSecret({ tenantName: values.tenant, secret: generateWebhookSecret(), previousUntil: now + overlap * 3_600_000, now })
+      ? await store.rotateWebhookSecret({
+          tenantName: values.tenant,
+          secret: generateWebhookSecret(),
+          previousUntil: now + overlap * 3_600_000,
+          now,
+        })
       : await store.webhookSecrets({ tenantId: await store.ensureTenant({ name: values.tenant, now }), now });
     if (values.json) out.write(`${JSON.stringify({ tenant: values.tenant, secrets })}\n`);
     else {
       out.write(`${secrets[0]}\n`);
-      if (secrets[1]) out.write(`(the previous secret ${secrets[1].slice(0, 12)}… also signs for ${overlap} h)\n`);
+      if (secrets[1])
+        out.write(`(the previous secret ${secrets[1].slice(0, 12)}… also signs for ${overlap} h)\n`);
     }
     return 0;
   } finally {

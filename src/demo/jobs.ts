@@ -42,7 +42,8 @@ export const sleepJob = defineJob({
 /** `demo.fail { message, status?, ms? }`: fails after `ms`; a 4xx status is a client error. */
 export const fail = defineJob({
   type: "demo.fail",
-  description: "Fails after `ms` ms with `message`; with a 4xx `status` at once (no retry), else retried up to maxAttempts",
+  description:
+    "Fails after `ms` ms with `message`; with a 4xx `status` at once (no retry), else retried up to maxAttempts",
   input: {
     type: "object",
     properties: {
@@ -77,7 +78,8 @@ export const flaky = defineJob({
   maxAttempts: 5,
   retryDelayMs: RETRY_DELAY_MS,
   run(input: { failTimes: number }, ctx) {
-    if (ctx.attempt <= input.failTimes) throw new Error(`planned failure ${ctx.attempt} of ${input.failTimes}`);
+    if (ctx.attempt <= input.failTimes)
+      throw new Error(`planned failure ${ctx.attempt} of ${input.failTimes}`);
     return { attempts: ctx.attempt };
   },
 });

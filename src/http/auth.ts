@@ -7,7 +7,12 @@ const UNAUTHORIZED_HEADERS = { "www-authenticate": 'Bearer realm="tessera"' };
 
 function unauthorized(): ProblemError {
   // One answer for every failure (missing, malformed, unknown, revoked): no oracle.
-  return new ProblemError("unauthorized", "a valid API key is required: Authorization: Bearer <key>", {}, UNAUTHORIZED_HEADERS);
+  return new ProblemError(
+    "unauthorized",
+    "a valid API key is required: Authorization: Bearer <key>",
+    {},
+    UNAUTHORIZED_HEADERS,
+  );
 }
 
 /**
@@ -30,7 +35,12 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
   } catch (error) {
     // The store is unreachable (e.g. the database restarted): a transient 503, not a 500.
     request.log.warn({ err: error }, "API key lookup failed");
-    throw new ProblemError("service-unavailable", "the job store is not reachable; try again", {}, { "retry-after": "1" });
+    throw new ProblemError(
+      "service-unavailable",
+      "the job store is not reachable; try again",
+      {},
+      { "retry-after": "1" },
+    );
   }
   if (!record) throw unauthorized();
   return record.tenantId;

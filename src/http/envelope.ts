@@ -6,18 +6,22 @@ import { CALLBACK_EVENTS, type NewJob } from "../store/store.js";
 import { findUnsafeString } from "./json-body.js";
 import { ProblemError, validationProblem } from "./problems.js";
 
-
 /** The submit body. Unknown members are refused (no mass assignment of id, status, tenant…). */
 export const SubmitEnvelope = Type.Object(
   {
     type: Type.String({ minLength: 1, maxLength: 128, description: "A registered job type" }),
-    input: Type.Unknown({ description: "The job's input, checked against the type's JSON Schema; may be null" }),
+    input: Type.Unknown({
+      description: "The job's input, checked against the type's JSON Schema; may be null",
+    }),
     callback: Type.Optional(
       Type.Object(
         {
           url: Type.String({ minLength: 1, maxLength: 2048 }),
           events: Type.Optional(
-            Type.Array(Type.Union(CALLBACK_EVENTS.map((e) => Type.Literal(e))), { uniqueItems: true, maxItems: 5 }),
+            Type.Array(Type.Union(CALLBACK_EVENTS.map((e) => Type.Literal(e))), {
+              uniqueItems: true,
+              maxItems: 5,
+            }),
           ),
           verify: Type.Optional(Type.Boolean()),
         },
@@ -45,7 +49,10 @@ const validateEnvelope = createAjv().compile<SubmitEnvelope>(SubmitEnvelope);
  * Validate a submit body completely (envelope, then the type's input schema) and build the
  * job to insert. Throws a 400 problem whose `errors[].path` points into the body.
  */
-export function buildJob(body: unknown, ctx: { tenantId: string; registry: JobRegistry; config: Config; now: number }): NewJob {
+export function buildJob(
+  body: unknown,
+  ctx: { tenantId: string; registry: JobRegistry; config: Config; now: number },
+): NewJob {
   if (!validateEnvelope(body)) {
     const envelopeIssues = toIssues(validateEnvelope.errors, "");
     // A string type refused only for its length (empty, or longer than any type name may be)

@@ -20,7 +20,9 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function requestHash(tenantId: string, method: string, path: string, body: unknown): string {
-  return createHash("sha256").update(`${tenantId}\n${method}\n${path}\n${canonicalJson(body)}`).digest("hex");
+  return createHash("sha256")
+    .update(`${tenantId}\n${method}\n${path}\n${canonicalJson(body)}`)
+    .digest("hex");
 }
 
 /**

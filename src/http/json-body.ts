@@ -13,7 +13,8 @@ export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped char
+      if (c === 92)
+        i++; // backslash: skip the escaped char
       else if (c === 34) inString = false;
     } else if (c === 34) inString = true;
     else if (c === 123 || c === 91) {
@@ -67,7 +68,8 @@ export function findUnsafeString(value: unknown, path = ""): string | null {
   } else if (value && typeof value === "object") {
     for (const [key, item] of Object.entries(value)) {
       const found =
-        findUnsafeString(key, `${path}/${key}`) ?? findUnsafeString(item, `${path}/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`);
+        findUnsafeString(key, `${path}/${key}`) ??
+        findUnsafeString(item, `${path}/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`);
       if (found) return found;
     }
   }

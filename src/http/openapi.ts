@@ -5,7 +5,10 @@ import type { ServerDeps } from "./server.js";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ "application/json": { schema } });
-const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ref("Problem") } } });
+const problem = (description: string) => ({
+  description,
+  content: { "application/problem+json": { schema: ref("Problem") } },
+});
 const header = (description: string, schema: object = { type: "string" }) => ({ description, schema });
 
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
@@ -18,10 +21,16 @@ const preferParam = {
 };
 const pending = {
   description: "Queued or running: poll `Location` after `Retry-After` seconds",
-  headers: { Location: header("Status monitor URL"), "Retry-After": header("Seconds", { type: "integer", minimum: 1 }) },
+  headers: {
+    Location: header("Status monitor URL"),
+    "Retry-After": header("Seconds", { type: "integer", minimum: 1 }),
+  },
   content: json(ref("Job")),
 };
-const common = { "401": problem("Missing or invalid API key"), "404": problem("No such job (or another tenant's)") };
+const common = {
+  "401": problem("Missing or invalid API key"),
+  "404": problem("No such job (or another tenant's)"),
+};
 
 /** OpenAPI 3.1 of the whole HTTP API, built from the same schemas the server validates with. */
 export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
@@ -43,7 +52,20 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
         SubmitEnvelope,
         Job: {
           type: "object",
-          required: ["id", "type", "status", "progress", "attempt", "maxAttempts", "createdAt", "startedAt", "finishedAt", "deadlineAt", "error", "links"],
+          required: [
+            "id",
+            "type",
+            "status",
+            "progress",
+            "attempt",
+            "maxAttempts",
+            "createdAt",
+            "startedAt",
+            "finishedAt",
+            "deadlineAt",
+            "error",
+            "links",
+          ],
           properties: {
             id: { type: "string" },
             type: { type: "string" },
@@ -63,7 +85,11 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             links: {
               type: "object",
               required: ["self"],
-              properties: { self: { type: "string" }, cancel: { type: "string" }, result: { type: "string" } },
+              properties: {
+                self: { type: "string" },
+                cancel: { type: "string" },
+                result: { type: "string" },
+              },
             },
           },
         },
@@ -71,14 +97,20 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           type: "object",
           required: ["type", "title", "status", "detail", "instance"],
           properties: {
-            type: { type: "string", description: `/problems/<slug>; slugs: ${Object.keys(PROBLEMS).join(", ")}` },
+            type: {
+              type: "string",
+              description: `/problems/<slug>; slugs: ${Object.keys(PROBLEMS).join(", ")}`,
+            },
             title: { type: "string" },
             status: { type: "integer" },
             detail: { type: "string" },
             instance: { type: "string" },
             errors: {
               type: "array",
-              items: { type: "object", properties: { path: { type: "string" }, message: { type: "string" } } },
+              items: {
+                type: "object",
+                properties: { path: { type: "string" }, message: { type: "string" } },
+              },
             },
           },
         },
@@ -91,7 +123,12 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           summary: "Submit a job",
           parameters: [
             preferParam,
-            { name: "Idempotency-Key", in: "header", required: false, schema: { type: "string", minLength: 1, maxLength: 255 } },
+            {
+              name: "Idempotency-Key",
+              in: "header",
+              required: false,
+              schema: { type: "string", minLength: 1, maxLength: 255 },
+            },
           ],
           requestBody: { required: true, content: json(ref("SubmitEnvelope")) },
           responses: {
@@ -110,7 +147,11 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           parameters: [
             { name: "status", in: "query", schema: { enum: [...JOB_STATUSES] } },
             { name: "type", in: "query", schema: { type: "string" } },
-            { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 500, default: 50 } },
+            {
+              name: "limit",
+              in: "query",
+              schema: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+            },
             { name: "cursor", in: "query", schema: { type: "string" } },
           ],
           responses: {
@@ -118,7 +159,10 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
               description: "A page",
               content: json({
                 type: "object",
-                properties: { items: { type: "array", items: ref("Job") }, nextCursor: { type: ["string", "null"] } },
+                properties: {
+                  items: { type: "array", items: ref("Job") },
+                  nextCursor: { type: ["string", "null"] },
+                },
               }),
             },
             "400": problem("Invalid parameter"),
@@ -132,8 +176,16 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           parameters: [
             idParam,
             preferParam,
-            { name: "onComplete", in: "query", schema: { enum: ["redirect", "stream", "status"], default: "redirect" } },
-            { name: "onPending", in: "query", schema: { enum: ["respond-async", "synchronous"], default: "respond-async" } },
+            {
+              name: "onComplete",
+              in: "query",
+              schema: { enum: ["redirect", "stream", "status"], default: "redirect" },
+            },
+            {
+              name: "onPending",
+              in: "query",
+              schema: { enum: ["respond-async", "synchronous"], default: "respond-async" },
+            },
           ],
           responses: {
             "202": pending,
@@ -184,9 +236,14 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
         },
       },
       "/v1/job-types": {
-        get: { summary: "Registered job types with their input schemas", responses: { "200": { description: "Types" } } },
+        get: {
+          summary: "Registered job types with their input schemas",
+          responses: { "200": { description: "Types" } },
+        },
       },
-      "/healthz": { get: { summary: "Process alive", security: [], responses: { "200": { description: "OK" } } } },
+      "/healthz": {
+        get: { summary: "Process alive", security: [], responses: { "200": { description: "OK" } } },
+      },
       "/readyz": {
         get: {
           summary: "Store reachable",
@@ -194,8 +251,16 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           responses: { "200": { description: "Ready" }, "503": problem("Store unreachable") },
         },
       },
-      "/metrics": { get: { summary: "Prometheus metrics", security: [], responses: { "200": { description: "Text format" } } } },
-      "/openapi.json": { get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1" } } } },
+      "/metrics": {
+        get: {
+          summary: "Prometheus metrics",
+          security: [],
+          responses: { "200": { description: "Text format" } },
+        },
+      },
+      "/openapi.json": {
+        get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1" } } },
+      },
     },
   };
 }

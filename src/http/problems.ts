@@ -23,7 +23,10 @@ export class ProblemError extends Error {
 /** At most this many `errors` are listed: 10,000 bad members must not make a 500 KB answer. */
 export const MAX_LISTED_ISSUES = 50;
 
-export function validationProblem(errors: ValidationIssue[], slug: ProblemSlug = "validation-failed"): ProblemError {
+export function validationProblem(
+  errors: ValidationIssue[],
+  slug: ProblemSlug = "validation-failed",
+): ProblemError {
   const detail =
     errors.length === 1
       ? `${errors[0]!.path || "/"} ${errors[0]!.message}`
@@ -58,7 +61,11 @@ export function sendProblem(reply: FastifyReply, error: ProblemError): FastifyRe
 }
 
 /** Map a Fastify/Node error code to one of our problems. */
-export function problemFromFrameworkError(error: { code?: string; statusCode?: number; message: string }): ProblemError | null {
+export function problemFromFrameworkError(error: {
+  code?: string;
+  statusCode?: number;
+  message: string;
+}): ProblemError | null {
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new ProblemError("payload-too-large", "the request body is larger than the limit");
@@ -77,10 +84,12 @@ export function problemFromFrameworkError(error: { code?: string; statusCode?: n
       break;
   }
   const status = error.statusCode ?? 500;
-  if (status === 413) return new ProblemError("payload-too-large", "the request body is larger than the limit");
+  if (status === 413)
+    return new ProblemError("payload-too-large", "the request body is larger than the limit");
   if (status === 415) return new ProblemError("unsupported-media-type", "unsupported media type");
   if (status === 408) return new ProblemError("request-timeout", "the request took too long to arrive");
   if (status === 431) return new ProblemError("header-too-large", "the request headers are too large");
-  if (status >= 400 && status < 500) return new ProblemError("bad-request", "the request could not be understood");
+  if (status >= 400 && status < 500)
+    return new ProblemError("bad-request", "the request could not be understood");
   return null;
 }

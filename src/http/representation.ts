@@ -24,7 +24,11 @@ export interface JobRepresentation {
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export function signedResultUrl(base: string, job: JobRecord, deps: Pick<ServerDeps, "signer" | "now">): string {
+export function signedResultUrl(
+  base: string,
+  job: JobRecord,
+  deps: Pick<ServerDeps, "signer" | "now">,
+): string {
   return `${base}${resultPath(job.id)}?${deps.signer.sign(resultPath(job.id), job.tenantId, deps.now())}`;
 }
 
@@ -34,7 +38,11 @@ export function represent(job: JobRecord, request: FastifyRequest, deps: ServerD
 }
 
 /** The representation with links on `base` (callbacks build it without a request). */
-export function representAt(job: JobRecord, base: string, deps: Pick<ServerDeps, "signer" | "now">): JobRepresentation {
+export function representAt(
+  job: JobRecord,
+  base: string,
+  deps: Pick<ServerDeps, "signer" | "now">,
+): JobRepresentation {
   const terminal = isTerminal(job.status);
   const links: JobRepresentation["links"] = { self: `${base}${jobPath(job.id)}` };
   if (terminal) links.result = signedResultUrl(base, job, deps);

@@ -31,10 +31,18 @@ export async function sendResult(
       .send({ id: job.id, status: job.status });
   }
   if (job.resultPurged) {
-    return sendProblem(reply, new ProblemError("result-gone", "the result was removed by the retention policy"));
+    return sendProblem(
+      reply,
+      new ProblemError("result-gone", "the result was removed by the retention policy"),
+    );
   }
   if (job.status !== "succeeded") {
-    const error = job.error ?? { type: problemType("job-failed"), title: "The job failed", status: 500, detail: "" };
+    const error = job.error ?? {
+      type: problemType("job-failed"),
+      title: "The job failed",
+      status: 500,
+      detail: "",
+    };
     const slug = SLUG_FROM_TYPE(error.type) as ProblemSlug;
     const body = {
       ...problemBody(slug, error.detail, instanceOf(request)),
@@ -46,12 +54,14 @@ export async function sendResult(
   }
 
   const result = await deps.store.getResult({ tenantId: job.tenantId, id: job.id });
-  if (!result) return sendProblem(reply, new ProblemError("result-gone", "the result is no longer available"));
+  if (!result)
+    return sendProblem(reply, new ProblemError("result-gone", "the result is no longer available"));
   if (result.kind === "none") return reply.code(204).send();
   if (result.kind === "created") reply.code(201).header("location", result.location ?? "");
   else reply.code(200);
   reply.header("content-type", result.contentType ?? "application/octet-stream");
   reply.header("content-length", String(result.size));
-  if (result.data) return reply.send(Buffer.from(result.data.buffer, result.data.byteOffset, result.data.byteLength));
+  if (result.data)
+    return reply.send(Buffer.from(result.data.buffer, result.data.byteOffset, result.data.byteLength));
   return reply.send(result.open!());
 }

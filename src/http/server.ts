@@ -1,5 +1,10 @@
 import type { Socket } from "node:net";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+} from "fastify";
 import type { Logger } from "pino";
 import type { AddressPolicy } from "../callbacks/address-policy.js";
 import type { CallbackDeliverer } from "../callbacks/deliverer.js";
@@ -10,7 +15,13 @@ import { authenticate } from "./auth.js";
 import { registerCors } from "./cors.js";
 import { parseJsonBody } from "./json-body.js";
 import type { Metrics } from "./metrics.js";
-import { PROBLEM_JSON, ProblemError, problemBody, problemFromFrameworkError, sendProblem } from "./problems.js";
+import {
+  PROBLEM_JSON,
+  ProblemError,
+  problemBody,
+  problemFromFrameworkError,
+  sendProblem,
+} from "./problems.js";
 import type { RetryAfterEstimator } from "./retry-after.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { jobTypeRoutes } from "./routes/job-types.js";
@@ -101,7 +112,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     // Router errors (bad percent-encoding, an over-long path parameter) bypass the error
     // handler; without this they are Fastify's own JSON, echoing the path, without our headers.
     frameworkErrors: (error, _request, reply) => {
-      const problem = problemFromFrameworkError(error) ?? new ProblemError("bad-request", "the request could not be understood");
+      const problem =
+        problemFromFrameworkError(error) ??
+        new ProblemError("bad-request", "the request could not be understood");
       reply.header("x-content-type-options", "nosniff").header("referrer-policy", "no-referrer");
       return sendProblem(reply, problem);
     },
@@ -140,13 +153,17 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof ProblemError) return sendProblem(reply, error);
-    const mapped = problemFromFrameworkError(error as { code?: string; statusCode?: number; message: string });
+    const mapped = problemFromFrameworkError(
+      error as { code?: string; statusCode?: number; message: string },
+    );
     if (mapped) return sendProblem(reply, mapped);
     request.log.error({ err: error, url: request.routeOptions.url }, "unhandled error");
     return sendProblem(reply, new ProblemError("internal-error", "an internal error occurred"));
   });
 
-  app.setNotFoundHandler((_request, reply) => sendProblem(reply, new ProblemError("not-found", "no such resource")));
+  app.setNotFoundHandler((_request, reply) =>
+    sendProblem(reply, new ProblemError("not-found", "no such resource")),
+  );
 
   // A worker node (--role worker) serves only the operations routes.
   const serveApi = config.role !== "worker";
@@ -165,7 +182,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       url,
       config: { auth: "none" },
       handler: async (_request, reply) =>
-        sendProblem(reply, new ProblemError("method-not-allowed", "method not allowed", {}, { allow: withHead.join(", ") })),
+        sendProblem(
+          reply,
+          new ProblemError("method-not-allowed", "method not allowed", {}, { allow: withHead.join(", ") }),
+        ),
     });
   }
   return app;

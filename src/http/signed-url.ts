@@ -16,7 +16,9 @@ export function signingKey(secret: string): SigningKey {
 }
 
 function mac(key: SigningKey, method: string, path: string, tenant: string, expires: number): Buffer {
-  return createHmac("sha256", key.secret).update(`${method}\n${path}\n${tenant}\n${expires}\n${key.kid}`).digest();
+  return createHmac("sha256", key.secret)
+    .update(`${method}\n${path}\n${tenant}\n${expires}\n${key.kid}`)
+    .digest();
 }
 
 export class UrlSigner {
@@ -53,7 +55,10 @@ export class UrlSigner {
     // Compare the text, not the decoded bytes: the 43rd character carries 2 unused bits, so
     // several spellings decode to the same MAC; only the canonical one is the signature.
     const given = Buffer.from(sigText, "ascii");
-    const expected = Buffer.from(mac(key, params.method, params.path, tenant, expires).toString("base64url"), "ascii");
+    const expected = Buffer.from(
+      mac(key, params.method, params.path, tenant, expires).toString("base64url"),
+      "ascii",
+    );
     // Lengths are equal by the regex above; checked again so timingSafeEqual can never throw.
     return given.length === expected.length && timingSafeEqual(given, expected) ? tenant : null;
   }

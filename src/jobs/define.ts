@@ -91,7 +91,10 @@ export function defineJob<I, O>(options: DefineJobOptions<I, O>): JobDefinition<
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
     throw new TypeError(`job type "${options.type}": maxAttempts must be an integer 1-100`);
   }
-  if (options.concurrency !== undefined && (!Number.isInteger(options.concurrency) || options.concurrency < 1)) {
+  if (
+    options.concurrency !== undefined &&
+    (!Number.isInteger(options.concurrency) || options.concurrency < 1)
+  ) {
     throw new TypeError(`job type "${options.type}": concurrency must be an integer >= 1`);
   }
   return Object.freeze({

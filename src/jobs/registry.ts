@@ -50,12 +50,15 @@ export class JobRegistry {
   constructor(definitions: readonly JobDefinition[]) {
     const ajv = createAjv();
     for (const definition of definitions) {
-      if (this.jobs.has(definition.type)) throw new TypeError(`job type "${definition.type}" is defined twice`);
+      if (this.jobs.has(definition.type))
+        throw new TypeError(`job type "${definition.type}" is defined twice`);
       let validate: ValidateFunction;
       try {
         validate = ajv.compile(definition.input);
       } catch (error) {
-        throw new TypeError(`job type "${definition.type}": invalid input schema: ${(error as Error).message}`);
+        throw new TypeError(
+          `job type "${definition.type}": invalid input schema: ${(error as Error).message}`,
+        );
       }
       this.jobs.set(definition.type, {
         definition,

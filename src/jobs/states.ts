@@ -7,14 +7,7 @@
  *
  * queued and running can also move straight to canceled (cancel) or timed_out (deadline).
  */
-export const JOB_STATUSES = [
-  "queued",
-  "running",
-  "succeeded",
-  "failed",
-  "canceled",
-  "timed_out",
-] as const;
+export const JOB_STATUSES = ["queued", "running", "succeeded", "failed", "canceled", "timed_out"] as const;
 
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export type ActiveStatus = "queued" | "running";

@@ -6,7 +6,12 @@ import type { CallbackEvent, CallbackSpec, DeliveryAttempt, OutboxEvent } from "
 
 /** Delivered even when `events` does not list them: a receiver is never left waiting. */
 export const ALWAYS_DELIVERED: readonly CallbackEvent[] = ["job.failed", "job.timed_out", "job.canceled"];
-export const DEFAULT_EVENTS: readonly CallbackEvent[] = ["job.succeeded", "job.failed", "job.canceled", "job.timed_out"];
+export const DEFAULT_EVENTS: readonly CallbackEvent[] = [
+  "job.succeeded",
+  "job.failed",
+  "job.canceled",
+  "job.timed_out",
+];
 
 export const EVENT_OF_STATUS: Partial<Record<JobStatus, CallbackEvent>> = {
   succeeded: "job.succeeded",
@@ -86,6 +91,7 @@ export function toAttempt(row: AttemptRow): DeliveryAttempt {
 
 /** The secrets that sign now: the current one, and the previous one until its rotation ends. */
 export function secretsOf(row: SecretRow, now: number): string[] {
-  return row.previous_secret !== null && (row.previous_until ?? 0) > now ? [row.secret, row.previous_secret] : [row.secret];
+  return row.previous_secret !== null && (row.previous_until ?? 0) > now
+    ? [row.secret, row.previous_secret]
+    : [row.secret];
 }
-

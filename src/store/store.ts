@@ -17,7 +17,13 @@ import type { JobProblem } from "../jobs/errors.js";
 import type { JobStatus } from "../jobs/states.js";
 import type { Readable } from "node:stream";
 
-export const CALLBACK_EVENTS = ["job.succeeded", "job.failed", "job.canceled", "job.timed_out", "job.progress"] as const;
+export const CALLBACK_EVENTS = [
+  "job.succeeded",
+  "job.failed",
+  "job.canceled",
+  "job.timed_out",
+  "job.progress",
+] as const;
 export type CallbackEvent = (typeof CALLBACK_EVENTS)[number];
 
 export interface CallbackSpec {
@@ -97,9 +103,7 @@ export interface IdempotencyClaim {
 }
 
 export type SubmitOutcome =
-  | { kind: "created"; job: JobRecord }
-  | { kind: "replayed"; job: JobRecord }
-  | { kind: "key-mismatch" };
+  { kind: "created"; job: JobRecord } | { kind: "replayed"; job: JobRecord } | { kind: "key-mismatch" };
 
 export interface Lease {
   id: string;
@@ -207,7 +211,12 @@ export interface Store {
   claim(params: { types: string[]; limit: number; leaseMs: number; now: number }): Promise<ClaimedJob[]>;
   /** Extend leases; returns the ids whose lease is gone (abort their handlers). */
   heartbeat(params: { leases: Lease[]; leaseMs: number; now: number }): Promise<string[]>;
-  progress(params: { lease: Lease; percent: number | null; message: string | null; now: number }): Promise<boolean>;
+  progress(params: {
+    lease: Lease;
+    percent: number | null;
+    message: string | null;
+    now: number;
+  }): Promise<boolean>;
   complete(params: { lease: Lease; result: ResultPayload; now: number }): Promise<boolean>;
   /** A failed attempt: back to queued at `retryAt` when given, else terminal `failed`. */
   fail(params: { lease: Lease; error: JobProblem; retryAt: number | null; now: number }): Promise<boolean>;
@@ -237,7 +246,12 @@ export interface Store {
    * those of `skipTenants` (tenants whose receivers already have all the deliveries in flight
    * they may, so one tenant's backlog never keeps the others' events waiting).
    */
-  claimDeliveries(params: { limit: number; leaseMs: number; now: number; skipTenants?: readonly string[] }): Promise<ClaimedDelivery[]>;
+  claimDeliveries(params: {
+    limit: number;
+    leaseMs: number;
+    now: number;
+    skipTenants?: readonly string[];
+  }): Promise<ClaimedDelivery[]>;
   /**
    * Record one attempt and what follows: `retryAt` schedules the next, null ends the delivery
    * (`delivered`, `stopped` by a 410, or `failed` for good). The body is kept from the first
@@ -257,10 +271,21 @@ export interface Store {
   /** The tenant's webhook secrets, newest first (two during a rotation), creating one if none. */
   webhookSecrets(params: { tenantId: string; now: number }): Promise<string[]>;
   /** Rotate (or set) a tenant's secret; the previous one keeps signing until `previousUntil`. */
-  rotateWebhookSecret(params: { tenantName: string; secret: string; previousUntil: number; now: number }): Promise<string[]>;
+  rotateWebhookSecret(params: {
+    tenantName: string;
+    secret: string;
+    previousUntil: number;
+    now: number;
+  }): Promise<string[]>;
 
   // --- tenants and API keys --------------------------------------------------------------
-  createApiKey(params: { tenantName: string; keyId: string; prefix: string; hash: string; now: number }): Promise<ApiKeyRecord>;
+  createApiKey(params: {
+    tenantName: string;
+    keyId: string;
+    prefix: string;
+    hash: string;
+    now: number;
+  }): Promise<ApiKeyRecord>;
   /** The live key with this hash (not revoked), touching its last-used time. */
   findApiKey(params: { hash: string; now: number }): Promise<ApiKeyRecord | null>;
   listApiKeys(): Promise<ApiKeyRecord[]>;

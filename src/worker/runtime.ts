@@ -149,11 +149,14 @@ export class WorkerRuntime {
     if (this.stopping || at >= this.wakeAt) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeAt = at;
-    this.wakeTimer = setTimeout(() => {
-      this.wakeAt = Infinity;
-      this.wakeTimer = null;
-      this.wake();
-    }, Math.max(0, at - this.now()));
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeAt = Infinity;
+        this.wakeTimer = null;
+        this.wake();
+      },
+      Math.max(0, at - this.now()),
+    );
     this.wakeTimer.unref();
   }
 
@@ -176,6 +179,9 @@ export class WorkerRuntime {
   }
 
   private async fill(): Promise<void> {
+    // Let every slot freed in this turn (a batch of completions commits together) be counted,
+    // so one claim takes them all instead of one claim per freed slot.
+    await new Promise((resolve) => setImmediate(resolve));
     do {
       this.refill = false;
       let claimedFull = true;
@@ -261,7 +267,9 @@ export class WorkerRuntime {
     const startedAt = this.now();
     entry.done = this.runHandler(() => registered.definition.run(job.input, ctx), controller.signal)
       .then((outcome) => this.record(entry, outcome))
-      .catch((error: unknown) => this.deps.logger.error({ err: error, jobId: job.id }, "recording outcome failed"))
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, jobId: job.id }, "recording outcome failed"),
+      )
       .finally(() => {
         clearTimeout(deadlineTimer);
         // A newer attempt of the same job may have replaced this one (lease lost, claimed again).
@@ -328,7 +336,8 @@ export class WorkerRuntime {
         if (!(error instanceof JobError)) throw error;
         applied = await store.fail({ lease, error: problemOf(error), retryAt: null, now });
       }
-      if (!applied) logger.warn({ jobId: job.id, attempt: job.attempt }, "result discarded: the lease was lost");
+      if (!applied)
+        logger.warn({ jobId: job.id, attempt: job.attempt }, "result discarded: the lease was lost");
       return;
     }
 

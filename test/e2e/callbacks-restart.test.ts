@@ -46,7 +46,12 @@ async function receiverOn(port: number): Promise<{ received: Received[]; close()
     req.on("end", () => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-      received.push({ id: headers["webhook-id"] ?? "", timestamp: headers["webhook-timestamp"] ?? "", raw: Buffer.concat(chunks).toString("utf8"), headers });
+      received.push({
+        id: headers["webhook-id"] ?? "",
+        timestamp: headers["webhook-timestamp"] ?? "",
+        raw: Buffer.concat(chunks).toString("utf8"),
+        headers,
+      });
       res.writeHead(204).end();
     });
   });
@@ -97,7 +102,11 @@ function sqliteBackend(): Backend {
     async events() {
       const raw = new Database(db, { readonly: true });
       try {
-        return raw.prepare("SELECT id, status, body FROM webhook_events").all() as { id: string; status: string; body: string | null }[];
+        return raw.prepare("SELECT id, status, body FROM webhook_events").all() as {
+          id: string;
+          status: string;
+          body: string | null;
+        }[];
       } finally {
         raw.close();
       }
@@ -115,7 +124,11 @@ function postgresBackend(): Backend {
   const schema = freshSchema("cbrestart");
   return {
     args: ["--db", PG_URL, "--db-schema", schema, "--db-pool-size", "4"],
-    events: () => pgQuery<{ id: string; status: string; body: string | null }>(PG_URL, `SELECT id, status, body FROM ${schema}.webhook_events`),
+    events: () =>
+      pgQuery<{ id: string; status: string; body: string | null }>(
+        PG_URL,
+        `SELECT id, status, body FROM ${schema}.webhook_events`,
+      ),
     openStore: () => new PostgresStore({ connectionString: PG_URL, schema, poolSize: 2 }).open(),
     async cleanup() {
       await pgQuery(PG_URL, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -136,82 +149,107 @@ describe.each([
   ["sqlite", sqliteBackend],
   ["postgres", postgresBackend],
 ])("callbacks survive kill -9 (%s)", (_name, makeBackend) => {
-  it("a pending event is delivered after a restart with its original webhook-id and body", { timeout: 60_000 }, async () => {
-    const backend = makeBackend();
-    backends.push(backend);
-    const port = await freePort(); // the receiver is down: connections are refused
-    const args = [
-      "--dev",
-      "--demo",
-      ...backend.args,
-      ...FAST,
-      "--log-level",
-      "info",
-      "--callback-allow",
-      "127.0.0.1",
-      "--callback-retry-base-ms",
-      "1500",
-      "--callback-timeout-ms",
-      "2000",
-    ];
-    const first = await spawnTessera(args, { name: "first", timeoutMs: 30_000 });
-    const submitted = await http(`${first.url}/v1/jobs`, {
-      json: { type: "demo.echo", input: { crash: true }, callback: { url: `http://127.0.0.1:${port}/hook` } },
-    });
-    expect(submitted.status).toBe(202);
-    const job = (await submitted.json()) as { id: string };
+  it(
+    "a pending event is delivered after a restart with its original webhook-id and body",
+    { timeout: 60_000 },
+    async () => {
+      const backend = makeBackend();
+      backends.push(backend);
+      const port = await freePort(); // the receiver is down: connections are refused
+      const args = [
+        "--dev",
+        "--demo",
+        ...backend.args,
+        ...FAST,
+        "--log-level",
+        "info",
+        "--callback-allow",
+        "127.0.0.1",
+        "--callback-retry-base-ms",
+        "1500",
+        "--callback-timeout-ms",
+        "2000",
+      ];
+      const first = await spawnTessera(args, { name: "first", timeoutMs: 30_000 });
+      const submitted = await http(`${first.url}/v1/jobs`, {
+        json: {
+          type: "demo.echo",
+          input: { crash: true },
+          callback: { url: `http://127.0.0.1:${port}/hook` },
+        },
+      });
+      expect(submitted.status).toBe(202);
+      const job = (await submitted.json()) as { id: string };
 
-    // The first attempt failed (refused) and a retry is scheduled: the event is pending.
-    const [failed] = await waitFor("a failed first attempt", async () => {
-      const items = await attemptsOf(first.url, job.id);
-      return items.length > 0 ? items : undefined;
-    }, 15_000);
-    expect(failed).toMatchObject({ event: "job.succeeded", attempt: 1, statusCode: null });
-    expect(failed!.error).toMatch(/ECONNREFUSED|refused/i);
-    expect(failed!.nextAttemptAt).toBeGreaterThan(failed!.at);
-    const [stored] = await backend.events();
-    expect(stored).toMatchObject({ id: failed!.eventId, status: "pending" });
-    expect(stored!.body).not.toBeNull();
-    const firstBody = stored!.body!;
-    const attemptLines = logLines(first.output()).filter((l) => l.msg === "callback attempt");
-    expect(attemptLines.length).toBeGreaterThanOrEqual(1);
-    expect(attemptLines[0]).toMatchObject({ eventId: failed!.eventId, jobId: job.id, attempt: 1, outcome: "retry" });
+      // The first attempt failed (refused) and a retry is scheduled: the event is pending.
+      const [failed] = await waitFor(
+        "a failed first attempt",
+        async () => {
+          const items = await attemptsOf(first.url, job.id);
+          return items.length > 0 ? items : undefined;
+        },
+        15_000,
+      );
+      expect(failed).toMatchObject({ event: "job.succeeded", attempt: 1, statusCode: null });
+      expect(failed!.error).toMatch(/ECONNREFUSED|refused/i);
+      expect(failed!.nextAttemptAt).toBeGreaterThan(failed!.at);
+      const [stored] = await backend.events();
+      expect(stored).toMatchObject({ id: failed!.eventId, status: "pending" });
+      expect(stored!.body).not.toBeNull();
+      const firstBody = stored!.body!;
+      const attemptLines = logLines(first.output()).filter((l) => l.msg === "callback attempt");
+      expect(attemptLines.length).toBeGreaterThanOrEqual(1);
+      expect(attemptLines[0]).toMatchObject({
+        eventId: failed!.eventId,
+        jobId: job.id,
+        attempt: 1,
+        outcome: "retry",
+      });
 
-    await first.kill();
-    expect((await first.exited).signal).toBe("SIGKILL");
+      await first.kill();
+      expect((await first.exited).signal).toBe("SIGKILL");
 
-    const second = await spawnTessera(args, { name: "second", timeoutMs: 30_000 });
-    const receiver = await receiverOn(port);
-    try {
-      await waitFor("the delivery after the restart", () => (receiver.received.length > 0 ? true : undefined), 30_000);
-      const [delivered] = receiver.received;
-      expect(delivered!.id).toBe(failed!.eventId);
-      expect(delivered!.raw).toBe(firstBody); // byte for byte the first signed body
-      const body = JSON.parse(delivered!.raw) as { type: string; data: { id: string; status: string } };
-      expect(body).toMatchObject({ type: "job.succeeded", data: { id: job.id, status: "succeeded" } });
-
-      const store = await backend.openStore();
+      const second = await spawnTessera(args, { name: "second", timeoutMs: 30_000 });
+      const receiver = await receiverOn(port);
       try {
-        const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
-        const secrets = await store.webhookSecrets({ tenantId, now: Date.now() });
-        expect(() => new Webhook(secrets[0]!).verify(delivered!.raw, delivered!.headers)).not.toThrow();
-      } finally {
-        await store.close();
-      }
-      expect(Number(delivered!.timestamp)).toBeGreaterThanOrEqual(Math.floor(failed!.at / 1000));
+        await waitFor(
+          "the delivery after the restart",
+          () => (receiver.received.length > 0 ? true : undefined),
+          30_000,
+        );
+        const [delivered] = receiver.received;
+        expect(delivered!.id).toBe(failed!.eventId);
+        expect(delivered!.raw).toBe(firstBody); // byte for byte the first signed body
+        const body = JSON.parse(delivered!.raw) as { type: string; data: { id: string; status: string } };
+        expect(body).toMatchObject({ type: "job.succeeded", data: { id: job.id, status: "succeeded" } });
 
-      const items = await waitFor("the delivered attempt listed", async () => {
-        const list = await attemptsOf(second.url, job.id);
-        return list.some((a) => a.statusCode === 204) ? list : undefined;
-      }, 10_000);
-      expect(items.every((a) => a.eventId === failed!.eventId)).toBe(true);
-      expect(items.at(-1)).toMatchObject({ statusCode: 204, nextAttemptAt: null });
-      expect(items.map((a) => a.attempt)).toEqual(items.map((_a, i) => i + 1));
-      const [row] = await backend.events();
-      expect(row).toMatchObject({ id: failed!.eventId, status: "delivered", body: firstBody });
-      expect(receiver.received).toHaveLength(1);
-    } finally {
-      await receiver.close();
-    }
-  });
+        const store = await backend.openStore();
+        try {
+          const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+          const secrets = await store.webhookSecrets({ tenantId, now: Date.now() });
+          expect(() => new Webhook(secrets[0]!).verify(delivered!.raw, delivered!.headers)).not.toThrow();
+        } finally {
+          await store.close();
+        }
+        expect(Number(delivered!.timestamp)).toBeGreaterThanOrEqual(Math.floor(failed!.at / 1000));
+
+        const items = await waitFor(
+          "the delivered attempt listed",
+          async () => {
+            const list = await attemptsOf(second.url, job.id);
+            return list.some((a) => a.statusCode === 204) ? list : undefined;
+          },
+          10_000,
+        );
+        expect(items.every((a) => a.eventId === failed!.eventId)).toBe(true);
+        expect(items.at(-1)).toMatchObject({ statusCode: 204, nextAttemptAt: null });
+        expect(items.map((a) => a.attempt)).toEqual(items.map((_a, i) => i + 1));
+        const [row] = await backend.events();
+        expect(row).toMatchObject({ id: failed!.eventId, status: "delivered", body: firstBody });
+        expect(receiver.received).toHaveLength(1);
+      } finally {
+        await receiver.close();
+      }
+    },
+  );
 });

@@ -5,7 +5,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,7 +70,10 @@ function headerMap(headers: IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
-async function startReceiver(secrets: string[], respond: Respond = (_d, res) => void res.writeHead(204).end()): Promise<Receiver> {
+async function startReceiver(
+  secrets: string[],
+  respond: Respond = (_d, res) => void res.writeHead(204).end(),
+): Promise<Receiver> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -102,7 +111,9 @@ async function startReceiver(secrets: string[], respond: Respond = (_d, res) => 
         verifyError,
       };
       receiver.deliveries.push(delivery);
-      void Promise.resolve(receiver.respond(delivery, res, receiver.deliveries.length)).catch(() => res.destroy());
+      void Promise.resolve(receiver.respond(delivery, res, receiver.deliveries.length)).catch(() =>
+        res.destroy(),
+      );
     });
   });
   server.on("connection", (socket: Socket) => {
@@ -192,12 +203,19 @@ async function deliveries(server: TestServer, t: Tenant, jobId: string): Promise
   return ((await res.json()) as { items: AttemptView[] }).items;
 }
 
-async function waitForAttempts(server: TestServer, t: Tenant, jobId: string, count: number, timeoutMs = 15_000): Promise<AttemptView[]> {
+async function waitForAttempts(
+  server: TestServer,
+  t: Tenant,
+  jobId: string,
+  count: number,
+  timeoutMs = 15_000,
+): Promise<AttemptView[]> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const items = await deliveries(server, t, jobId);
     if (items.length >= count) return items;
-    if (Date.now() > until) throw new Error(`${items.length} of ${count} attempts recorded after ${timeoutMs} ms`);
+    if (Date.now() > until)
+      throw new Error(`${items.length} of ${count} attempts recorded after ${timeoutMs} ms`);
     await sleep(50);
   }
 }
@@ -230,8 +248,15 @@ describe("callbacks", () => {
       res.writeHead(200).end("ok");
     });
     const jobs: Job[] = [];
-    for (let i = 0; i < 10; i++) jobs.push(await submit(server, t, { type: "demo.echo", input: { i }, callback: { url: receiver.url } }));
-    const failed = await submit(server, t, { type: "demo.fail", input: { message: "nope", status: 422 }, callback: { url: receiver.url } });
+    for (let i = 0; i < 10; i++)
+      jobs.push(
+        await submit(server, t, { type: "demo.echo", input: { i }, callback: { url: receiver.url } }),
+      );
+    const failed = await submit(server, t, {
+      type: "demo.fail",
+      input: { message: "nope", status: 422 },
+      callback: { url: receiver.url },
+    });
 
     const got = await receiver.waitFor(11);
     for (let i = 0; seen.length < 11 && i < 100; i++) await sleep(20); // the receiver's reads
@@ -262,10 +287,19 @@ describe("callbacks", () => {
     // Each event's single attempt is listed; another tenant sees nothing.
     const attempts = await waitForAttempts(server, t, jobs[3]!.id, 1);
     expect(attempts).toEqual([
-      expect.objectContaining({ eventId: ok.id, event: "job.succeeded", attempt: 1, statusCode: 200, error: null, nextAttemptAt: null }),
+      expect.objectContaining({
+        eventId: ok.id,
+        event: "job.succeeded",
+        attempt: 1,
+        statusCode: 200,
+        error: null,
+        nextAttemptAt: null,
+      }),
     ]);
     const other = await tenant(server);
-    const foreign = await http(`${server.url}/v1/jobs/${jobs[3]!.id}/deliveries`, { headers: bearer(other.key) });
+    const foreign = await http(`${server.url}/v1/jobs/${jobs[3]!.id}/deliveries`, {
+      headers: bearer(other.key),
+    });
     expect(foreign.status).toBe(404);
     expect((await http(`${server.url}/v1/jobs/${jobs[3]!.id}/deliveries`)).status).toBe(401);
 
@@ -275,8 +309,15 @@ describe("callbacks", () => {
 
   it("retries 500, 500, then 200: one webhook-id, fresh timestamps, identical bytes, three attempts listed", async () => {
     const t = await tenant(server);
-    const receiver = await startReceiver([t.secret], (_d, res, n) => void res.writeHead(n <= 2 ? 500 : 200).end(n <= 2 ? "busy" : "ok"));
-    const job = await submit(server, t, { type: "demo.echo", input: { retry: true }, callback: { url: receiver.url } });
+    const receiver = await startReceiver(
+      [t.secret],
+      (_d, res, n) => void res.writeHead(n <= 2 ? 500 : 200).end(n <= 2 ? "busy" : "ok"),
+    );
+    const job = await submit(server, t, {
+      type: "demo.echo",
+      input: { retry: true },
+      callback: { url: receiver.url },
+    });
     const got = await receiver.waitFor(3, 20_000);
     expectAllVerified(receiver);
     expect(new Set(got.map((d) => d.id)).size).toBe(1);
@@ -339,11 +380,23 @@ describe("callbacks", () => {
     const receiver = await startReceiver([t.secret]);
     const callback = { url: receiver.url, events: ["job.failed"] };
     const succeeded = await submit(server, t, { type: "demo.echo", input: 1, callback });
-    const failed = await submit(server, t, { type: "demo.fail", input: { message: "x", status: 400 }, callback });
+    const failed = await submit(server, t, {
+      type: "demo.fail",
+      input: { message: "x", status: 400 },
+      callback,
+    });
     const canceled = await submit(server, t, { type: "demo.sleep", input: { ms: 60_000 }, callback });
-    const cancel = await http(`${server.url}/v1/jobs/${canceled.id}/cancel`, { method: "POST", headers: bearer(t.key) });
+    const cancel = await http(`${server.url}/v1/jobs/${canceled.id}/cancel`, {
+      method: "POST",
+      headers: bearer(t.key),
+    });
     expect(cancel.status).toBe(200);
-    const timedOut = await submit(server, t, { type: "demo.sleep", input: { ms: 60_000 }, timeoutSeconds: 1, callback });
+    const timedOut = await submit(server, t, {
+      type: "demo.sleep",
+      input: { ms: 60_000 },
+      timeoutSeconds: 1,
+      callback,
+    });
 
     const got = await receiver.waitFor(3, 20_000);
     await sleep(500);
@@ -374,7 +427,8 @@ describe("callbacks", () => {
     expect(progress.length).toBeLessThanOrEqual(5);
     expect(new Set(progress.map((d) => d.id)).size).toBe(progress.length);
     // Due a second apart; arrivals may be a little closer (the first one's send latency).
-    for (let i = 1; i < progress.length; i++) expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(700);
+    for (let i = 1; i < progress.length; i++)
+      expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(700);
     for (const d of progress) {
       expect(d.body.data).toMatchObject({ id: job.id, status: "running" });
       expect(d.body.data.progress?.percent).toBeGreaterThan(0);
@@ -409,7 +463,9 @@ describe("callbacks", () => {
     expect(((await refused.json()) as { type: string }).type).toMatch(/callback-unreachable$/);
     expect(bad.deliveries.map((d) => d.body.type)).toEqual(["webhook.ping"]);
     expect(bad.deliveries[0]!.verifyError).toBeNull();
-    const listed = (await (await http(`${server.url}/v1/jobs`, { headers: bearer(t.key) })).json()) as { items: Job[] };
+    const listed = (await (await http(`${server.url}/v1/jobs`, { headers: bearer(t.key) })).json()) as {
+      items: Job[];
+    };
     expect(listed.items.map((j) => j.id)).toEqual([job.id]);
     await sleep(500);
     expect(bad.deliveries).toHaveLength(1);
@@ -424,7 +480,12 @@ describe("callbacks", () => {
 
     const next = generateWebhookSecret();
     const now = Date.now();
-    const secrets = await server.tessera.store.rotateWebhookSecret({ tenantName: t.name, secret: next, previousUntil: now + 3_600_000, now });
+    const secrets = await server.tessera.store.rotateWebhookSecret({
+      tenantName: t.name,
+      secret: next,
+      previousUntil: now + 3_600_000,
+      now,
+    });
     expect(secrets).toEqual([next, t.secret]);
     await submit(server, t, { type: "demo.echo", input: "during", callback: { url: receiver.url } });
     const [, during] = await receiver.waitFor(2);
@@ -438,7 +499,12 @@ describe("callbacks", () => {
     expect(() => new Webhook(next).verify(during!.raw, only(signatures[1]!))).toThrow();
 
     // Once the overlap ends, only the new secret signs.
-    await server.tessera.store.rotateWebhookSecret({ tenantName: t.name, secret: generateWebhookSecret(), previousUntil: Date.now() - 1, now: Date.now() });
+    await server.tessera.store.rotateWebhookSecret({
+      tenantName: t.name,
+      secret: generateWebhookSecret(),
+      previousUntil: Date.now() - 1,
+      now: Date.now(),
+    });
     const [current] = await server.tessera.store.webhookSecrets({ tenantId: t.id, now: Date.now() });
     receiver.secrets = [current!];
     await submit(server, t, { type: "demo.echo", input: "after", callback: { url: receiver.url } });
@@ -519,7 +585,10 @@ describe("hostile receivers (S10)", () => {
   it("301 is not followed and is recorded as a failed attempt", async () => {
     const t = await tenant(server);
     const canary = await startReceiver([t.secret]);
-    const receiver = await startReceiver([t.secret], (_d, res) => void res.writeHead(301, { location: `http://127.0.0.1:${canary.port}/` }).end());
+    const receiver = await startReceiver(
+      [t.secret],
+      (_d, res) => void res.writeHead(301, { location: `http://127.0.0.1:${canary.port}/` }).end(),
+    );
     const job = await submit(server, t, { type: "demo.echo", input: 1, callback: { url: receiver.url } });
     const [attempt] = await waitForAttempts(server, t, job.id, 1);
     expect(attempt).toMatchObject({ statusCode: 301, nextAttemptAt: null });
@@ -542,12 +611,14 @@ describe("one tenant's hanging receiver (S10)", () => {
     const b = await tenant(server);
     const hanging = await startReceiver([a.secret], () => undefined);
     const fast = await startReceiver([b.secret]);
-    for (let i = 0; i < 30; i++) await submit(server, a, { type: "demo.echo", input: i, callback: { url: hanging.url } });
+    for (let i = 0; i < 30; i++)
+      await submit(server, a, { type: "demo.echo", input: i, callback: { url: hanging.url } });
     await hanging.waitFor(4, 10_000);
     await sleep(300); // let the deliverer claim what it will
 
     const started = Date.now();
-    for (let i = 0; i < 5; i++) await submit(server, b, { type: "demo.echo", input: i, callback: { url: fast.url } });
+    for (let i = 0; i < 5; i++)
+      await submit(server, b, { type: "demo.echo", input: i, callback: { url: fast.url } });
     const got = await fast.waitFor(5, 15_000);
     const latest = Math.max(...got.map((d) => d.at)) - started;
     expectAllVerified(fast);
@@ -579,7 +650,10 @@ describe("signatures over time (S9, unit level with a fake clock)", () => {
     const now = () => Date.now();
     const tenantId = await store.ensureTenant({ name: "s9", now: now() });
     const [secret] = await store.webhookSecrets({ tenantId, now: now() });
-    const receiver = await startReceiver([secret!], (_d, res, n) => void res.writeHead(n <= 2 ? 503 : 200).end());
+    const receiver = await startReceiver(
+      [secret!],
+      (_d, res, n) => void res.writeHead(n <= 2 ? 503 : 200).end(),
+    );
     deliverer = new CallbackDeliverer({
       store,
       policy: new AddressPolicy(["127.0.0.1"]),
@@ -620,7 +694,11 @@ describe("signatures over time (S9, unit level with a fake clock)", () => {
     });
     expect(outcome.kind).toBe("created");
     const [claimed] = await store.claim({ types: ["demo.echo"], limit: 1, leaseMs: 30_000, now: eventAt });
-    await store.complete({ lease: { id: claimed!.id, leaseToken: claimed!.leaseToken }, result: { kind: "json", json: "1" }, now: eventAt });
+    await store.complete({
+      lease: { id: claimed!.id, leaseToken: claimed!.leaseToken },
+      result: { kind: "json", json: "1" },
+      now: eventAt,
+    });
 
     await receiver.waitFor(1, 5000);
     let attempts = await waitFor(() => store.listDeliveries({ tenantId, jobId: claimed!.id }), 1);
@@ -672,7 +750,10 @@ describe("deliverer scheduling (unit level)", () => {
     });
     const tenantId = await store.ensureTenant({ name: "spin", now: Date.now() });
     const [secret] = await store.webhookSecrets({ tenantId, now: Date.now() });
-    const slow = await startReceiver([secret!], (_d, res) => void setTimeout(() => res.writeHead(200).end(), 1500));
+    const slow = await startReceiver(
+      [secret!],
+      (_d, res) => void setTimeout(() => res.writeHead(200).end(), 1500),
+    );
     deliverer = new CallbackDeliverer({
       store: counting,
       policy: new AddressPolicy(["127.0.0.1"]),
@@ -698,14 +779,30 @@ describe("deliverer scheduling (unit level)", () => {
       const id = randomUUID();
       ids.push(id);
       await store.submit({
-        job: { id, tenantId, type: "t", input: i, priority: 0, runAt: now, deadlineAt: now + 60_000, maxAttempts: 1, metadata: {}, callback: { url: slow.url } },
+        job: {
+          id,
+          tenantId,
+          type: "t",
+          input: i,
+          priority: 0,
+          runAt: now,
+          deadlineAt: now + 60_000,
+          maxAttempts: 1,
+          metadata: {},
+          callback: { url: slow.url },
+        },
         idempotency: null,
         now,
       });
     }
     const claimed = await store.claim({ types: ["t"], limit: 10, leaseMs: 30_000, now });
     const before = claims;
-    for (const job of claimed) await store.complete({ lease: { id: job.id, leaseToken: job.leaseToken }, result: { kind: "none" }, now });
+    for (const job of claimed)
+      await store.complete({
+        lease: { id: job.id, leaseToken: job.leaseToken },
+        result: { kind: "none" },
+        now,
+      });
     await slow.waitFor(6, 10_000);
     const during = claims - before;
     // 4 in flight for 1.5 s, then 2: a handful of claims (wake-ups, polls), never hundreds.

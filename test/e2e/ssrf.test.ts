@@ -143,23 +143,34 @@ describe("S7: the refusal list, with no allowlist", () => {
           json: { type: "demo.echo", input: url, callback: { url, verify } },
         });
         const syntax = SYNTAX_REFUSALS.some((re) => re.test(url));
-        const problem = await expectProblem(res, 400, syntax ? "validation-failed" : "callback-url-forbidden");
+        const problem = await expectProblem(
+          res,
+          400,
+          syntax ? "validation-failed" : "callback-url-forbidden",
+        );
         expect(problem.errors?.[0]?.path, url).toBe("/callback/url");
       }
     }
     await sleep(300);
     expect(canary.connections).toBe(0);
-    const listed = (await (await http(`${server.url}/v1/jobs`, { headers: bearer(key) })).json()) as { items: Job[] };
+    const listed = (await (await http(`${server.url}/v1/jobs`, { headers: bearer(key) })).json()) as {
+      items: Job[];
+    };
     expect(listed.items).toEqual([]);
   });
 
   it("positive control: the same canary URL is delivered once 127.0.0.1 is allow-listed", async () => {
     const canary = await listen("127.0.0.1");
-    const allowed = await startServer({ config: { callbackAllow: ["127.0.0.1", "localhost"], callbackRetryBaseMs: 100 } });
+    const allowed = await startServer({
+      config: { callbackAllow: ["127.0.0.1", "localhost"], callbackRetryBaseMs: 100 },
+    });
     try {
       const k = await allowed.key("ssrf");
       for (const url of [`http://127.0.0.1:${canary.port}/`, `http://localhost:${canary.port}/named`]) {
-        const res = await http(`${allowed.url}/v1/jobs`, { headers: bearer(k), json: { type: "demo.echo", input: 1, callback: { url } } });
+        const res = await http(`${allowed.url}/v1/jobs`, {
+          headers: bearer(k),
+          json: { type: "demo.echo", input: 1, callback: { url } },
+        });
         expect(res.status).toBe(202);
       }
       for (let i = 0; i < 200 && canary.requests.length < 2; i++) await sleep(25);
@@ -167,7 +178,10 @@ describe("S7: the refusal list, with no allowlist", () => {
       expect(canary.connections).toBeGreaterThanOrEqual(2);
       // The allowlist is exact: other loopback and private addresses stay refused.
       for (const url of [`http://127.0.0.2:${canary.port}/`, "http://10.0.0.1/", "http://169.254.169.254/"]) {
-        const res = await http(`${allowed.url}/v1/jobs`, { headers: bearer(k), json: { type: "demo.echo", input: 1, callback: { url } } });
+        const res = await http(`${allowed.url}/v1/jobs`, {
+          headers: bearer(k),
+          json: { type: "demo.echo", input: 1, callback: { url } },
+        });
         await expectProblem(res, 400, "callback-url-forbidden");
       }
     } finally {
@@ -181,7 +195,9 @@ describe("S8: DNS rebinding, mixed answers and redirects (unit level, injected r
   const headers = { "webhook-id": "msg_test", "webhook-timestamp": "0", "webhook-signature": "v1,x" };
 
   /** The canary on 127.0.0.1 and a receiver on the allow-listed 127.0.0.2, on the same port. */
-  async function pair(answer?: Parameters<typeof listen>[2]): Promise<{ canary: Listener; receiver: Listener }> {
+  async function pair(
+    answer?: Parameters<typeof listen>[2],
+  ): Promise<{ canary: Listener; receiver: Listener }> {
     for (let i = 0; ; i++) {
       const canary = await listen("127.0.0.1");
       try {
@@ -225,8 +241,16 @@ describe("S8: DNS rebinding, mixed answers and redirects (unit level, injected r
     ]) {
       const mixed: Resolver = async () => answers.map((address) => ({ address, family: 4 }));
       const policy = new AddressPolicy(["127.0.0.2"], mixed);
-      await expect(policy.check(new URL("http://mixed.test/"))).rejects.toBeInstanceOf(CallbackForbiddenError);
-      const outcome = await postWebhook({ url: `http://mixed.test:${receiver.port}/`, headers, body: "{}", policy, limits });
+      await expect(policy.check(new URL("http://mixed.test/"))).rejects.toBeInstanceOf(
+        CallbackForbiddenError,
+      );
+      const outcome = await postWebhook({
+        url: `http://mixed.test:${receiver.port}/`,
+        headers,
+        body: "{}",
+        policy,
+        limits,
+      });
       expect(outcome.statusCode).toBeNull();
       expect(outcome.error).toMatch(/forbidden/);
     }
@@ -235,12 +259,16 @@ describe("S8: DNS rebinding, mixed answers and redirects (unit level, injected r
       { address: "93.184.216.34", family: 4 },
       { address: "127.0.0.1", family: 4 },
     ];
-    await expect(new AddressPolicy([], publicMix).check(new URL("http://mixed.test/"))).rejects.toBeInstanceOf(CallbackForbiddenError);
+    await expect(
+      new AddressPolicy([], publicMix).check(new URL("http://mixed.test/")),
+    ).rejects.toBeInstanceOf(CallbackForbiddenError);
     const v6Mix: Resolver = async () => [
       { address: "2606:2800:220:1:248:1893:25c8:1946", family: 6 },
       { address: "::ffff:127.0.0.1", family: 6 },
     ];
-    await expect(new AddressPolicy([], v6Mix).check(new URL("http://mixed6.test/"))).rejects.toBeInstanceOf(CallbackForbiddenError);
+    await expect(new AddressPolicy([], v6Mix).check(new URL("http://mixed6.test/"))).rejects.toBeInstanceOf(
+      CallbackForbiddenError,
+    );
     await sleep(100);
     expect(canary.connections).toBe(0);
     expect(receiver.connections).toBe(0);
@@ -266,19 +294,31 @@ describe("S8: DNS rebinding, mixed answers and redirects (unit level, injected r
     };
     const policy = new AddressPolicy([], resolver);
     for (const name of [...Object.keys(answers), "nowhere.test"]) {
-      await expect(policy.check(new URL(`http://${name}/`)), name).rejects.toBeInstanceOf(CallbackForbiddenError);
+      await expect(policy.check(new URL(`http://${name}/`)), name).rejects.toBeInstanceOf(
+        CallbackForbiddenError,
+      );
     }
     // A public answer passes the check (never connected to here).
     const pub: Resolver = async () => [{ address: "93.184.216.34", family: 4 }];
-    await expect(new AddressPolicy([], pub).check(new URL("http://public.test/"))).resolves.toEqual([{ address: "93.184.216.34", family: 4 }]);
+    await expect(new AddressPolicy([], pub).check(new URL("http://public.test/"))).resolves.toEqual([
+      { address: "93.184.216.34", family: 4 },
+    ]);
   });
 
   it("a 302 to the canary is not followed", async () => {
     let canaryPort = 0;
-    const { canary, receiver } = await pair((res) => void res.writeHead(302, { location: `http://127.0.0.1:${canaryPort}/` }).end());
+    const { canary, receiver } = await pair(
+      (res) => void res.writeHead(302, { location: `http://127.0.0.1:${canaryPort}/` }).end(),
+    );
     canaryPort = canary.port;
     const policy = new AddressPolicy(["127.0.0.2"]);
-    const outcome = await postWebhook({ url: `http://127.0.0.2:${receiver.port}/`, headers, body: "{}", policy, limits });
+    const outcome = await postWebhook({
+      url: `http://127.0.0.2:${receiver.port}/`,
+      headers,
+      body: "{}",
+      policy,
+      limits,
+    });
     expect(outcome.statusCode).toBe(302);
     await sleep(200);
     expect(receiver.requests).toHaveLength(1);
@@ -287,7 +327,9 @@ describe("S8: DNS rebinding, mixed answers and redirects (unit level, injected r
 
   it("through the server: the 302 is recorded as a failed attempt and not followed", async () => {
     let canaryPort = 0;
-    const { canary, receiver } = await pair((res) => void res.writeHead(302, { location: `http://127.0.0.1:${canaryPort}/` }).end());
+    const { canary, receiver } = await pair(
+      (res) => void res.writeHead(302, { location: `http://127.0.0.1:${canaryPort}/` }).end(),
+    );
     canaryPort = canary.port;
     const server = await startServer({ config: { callbackAllow: ["127.0.0.2"], callbackRetryHours: 0 } });
     try {
@@ -301,7 +343,11 @@ describe("S8: DNS rebinding, mixed answers and redirects (unit level, injected r
       let items: { statusCode: number | null; nextAttemptAt: number | null; error: string | null }[] = [];
       for (let i = 0; i < 200 && items.length === 0; i++) {
         await sleep(25);
-        items = ((await (await http(`${server.url}/v1/jobs/${job.id}/deliveries`, { headers: bearer(k) })).json()) as { items: typeof items }).items;
+        items = (
+          (await (
+            await http(`${server.url}/v1/jobs/${job.id}/deliveries`, { headers: bearer(k) })
+          ).json()) as { items: typeof items }
+        ).items;
       }
       expect(items).toEqual([expect.objectContaining({ statusCode: 302, nextAttemptAt: null })]);
       expect(items[0]!.error).toMatch(/302/);

@@ -25,11 +25,13 @@ export interface TestServer {
  * A real Tessera on a real socket (port 0) over a fresh SQLite file in a temp folder.
  * Auth is on (with a test secret) unless `dev: true`.
  */
-export async function startServer(options: {
-  jobs?: readonly JobDefinition[];
-  config?: Partial<Config>;
-  dev?: boolean;
-} = {}): Promise<TestServer> {
+export async function startServer(
+  options: {
+    jobs?: readonly JobDefinition[];
+    config?: Partial<Config>;
+    dev?: boolean;
+  } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-test-"));
   const dbPath = join(dir, "tessera.db");
   const dev = options.dev ?? false;
@@ -56,7 +58,13 @@ export async function startServer(options: {
     dbPath,
     async key(tenant: string) {
       const k = generateApiKey();
-      await tessera.store.createApiKey({ tenantName: tenant, keyId: k.keyId, prefix: k.prefix, hash: k.hash, now: Date.now() });
+      await tessera.store.createApiKey({
+        tenantName: tenant,
+        keyId: k.keyId,
+        prefix: k.prefix,
+        hash: k.hash,
+        now: Date.now(),
+      });
       return k.key;
     },
     async close() {

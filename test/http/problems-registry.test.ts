@@ -9,7 +9,8 @@ describe("problem registry", () => {
   );
 
   it("documents every registered problem type with its status", () => {
-    for (const [slug, entry] of Object.entries(PROBLEMS)) expect(documented.get(slug), slug).toBe(entry.status);
+    for (const [slug, entry] of Object.entries(PROBLEMS))
+      expect(documented.get(slug), slug).toBe(entry.status);
   });
 
   it("registers every documented problem type", () => {

@@ -11,7 +11,10 @@ describe("smoke", () => {
   afterAll(() => server.close());
 
   it("runs a job from submit to result", async () => {
-    const submit = await http(`${server.url}/v1/jobs`, { headers: bearer(key), json: { type: "demo.echo", input: { a: 1 } } });
+    const submit = await http(`${server.url}/v1/jobs`, {
+      headers: bearer(key),
+      json: { type: "demo.echo", input: { a: 1 } },
+    });
     expect(submit.status).toBe(202);
     const location = submit.headers.get("location")!;
     const done = await http(location, { headers: { ...bearer(key), prefer: "wait=5" } });

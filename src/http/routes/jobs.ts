@@ -35,10 +35,14 @@ function oneOf<T extends string>(value: unknown, name: string, allowed: readonly
 function idempotencyKey(request: FastifyRequest): string | null {
   const raw = request.raw.rawHeaders;
   const values: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === "idempotency-key") values.push(raw[i + 1]!);
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.toLowerCase() === "idempotency-key") values.push(raw[i + 1]!);
   if (values.length === 0) return null;
   if (values.length > 1 || !isValidIdempotencyKey(values[0]!)) {
-    throw new ProblemError("invalid-idempotency-key", "Idempotency-Key must be one header of 1-255 visible ASCII characters");
+    throw new ProblemError(
+      "invalid-idempotency-key",
+      "Idempotency-Key must be one header of 1-255 visible ASCII characters",
+    );
   }
   return values[0]!;
 }
@@ -98,21 +102,37 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
 
     const release = key === null ? null : inFlight.tryAcquire(request.tenantId, key);
     if (key !== null && release === null) {
-      throw new ProblemError("idempotency-in-flight", "a request with this Idempotency-Key is still being processed", {}, { "retry-after": "1" });
+      throw new ProblemError(
+        "idempotency-in-flight",
+        "a request with this Idempotency-Key is still being processed",
+        {},
+        { "retry-after": "1" },
+      );
     }
     let outcome;
     try {
-      const idempotency = key === null ? null : { key, requestHash: requestHash(request.tenantId, "POST", "/v1/jobs", request.body) };
+      const idempotency =
+        key === null
+          ? null
+          : { key, requestHash: requestHash(request.tenantId, "POST", "/v1/jobs", request.body) };
       outcome = await store.submit({ job, idempotency, now });
     } catch (error) {
       request.log.error({ err: error }, "submit could not be committed");
-      throw new ProblemError("service-unavailable", "the job could not be stored; it was not accepted", {}, { "retry-after": "1" });
+      throw new ProblemError(
+        "service-unavailable",
+        "the job could not be stored; it was not accepted",
+        {},
+        { "retry-after": "1" },
+      );
     } finally {
       release?.();
     }
 
     if (outcome.kind === "key-mismatch") {
-      throw new ProblemError("idempotency-key-mismatch", "this Idempotency-Key was used with a different request");
+      throw new ProblemError(
+        "idempotency-key-mismatch",
+        "this Idempotency-Key was used with a different request",
+      );
     }
     if (outcome.kind === "replayed") {
       // A replay is never held: same Location, current representation.
@@ -124,7 +144,8 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       const applied = Math.min(wait, config.maxWaitSeconds);
       reply.header("preference-applied", `wait=${applied}`);
       const latest = await waitForTerminal(request, reply, deps, outcome.job, applied);
-      if (isTerminal(latest.status)) return sendResult(request, reply, latest, deps, { contentLocation: true });
+      if (isTerminal(latest.status))
+        return sendResult(request, reply, latest, deps, { contentLocation: true });
       return sendPending(request, reply, deps, latest);
     }
     return sendPending(request, reply, deps, outcome.job);
@@ -133,8 +154,18 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
   app.get("/v1/jobs/:id", async (request, reply) => {
     const { id } = request.params as { id: string };
     const query = request.query as Record<string, unknown>;
-    const onComplete = oneOf(query.onComplete, "onComplete", ["redirect", "stream", "status"] as const, "redirect");
-    const onPending = oneOf(query.onPending, "onPending", ["synchronous", "respond-async"] as const, "respond-async");
+    const onComplete = oneOf(
+      query.onComplete,
+      "onComplete",
+      ["redirect", "stream", "status"] as const,
+      "redirect",
+    );
+    const onPending = oneOf(
+      query.onPending,
+      "onPending",
+      ["synchronous", "respond-async"] as const,
+      "respond-async",
+    );
     const preferred = preferredWait(request.headers.prefer);
     let job = await findJob(request, deps, id);
 
@@ -142,7 +173,8 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const bounds = [onPending === "synchronous" ? config.maxWaitSeconds : null, preferred];
     const wait = Math.min(config.maxWaitSeconds, ...bounds.filter((b): b is number => b !== null));
     if (bounds.some((b) => b !== null)) {
-      if (preferred !== null) reply.header("preference-applied", `wait=${Math.min(preferred, config.maxWaitSeconds)}`);
+      if (preferred !== null)
+        reply.header("preference-applied", `wait=${Math.min(preferred, config.maxWaitSeconds)}`);
       job = await waitForTerminal(request, reply, deps, job, wait);
     }
     if (!isTerminal(job.status)) return sendPending(request, reply, deps, job);
@@ -159,9 +191,11 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const query = request.query as Record<string, unknown>;
     const issues: { path: string; message: string }[] = [];
     const status = query.status;
-    if (status !== undefined && !isJobStatus(status)) issues.push({ path: "status", message: "is not a job status" });
+    if (status !== undefined && !isJobStatus(status))
+      issues.push({ path: "status", message: "is not a job status" });
     const type = query.type;
-    if (type !== undefined && (typeof type !== "string" || type.length > 128)) issues.push({ path: "type", message: "must be one job type" });
+    if (type !== undefined && (typeof type !== "string" || type.length > 128))
+      issues.push({ path: "type", message: "must be one job type" });
     let limit = 50;
     if (query.limit !== undefined) {
       if (typeof query.limit !== "string" || !/^\d{1,12}$/.test(query.limit) || Number(query.limit) < 1) {
@@ -174,7 +208,9 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       if (!before) issues.push({ path: "cursor", message: "is not a cursor this server issued" });
     }
     if (issues.length > 0) {
-      throw new ProblemError("invalid-parameter", issues.map((i) => `${i.path} ${i.message}`).join("; "), { errors: issues });
+      throw new ProblemError("invalid-parameter", issues.map((i) => `${i.path} ${i.message}`).join("; "), {
+        errors: issues,
+      });
     }
     const rows = await store.list({
       tenantId: request.tenantId,
@@ -201,9 +237,13 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       case "not-found":
         throw notFound();
       case "finished":
-        throw new ProblemError("job-already-finished", `the job already ${outcome.job.status.replace("_", " ")}`, {
-          job: represent(outcome.job, request, deps),
-        });
+        throw new ProblemError(
+          "job-already-finished",
+          `the job already ${outcome.job.status.replace("_", " ")}`,
+          {
+            job: represent(outcome.job, request, deps),
+          },
+        );
       default:
         return reply.code(200).send(represent(outcome.job, request, deps));
     }
@@ -230,7 +270,12 @@ const PING_TIMEOUT_MS = 5000;
  * A callback URL must be http(s) and reach only allowed addresses (checked again at every
  * connection); with `verify`, the receiver must answer a signed `webhook.ping` first.
  */
-async function checkCallback(request: FastifyRequest, deps: ServerDeps, callback: CallbackSpec, jobType: string): Promise<void> {
+async function checkCallback(
+  request: FastifyRequest,
+  deps: ServerDeps,
+  callback: CallbackSpec,
+  jobType: string,
+): Promise<void> {
   try {
     await deps.callbacks.policy.check(new URL(callback.url));
   } catch (error) {
@@ -240,7 +285,12 @@ async function checkCallback(request: FastifyRequest, deps: ServerDeps, callback
   }
   callback.origin = origin(request, deps.config);
   if (!(callback.verify ?? deps.config.callbackVerify)) return;
-  const outcome = await deps.callbacks.deliverer.ping({ url: callback.url, tenantId: request.tenantId, jobType, timeoutMs: PING_TIMEOUT_MS });
+  const outcome = await deps.callbacks.deliverer.ping({
+    url: callback.url,
+    tenantId: request.tenantId,
+    jobType,
+    timeoutMs: PING_TIMEOUT_MS,
+  });
   const code = outcome.statusCode;
   if (code === null || code < 200 || code > 299) {
     const why = code === null ? (outcome.error ?? "no answer") : `HTTP ${code}`;
@@ -257,7 +307,13 @@ function decodeCursor(value: unknown): { createdAt: number; id: string } | undef
   if (typeof value !== "string" || value.length > 200) return undefined;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
-    if (Array.isArray(parsed) && parsed.length === 2 && Number.isSafeInteger(parsed[0]) && typeof parsed[1] === "string" && JOB_ID.test(parsed[1])) {
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      Number.isSafeInteger(parsed[0]) &&
+      typeof parsed[1] === "string" &&
+      JOB_ID.test(parsed[1])
+    ) {
       return { createdAt: parsed[0] as number, id: parsed[1] };
     }
   } catch {

@@ -15,7 +15,12 @@ export function opsRoutes(app: FastifyInstance, deps: ServerDeps): void {
     try {
       await deps.store.ping();
     } catch {
-      throw new ProblemError("service-unavailable", "the job store is not reachable", {}, { "retry-after": "1" });
+      throw new ProblemError(
+        "service-unavailable",
+        "the job store is not reachable",
+        {},
+        { "retry-after": "1" },
+      );
     }
     return { status: "ready" };
   });

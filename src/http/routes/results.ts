@@ -14,8 +14,14 @@ export function resultRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const url = request.raw.url ?? "";
     const query = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
     if (query.has("sig")) {
-      const tenant = deps.signer.verify({ method: "GET", path: instanceOf(request), query, nowMs: deps.now() });
-      if (tenant === null) throw new ProblemError("signature-invalid", "the signature is missing, invalid or expired");
+      const tenant = deps.signer.verify({
+        method: "GET",
+        path: instanceOf(request),
+        query,
+        nowMs: deps.now(),
+      });
+      if (tenant === null)
+        throw new ProblemError("signature-invalid", "the signature is missing, invalid or expired");
       request.tenantId = tenant;
     } else {
       request.tenantId = await authenticate(request, deps);

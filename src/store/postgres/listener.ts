@@ -86,7 +86,10 @@ export class PgListener {
 
   private retry(error: unknown): void {
     if (this.stopped) return;
-    this.options.logger?.warn({ err: error, retryInMs: this.backoffMs }, "LISTEN connection lost; reconnecting");
+    this.options.logger?.warn(
+      { err: error, retryInMs: this.backoffMs },
+      "LISTEN connection lost; reconnecting",
+    );
     this.timer = setTimeout(() => void this.connect(), this.backoffMs);
     this.timer.unref();
     this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
@@ -102,7 +105,10 @@ export function parsePayload(payload: string): { nodeId: string; event: StoreEve
     return { nodeId: parts[1]!, event: { kind: "queued", type: parts[2]!, runAt } };
   }
   if (parts[0] === "t" && parts.length === 5 && isJobStatus(parts[3])) {
-    return { nodeId: parts[1]!, event: { kind: "terminal", jobId: parts[2]!, status: parts[3], type: parts[4]! } };
+    return {
+      nodeId: parts[1]!,
+      event: { kind: "terminal", jobId: parts[2]!, status: parts[3], type: parts[4]! },
+    };
   }
   return null;
 }

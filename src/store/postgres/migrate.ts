@@ -22,7 +22,9 @@ export async function migratePostgres(pool: pg.Pool, schema: string): Promise<vo
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${schema}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
     );
-    const { rows } = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${schema}.schema_migrations`);
+    const { rows } = await client.query<{ v: number | null }>(
+      `SELECT max(version) AS v FROM ${schema}.schema_migrations`,
+    );
     const current = rows[0]?.v ?? 0;
     if (current > known) throw new SchemaTooNewError(current, known);
     for (const file of files) {
@@ -30,11 +32,10 @@ export async function migratePostgres(pool: pg.Pool, schema: string): Promise<vo
       if (version <= current) continue;
       const sql = readFileSync(new URL(file, MIGRATIONS_DIR), "utf8").replaceAll("{{schema}}", schema);
       await client.query(sql);
-      await client.query(`INSERT INTO ${schema}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [
-        version,
-        file,
-        Date.now(),
-      ]);
+      await client.query(
+        `INSERT INTO ${schema}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+        [version, file, Date.now()],
+      );
     }
     await client.query("COMMIT");
   } catch (error) {

@@ -5,9 +5,26 @@ import type { Logger } from "pino";
 import { jobProblem, PROBLEMS } from "../../jobs/problems.js";
 import { Batcher } from "../batcher.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
-import { PROGRESS_EVENT_INTERVAL_MS, secretsOf, toAttempt, toOutboxEvent, type AttemptRow, type OutboxRow, type SecretRow } from "../outbox.js";
+import {
+  PROGRESS_EVENT_INTERVAL_MS,
+  secretsOf,
+  toAttempt,
+  toOutboxEvent,
+  type AttemptRow,
+  type OutboxRow,
+  type SecretRow,
+} from "../outbox.js";
 import { EventHub } from "../event-hub.js";
-import { claimOrder, JOB_COLUMNS, KEY_COLUMNS, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
+import {
+  claimOrder,
+  JOB_COLUMNS,
+  KEY_COLUMNS,
+  KEY_TOUCH_INTERVAL_MS,
+  toJob,
+  toKey,
+  type JobRow,
+  type KeyRow,
+} from "../rows.js";
 import type {
   ApiKeyRecord,
   CancelOutcome,
@@ -49,7 +66,9 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 // bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
 const types = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
-    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    oid === 20
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
 /**
@@ -67,8 +86,14 @@ export class PostgresStore implements Store {
   private readonly channel: string;
   private readonly inlineResultBytes: number;
   private readonly listener: PgListener | null;
-  private readonly completions: Batcher<{ lease: Lease; result: StoredColumns; now: number }, { type: string; hasCallback: boolean } | null>;
-  private readonly progressWrites: Batcher<{ lease: Lease; percent: number | null; message: string | null; now: number }, boolean>;
+  private readonly completions: Batcher<
+    { lease: Lease; result: StoredColumns; now: number },
+    { type: string; hasCallback: boolean } | null
+  >;
+  private readonly progressWrites: Batcher<
+    { lease: Lease; percent: number | null; message: string | null; now: number },
+    boolean
+  >;
   private readonly t: (sql: string) => string;
 
   constructor(private readonly options: PostgresStoreOptions) {
@@ -85,7 +110,9 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: 5000,
     });
     // An idle client's error (the server restarted) must not kill the process (pg-boss #365).
-    this.pool.on("error", (error) => options.logger?.warn({ err: error }, "idle PostgreSQL connection failed"));
+    this.pool.on("error", (error) =>
+      options.logger?.warn({ err: error }, "idle PostgreSQL connection failed"),
+    );
     this.listener =
       options.listen === false
         ? null
@@ -132,7 +159,12 @@ export class PostgresStore implements Store {
   }
 
   /** After a commit: wake whoever waits on the job, and the deliverer when a callback is owed. */
-  private notifyTerminal(jobId: string, type: string, status: JobRecord["status"], hasCallback: boolean): void {
+  private notifyTerminal(
+    jobId: string,
+    type: string,
+    status: JobRecord["status"],
+    hasCallback: boolean,
+  ): void {
     this.events.emit({ kind: "terminal", jobId, type, status });
     if (hasCallback) this.events.emit({ kind: "outbox", at: Date.now() });
   }
@@ -161,7 +193,11 @@ export class PostgresStore implements Store {
     }
     for (let tries = 0; tries < 3; tries++) {
       // The key and the job are inserted in one statement: a race makes one job, never two.
-      const rows = await this.query<JobRow>(SQL.insertJobWithKey, [...jobParams, idempotency.key, idempotency.requestHash]);
+      const rows = await this.query<JobRow>(SQL.insertJobWithKey, [
+        ...jobParams,
+        idempotency.key,
+        idempotency.requestHash,
+      ]);
       if (rows[0]) return this.created(rows[0]);
       const [existing] = await this.query<{ request_hash: string; job_id: string }>(
         `SELECT request_hash, job_id FROM {{s}}.idempotency_keys WHERE tenant_id = $1 AND key = $2`,
@@ -171,7 +207,10 @@ export class PostgresStore implements Store {
       if (existing.request_hash !== idempotency.requestHash) return { kind: "key-mismatch" };
       const replay = await this.get({ tenantId: job.tenantId, id: existing.job_id });
       if (replay) return { kind: "replayed", job: replay };
-      await this.query(`DELETE FROM {{s}}.idempotency_keys WHERE tenant_id = $1 AND key = $2`, [job.tenantId, idempotency.key]);
+      await this.query(`DELETE FROM {{s}}.idempotency_keys WHERE tenant_id = $1 AND key = $2`, [
+        job.tenantId,
+        idempotency.key,
+      ]);
     }
     throw new Error("idempotency key kept changing under a submit");
   }
@@ -183,7 +222,10 @@ export class PostgresStore implements Store {
   }
 
   async get({ tenantId, id }: { tenantId: string; id: string }): Promise<JobRecord | null> {
-    const [row] = await this.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+    const [row] = await this.query<JobRow>(
+      `SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`,
+      [tenantId, id],
+    );
     return row ? toJob(row) : null;
   }
 
@@ -217,7 +259,14 @@ export class PostgresStore implements Store {
     const size = row.result_size ?? 0;
     if (row.result_data === null && row.result_kind !== "none") {
       const token = row.result_location!;
-      return { kind: row.result_kind, contentType: row.result_type, location: null, size, data: null, open: () => this.chunkSource(id, token) };
+      return {
+        kind: row.result_kind,
+        contentType: row.result_type,
+        location: null,
+        size,
+        data: null,
+        open: () => this.chunkSource(id, token),
+      };
     }
     return {
       kind: row.result_kind,
@@ -248,7 +297,15 @@ export class PostgresStore implements Store {
 
   async cancel({ tenantId, id, now }: { tenantId: string; id: string; now: number }): Promise<CancelOutcome> {
     const problem = JSON.stringify(jobProblem("job-canceled", "the job was canceled"));
-    const [row] = await this.query<JobRow>(SQL.finishActive, [tenantId, id, "canceled", now, problem, this.channel, this.nodeId]);
+    const [row] = await this.query<JobRow>(SQL.finishActive, [
+      tenantId,
+      id,
+      "canceled",
+      now,
+      problem,
+      this.channel,
+      this.nodeId,
+    ]);
     if (row) {
       this.notifyTerminal(row.id, row.type, "canceled", row.callback !== null);
       return { kind: "canceled", job: toJob(row) };
@@ -270,22 +327,34 @@ export class PostgresStore implements Store {
       problem,
     ]);
     if (!row) return false;
-    if (row.status === "queued" || row.status === "running") this.notifyTerminal(id, row.type, "canceled", row.callback !== null);
+    if (row.status === "queued" || row.status === "running")
+      this.notifyTerminal(id, row.type, "canceled", row.callback !== null);
     return true;
   }
 
   // --- workers ------------------------------------------------------------------------------
 
-  async claim({ types: jobTypes, limit, leaseMs, now }: Parameters<Store["claim"]>[0]): Promise<ClaimedJob[]> {
+  async claim({
+    types: jobTypes,
+    limit,
+    leaseMs,
+    now,
+  }: Parameters<Store["claim"]>[0]): Promise<ClaimedJob[]> {
     if (limit <= 0 || jobTypes.length === 0) return [];
     const token = randomUUID();
     const rows = await this.query<JobRow>(SQL.claim, [token, now + leaseMs, now, jobTypes, limit]);
-    return rows.map((row) => ({ ...toJob(row), leaseToken: token, leaseExpiresAt: now + leaseMs })).sort(claimOrder);
+    return rows
+      .map((row) => ({ ...toJob(row), leaseToken: token, leaseExpiresAt: now + leaseMs }))
+      .sort(claimOrder);
   }
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
     if (leases.length === 0) return [];
-    const rows = await this.query<{ id: string }>(SQL.heartbeat, [now + leaseMs, leases.map((l) => l.id), leases.map((l) => l.leaseToken)]);
+    const rows = await this.query<{ id: string }>(SQL.heartbeat, [
+      now + leaseMs,
+      leases.map((l) => l.id),
+      leases.map((l) => l.leaseToken),
+    ]);
     const alive = new Set(rows.map((r) => r.id));
     return leases.filter((l) => !alive.has(l.id)).map((l) => l.id);
   }
@@ -294,7 +363,9 @@ export class PostgresStore implements Store {
     return this.progressWrites.add(params);
   }
 
-  private async progressMany(items: { lease: Lease; percent: number | null; message: string | null; now: number }[]): Promise<boolean[]> {
+  private async progressMany(
+    items: { lease: Lease; percent: number | null; message: string | null; now: number }[],
+  ): Promise<boolean[]> {
     const rows = await this.query<{ id: string; lease_token: string; wants_event: boolean }>(SQL.progress, [
       items.map((i) => i.lease.id),
       items.map((i) => i.lease.leaseToken),
@@ -317,7 +388,10 @@ export class PostgresStore implements Store {
     if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.
       if (columns.chunked) {
-        await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [lease.id, lease.leaseToken]);
+        await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [
+          lease.id,
+          lease.leaseToken,
+        ]);
       }
       return false;
     }
@@ -328,19 +402,24 @@ export class PostgresStore implements Store {
   private async completeMany(
     items: { lease: Lease; result: StoredColumns; now: number }[],
   ): Promise<({ type: string; hasCallback: boolean } | null)[]> {
-    const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(SQL.completeMany, [
-      items.map((i) => i.lease.id),
-      items.map((i) => i.lease.leaseToken),
-      items.map((i) => i.result.kind),
-      items.map((i) => i.result.contentType),
-      items.map((i) => i.result.data),
-      items.map((i) => i.result.location),
-      items.map((i) => i.result.size),
-      items.map((i) => i.now),
-      this.channel,
-      this.nodeId,
-    ]);
-    const done = new Map(rows.map((r) => [`${r.id}|${r.token}`, { type: r.type, hasCallback: r.has_callback }]));
+    const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(
+      SQL.completeMany,
+      [
+        items.map((i) => i.lease.id),
+        items.map((i) => i.lease.leaseToken),
+        items.map((i) => i.result.kind),
+        items.map((i) => i.result.contentType),
+        items.map((i) => i.result.data),
+        items.map((i) => i.result.location),
+        items.map((i) => i.result.size),
+        items.map((i) => i.now),
+        this.channel,
+        this.nodeId,
+      ],
+    );
+    const done = new Map(
+      rows.map((r) => [`${r.id}|${r.token}`, { type: r.type, hasCallback: r.has_callback }]),
+    );
     return items.map((i) => done.get(`${i.lease.id}|${i.lease.leaseToken}`) ?? null);
   }
 
@@ -351,13 +430,21 @@ export class PostgresStore implements Store {
         return { ...base, kind: "none", data: null, size: 0 };
       case "created": {
         const data = Buffer.from(result.json);
-        return { ...base, kind: "created", contentType: "application/json", data, location: result.location, size: data.length };
+        return {
+          ...base,
+          kind: "created",
+          contentType: "application/json",
+          data,
+          location: result.location,
+          size: data.length,
+        };
       }
       case "json":
       case "bytes": {
         const data = result.kind === "json" ? Buffer.from(result.json) : Buffer.from(result.data);
         const contentType = result.kind === "json" ? "application/json" : result.contentType;
-        if (data.length <= this.inlineResultBytes) return { ...base, kind: result.kind, contentType, data, size: data.length };
+        if (data.length <= this.inlineResultBytes)
+          return { ...base, kind: result.kind, contentType, data, size: data.length };
         // Chunks are keyed by the attempt's lease token: a fenced attempt can never overwrite the winner's.
         const seqs: number[] = [];
         const chunks: Buffer[] = [];
@@ -370,20 +457,30 @@ export class PostgresStore implements Store {
            SELECT $1, $2, s, d FROM unnest($3::int[], $4::bytea[]) AS c(s, d)`,
           [lease.id, lease.leaseToken, seqs, chunks],
         );
-        return { chunked: true, kind: result.kind, contentType, data: null, location: lease.leaseToken, size: data.length };
+        return {
+          chunked: true,
+          kind: result.kind,
+          contentType,
+          data: null,
+          location: lease.leaseToken,
+          size: data.length,
+        };
       }
     }
   }
 
   async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
-    const [row] = await this.query<{ type: string; callback?: string | null }>(retryAt === null ? SQL.failFinal : SQL.failRetry, [
-      lease.id,
-      lease.leaseToken,
-      retryAt === null ? now : retryAt,
-      JSON.stringify(error),
-      this.channel,
-      this.nodeId,
-    ]);
+    const [row] = await this.query<{ type: string; callback?: string | null }>(
+      retryAt === null ? SQL.failFinal : SQL.failRetry,
+      [
+        lease.id,
+        lease.leaseToken,
+        retryAt === null ? now : retryAt,
+        JSON.stringify(error),
+        this.channel,
+        this.nodeId,
+      ],
+    );
     if (!row) return false;
     if (retryAt === null) this.notifyTerminal(lease.id, row.type, "failed", (row.callback ?? null) !== null);
     else this.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
@@ -392,16 +489,32 @@ export class PostgresStore implements Store {
 
   async release({ leases, now }: Parameters<Store["release"]>[0]): Promise<number> {
     if (leases.length === 0) return 0;
-    const rows = await this.query<{ type: string }>(SQL.release, [now, leases.map((l) => l.id), leases.map((l) => l.leaseToken), this.channel, this.nodeId]);
-    for (const type of new Set(rows.map((r) => r.type))) this.events.emit({ kind: "queued", type, runAt: now });
+    const rows = await this.query<{ type: string }>(SQL.release, [
+      now,
+      leases.map((l) => l.id),
+      leases.map((l) => l.leaseToken),
+      this.channel,
+      this.nodeId,
+    ]);
+    for (const type of new Set(rows.map((r) => r.type)))
+      this.events.emit({ kind: "queued", type, runAt: now });
     return rows.length;
   }
 
   // --- maintenance: SKIP LOCKED, so many nodes never sweep the same row twice -----------------
 
-  async sweepExpiredLeases({ now, retryDelayMs, limit }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
+  async sweepExpiredLeases({
+    now,
+    retryDelayMs,
+    limit,
+  }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
     const failed = PROBLEMS["job-failed"];
-    const rows = await this.query<{ id: string; type: string; status: JobRecord["status"]; callback: string | null }>(SQL.sweepLeases, [
+    const rows = await this.query<{
+      id: string;
+      type: string;
+      status: JobRecord["status"];
+      callback: string | null;
+    }>(SQL.sweepLeases, [
       now,
       limit,
       now + retryDelayMs,
@@ -433,7 +546,9 @@ export class PostgresStore implements Store {
   async purgeExpired(params: Parameters<Store["purgeExpired"]>[0]): Promise<PurgeResult> {
     const [deleted] = await this.query<{ n: number }>(SQL.deleteFinished, [params.jobsBefore, params.limit]);
     const [purged] = await this.query<{ n: number }>(SQL.purgeResults, [params.resultsBefore, params.limit]);
-    const idem = await this.pool.query(this.t(`DELETE FROM {{s}}.idempotency_keys WHERE created_at < $1`), [params.idempotencyBefore]);
+    const idem = await this.pool.query(this.t(`DELETE FROM {{s}}.idempotency_keys WHERE created_at < $1`), [
+      params.idempotencyBefore,
+    ]);
     await this.query(
       `WITH ev AS (
          DELETE FROM {{s}}.webhook_events WHERE id IN (
@@ -442,7 +557,11 @@ export class PostgresStore implements Store {
        DELETE FROM {{s}}.webhook_attempts WHERE event_id IN (SELECT id FROM ev)`,
       [params.jobsBefore, params.limit],
     );
-    return { jobsDeleted: Number(deleted!.n), resultsPurged: Number(purged!.n), idempotencyDeleted: idem.rowCount ?? 0 };
+    return {
+      jobsDeleted: Number(deleted!.n),
+      resultsPurged: Number(purged!.n),
+      idempotencyDeleted: idem.rowCount ?? 0,
+    };
   }
 
   async nextRunAt({ types: jobTypes }: { types: string[] }): Promise<number | null> {
@@ -465,7 +584,12 @@ export class PostgresStore implements Store {
 
   // --- callbacks ----------------------------------------------------------------------------
 
-  async claimDeliveries({ limit, leaseMs, now, skipTenants = [] }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+  async claimDeliveries({
+    limit,
+    leaseMs,
+    now,
+    skipTenants = [],
+  }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
     const token = randomUUID();
     const rows = await this.query<OutboxRow>(
       `UPDATE {{s}}.webhook_events SET lease_token = $1, lease_expires_at = $2
@@ -477,10 +601,18 @@ export class PostgresStore implements Store {
        RETURNING *`,
       [token, now + leaseMs, now, limit, skipTenants],
     );
-    return rows.map((row) => ({ ...toOutboxEvent(row), leaseToken: token })).sort((a, b) => a.occurredAt - b.occurredAt);
+    return rows
+      .map((row) => ({ ...toOutboxEvent(row), leaseToken: token }))
+      .sort((a, b) => a.occurredAt - b.occurredAt);
   }
 
-  async recordDelivery({ eventId, leaseToken, body, attempt, outcome }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
+  async recordDelivery({
+    eventId,
+    leaseToken,
+    body,
+    attempt,
+    outcome,
+  }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
     const rows = await this.query<{ event_id: string }>(
       `WITH upd AS (
          UPDATE {{s}}.webhook_events SET body = coalesce(body, $3), attempts = $4, status = $5,
@@ -502,7 +634,8 @@ export class PostgresStore implements Store {
         attempt.error,
       ],
     );
-    if (rows.length > 0 && attempt.nextAttemptAt !== null) this.events.emit({ kind: "outbox", at: attempt.nextAttemptAt });
+    if (rows.length > 0 && attempt.nextAttemptAt !== null)
+      this.events.emit({ kind: "outbox", at: attempt.nextAttemptAt });
     return rows.length > 0;
   }
 
@@ -516,7 +649,9 @@ export class PostgresStore implements Store {
   }
 
   async nextDeliveryAt(): Promise<number | null> {
-    const [row] = await this.query<{ at: number | null }>(`SELECT min(next_attempt_at) AS at FROM {{s}}.webhook_events WHERE status = 'pending'`);
+    const [row] = await this.query<{ at: number | null }>(
+      `SELECT min(next_attempt_at) AS at FROM {{s}}.webhook_events WHERE status = 'pending'`,
+    );
     return row?.at ?? null;
   }
 
@@ -557,30 +692,35 @@ export class PostgresStore implements Store {
 
   async createApiKey(params: Parameters<Store["createApiKey"]>[0]): Promise<ApiKeyRecord> {
     const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
-    await this.query(`INSERT INTO {{s}}.api_keys (id, tenant_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5)`, [
-      params.keyId,
-      tenantId,
-      params.prefix,
-      params.hash,
-      params.now,
-    ]);
-    const [row] = await this.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.id = $1`, [
-      params.keyId,
-    ]);
+    await this.query(
+      `INSERT INTO {{s}}.api_keys (id, tenant_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+      [params.keyId, tenantId, params.prefix, params.hash, params.now],
+    );
+    const [row] = await this.query<KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.id = $1`,
+      [params.keyId],
+    );
     return toKey(row!);
   }
 
   async findApiKey({ hash, now }: { hash: string; now: number }): Promise<ApiKeyRecord | null> {
-    const [row] = await this.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.hash = $1`, [hash]);
+    const [row] = await this.query<KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.hash = $1`,
+      [hash],
+    );
     if (!row || row.revoked_at !== null) return null;
     if (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS) {
-      void this.query(`UPDATE {{s}}.api_keys SET last_used_at = $1 WHERE id = $2`, [now, row.id]).catch(() => undefined);
+      void this.query(`UPDATE {{s}}.api_keys SET last_used_at = $1 WHERE id = $2`, [now, row.id]).catch(
+        () => undefined,
+      );
     }
     return toKey(row);
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
-    const rows = await this.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id ORDER BY k.created_at`);
+    const rows = await this.query<KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id ORDER BY k.created_at`,
+    );
     return rows.map(toKey);
   }
 
@@ -631,7 +771,8 @@ const OUTBOX = (from: string) => `
     WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0)`;
 
 // Notification payloads: q|node|type|runAt and t|node|jobId|status|type (PgListener parses them).
-const NOTIFY_QUEUED = (alias: string) => `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
+const NOTIFY_QUEUED = (alias: string) =>
+  `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
 
 /** Every statement, once. Each header says what it returns and what 0 rows means. */
 const SQL = {
@@ -692,7 +833,9 @@ const SQL = {
       WHERE status = 'queued' AND run_at <= $3 AND type = ANY($4)
       ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
     WHERE j.id = c.id
-    RETURNING ${JOB_COLUMNS.split(",").map((c) => `j.${c.trim()}`).join(", ")}`,
+    RETURNING ${JOB_COLUMNS.split(",")
+      .map((c) => `j.${c.trim()}`)
+      .join(", ")}`,
   // Ids whose lease was extended; an id missing from the answer lost its lease.
   heartbeat: `
     UPDATE {{s}}.jobs j SET lease_expires_at = $1

@@ -24,7 +24,16 @@ import type {
   StoredResult,
   SubmitOutcome,
 } from "../store.js";
-import { claimOrder, JOB_COLUMNS, KEY_COLUMNS, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
+import {
+  claimOrder,
+  JOB_COLUMNS,
+  KEY_COLUMNS,
+  KEY_TOUCH_INTERVAL_MS,
+  toJob,
+  toKey,
+  type JobRow,
+  type KeyRow,
+} from "../rows.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
 import {
   EVENT_OF_STATUS,
@@ -123,8 +132,7 @@ export class SqliteStore implements Store {
     const outcome = await this.writes.run((): SubmitOutcome => {
       if (idempotency) {
         const existing = this.sql.getIdempotency.get(job.tenantId, idempotency.key) as
-          | { request_hash: string; job_id: string }
-          | undefined;
+          { request_hash: string; job_id: string } | undefined;
         if (existing) {
           if (existing.request_hash !== idempotency.requestHash) return { kind: "key-mismatch" };
           const row = this.sql.getJob.get(job.tenantId, existing.job_id) as JobRow | undefined;
@@ -171,12 +179,20 @@ export class SqliteStore implements Store {
 
   async getResult({ tenantId, id }: { tenantId: string; id: string }): Promise<StoredResult | null> {
     const row = this.sql.getResult.get(tenantId, id) as ResultRow | undefined;
-    if (!row || row.status !== "succeeded" || row.result_purged === 1 || row.result_kind === null) return null;
+    if (!row || row.status !== "succeeded" || row.result_purged === 1 || row.result_kind === null)
+      return null;
     const kind = row.result_kind;
     const size = row.result_size ?? 0;
     if (row.result_data === null && kind !== "none") {
       const path = row.result_location!;
-      return { kind, contentType: row.result_type, location: null, size, data: null, open: () => createReadStream(path) };
+      return {
+        kind,
+        contentType: row.result_type,
+        location: null,
+        size,
+        data: null,
+        open: () => createReadStream(path),
+      };
     }
     return {
       kind,
@@ -199,7 +215,8 @@ export class SqliteStore implements Store {
       this.writeOutbox(updated, now);
       return { kind: "canceled", job: toJob(updated) };
     });
-    if (outcome.kind === "canceled") this.afterTerminal(outcome.job.id, outcome.job.type, "canceled", outcome.job.callback, now);
+    if (outcome.kind === "canceled")
+      this.afterTerminal(outcome.job.id, outcome.job.type, "canceled", outcome.job.callback, now);
     return outcome;
   }
 
@@ -211,7 +228,10 @@ export class SqliteStore implements Store {
       if (row.status === "queued" || row.status === "running") {
         // Deleting an active job cancels it first: its job.canceled event is still delivered.
         const problem = jobProblem("job-canceled", "the job was canceled (deleted)");
-        this.writeOutbox({ ...row, status: "canceled", finished_at: now, error: JSON.stringify(problem) }, now);
+        this.writeOutbox(
+          { ...row, status: "canceled", finished_at: now, error: JSON.stringify(problem) },
+          now,
+        );
       }
       this.sql.deleteJob.run(id);
       this.sql.deleteIdempotencyForJob.run(id);
@@ -221,7 +241,13 @@ export class SqliteStore implements Store {
     const { row, blobPath } = deleted;
     if (row.status === "queued" || row.status === "running") {
       // Its handler must stop too.
-      this.afterTerminal(id, row.type, "canceled", row.callback === null ? null : (JSON.parse(row.callback) as CallbackSpec), now);
+      this.afterTerminal(
+        id,
+        row.type,
+        "canceled",
+        row.callback === null ? null : (JSON.parse(row.callback) as CallbackSpec),
+        now,
+      );
     }
     if (blobPath) await unlink(blobPath).catch(() => undefined);
     return true;
@@ -251,7 +277,8 @@ export class SqliteStore implements Store {
 
   async progress({ lease, percent, message, now }: Parameters<Store["progress"]>[0]): Promise<boolean> {
     const row = await this.writes.run(() => {
-      const updated = this.sql.progress.get(percent, message, lease.id, lease.leaseToken) as JobRow | undefined;
+      const updated = this.sql.progress.get(percent, message, lease.id, lease.leaseToken) as
+        JobRow | undefined;
       if (updated) this.writeProgressEvent(updated, now);
       return updated;
     });
@@ -292,7 +319,13 @@ export class SqliteStore implements Store {
         return { ...none, data: null, location: null, size: 0 };
       case "created": {
         const data = Buffer.from(result.json);
-        return { ...none, contentType: "application/json", data, location: result.location, size: data.length };
+        return {
+          ...none,
+          contentType: "application/json",
+          data,
+          location: result.location,
+          size: data.length,
+        };
       }
       case "json":
       case "bytes": {
@@ -304,7 +337,14 @@ export class SqliteStore implements Store {
         // One file per attempt, so a fenced stale attempt can never overwrite the winner's.
         const path = join(this.blobDir, `${lease.id}.${lease.leaseToken}`);
         await writeDurably(path, data);
-        return { kind: result.kind, contentType, blobPath: path, data: null, location: path, size: data.length };
+        return {
+          kind: result.kind,
+          contentType,
+          blobPath: path,
+          data: null,
+          location: path,
+          size: data.length,
+        };
       }
     }
   }
@@ -312,9 +352,11 @@ export class SqliteStore implements Store {
   async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
     const row = await this.writes.run(() => {
       if (retryAt !== null) {
-        return this.sql.failRetry.get(retryAt, JSON.stringify(error), lease.id, lease.leaseToken) as JobRow | undefined;
+        return this.sql.failRetry.get(retryAt, JSON.stringify(error), lease.id, lease.leaseToken) as
+          JobRow | undefined;
       }
-      const failed = this.sql.failFinal.get(now, JSON.stringify(error), lease.id, lease.leaseToken) as JobRow | undefined;
+      const failed = this.sql.failFinal.get(now, JSON.stringify(error), lease.id, lease.leaseToken) as
+        JobRow | undefined;
       if (failed) this.writeOutbox(failed, now);
       return failed;
     });
@@ -338,7 +380,11 @@ export class SqliteStore implements Store {
 
   // --- maintenance --------------------------------------------------------------------------
 
-  async sweepExpiredLeases({ now, retryDelayMs, limit }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
+  async sweepExpiredLeases({
+    now,
+    retryDelayMs,
+    limit,
+  }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
     const moved = await this.writes.run(() => {
       const expired = this.sql.expiredLeases.all(now, limit) as JobRow[];
       return expired.map((row) => {
@@ -381,10 +427,14 @@ export class SqliteStore implements Store {
       const deleted = this.sql.deleteFinished.all(jobsBefore, limit) as { id: string; blob: string | null }[];
       for (const job of deleted) this.sql.deleteIdempotencyForJob.run(job.id);
       // Select first: RETURNING would show result_location after it was cleared, losing the blob path.
-      const purged = this.sql.expiredResults.all(resultsBefore, limit) as { id: string; blob: string | null }[];
+      const purged = this.sql.expiredResults.all(resultsBefore, limit) as {
+        id: string;
+        blob: string | null;
+      }[];
       for (const job of purged) this.sql.purgeResult.run(job.id);
       const idempotencyDeleted = this.sql.purgeIdempotency.run(idempotencyBefore).changes;
-      for (const event of this.sql.purgeEvents.all(jobsBefore, limit) as { id: string }[]) this.sql.purgeAttempts.run(event.id);
+      for (const event of this.sql.purgeEvents.all(jobsBefore, limit) as { id: string }[])
+        this.sql.purgeAttempts.run(event.id);
       return { deleted, purged, idempotencyDeleted };
     });
     const blobs = [...outcome.deleted, ...outcome.purged].flatMap((job) => (job.blob ? [job.blob] : []));
@@ -414,19 +464,43 @@ export class SqliteStore implements Store {
 
   // --- callbacks ----------------------------------------------------------------------------
 
-  async claimDeliveries({ limit, leaseMs, now, skipTenants = [] }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+  async claimDeliveries({
+    limit,
+    leaseMs,
+    now,
+    skipTenants = [],
+  }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
     const token = randomUUID();
     const skip = JSON.stringify(skipTenants);
-    const rows = await this.writes.run(() => this.sql.claimDeliveries.all(token, now + leaseMs, now, now, skip, limit) as OutboxRow[]);
-    return rows.map((row) => ({ ...toOutboxEvent(row), leaseToken: token })).sort((a, b) => a.occurredAt - b.occurredAt);
+    const rows = await this.writes.run(
+      () => this.sql.claimDeliveries.all(token, now + leaseMs, now, now, skip, limit) as OutboxRow[],
+    );
+    return rows
+      .map((row) => ({ ...toOutboxEvent(row), leaseToken: token }))
+      .sort((a, b) => a.occurredAt - b.occurredAt);
   }
 
-  async recordDelivery({ eventId, leaseToken, body, attempt, outcome }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
+  async recordDelivery({
+    eventId,
+    leaseToken,
+    body,
+    attempt,
+    outcome,
+  }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
     const applied = await this.writes.run(() => {
       const status = outcome === "retry" ? "pending" : outcome;
-      const changed = this.sql.recordDelivery.run(body, attempt.attempt, status, attempt.nextAttemptAt, eventId, leaseToken).changes;
+      const changed = this.sql.recordDelivery.run(
+        body,
+        attempt.attempt,
+        status,
+        attempt.nextAttemptAt,
+        eventId,
+        leaseToken,
+      ).changes;
       if (changed === 0) return false;
-      const row = this.db.prepare("SELECT job_id FROM webhook_events WHERE id = ?").get(eventId) as { job_id: string };
+      const row = this.db.prepare("SELECT job_id FROM webhook_events WHERE id = ?").get(eventId) as {
+        job_id: string;
+      };
       this.sql.insertAttempt.run(
         eventId,
         attempt.attempt,
@@ -440,7 +514,8 @@ export class SqliteStore implements Store {
       );
       return true;
     });
-    if (applied && attempt.nextAttemptAt !== null) this.events.emit({ kind: "outbox", at: attempt.nextAttemptAt });
+    if (applied && attempt.nextAttemptAt !== null)
+      this.events.emit({ kind: "outbox", at: attempt.nextAttemptAt });
     return applied;
   }
 
@@ -464,7 +539,12 @@ export class SqliteStore implements Store {
   async rotateWebhookSecret(params: Parameters<Store["rotateWebhookSecret"]>[0]): Promise<string[]> {
     const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
     await this.writes.run(() =>
-      this.sql.rotateSecret.run({ tenant: tenantId, secret: params.secret, now: params.now, until: params.previousUntil }),
+      this.sql.rotateSecret.run({
+        tenant: tenantId,
+        secret: params.secret,
+        now: params.now,
+        until: params.previousUntil,
+      }),
     );
     return secretsOf(this.sql.getSecrets.get(tenantId) as SecretRow, params.now);
   }
@@ -513,7 +593,16 @@ export class SqliteStore implements Store {
     const event = EVENT_OF_STATUS[row.status];
     this.sql.dropPendingProgress.run(row.id); // no progress event may follow the terminal one
     if (!event || !wantsEvent(callback, event)) return;
-    this.sql.insertOutbox.run(newEventId(), row.id, row.tenant_id, event, callback.url, now, JSON.stringify(row), now);
+    this.sql.insertOutbox.run(
+      newEventId(),
+      row.id,
+      row.tenant_id,
+      event,
+      callback.url,
+      now,
+      JSON.stringify(row),
+      now,
+    );
   }
 
   /** Inside a write: a coalesced progress event, at most one a second per job (latest state wins). */
@@ -528,7 +617,16 @@ export class SqliteStore implements Store {
     }
     const last = (this.sql.lastProgress.get(row.id) as { at: number | null }).at;
     const due = last === null ? now : Math.max(now, last + PROGRESS_EVENT_INTERVAL_MS);
-    this.sql.insertOutbox.run(newEventId(), row.id, row.tenant_id, "job.progress", callback.url, now, JSON.stringify(row), due);
+    this.sql.insertOutbox.run(
+      newEventId(),
+      row.id,
+      row.tenant_id,
+      "job.progress",
+      callback.url,
+      now,
+      JSON.stringify(row),
+      due,
+    );
   }
 
   private afterTerminalRow(row: JobRow, now: number): void {
@@ -537,7 +635,13 @@ export class SqliteStore implements Store {
   }
 
   /** After the commit: wake whoever waits on this job, and the deliverer if a callback is owed. */
-  private afterTerminal(jobId: string, type: string, status: JobStatus, callback: CallbackSpec | null, now: number): void {
+  private afterTerminal(
+    jobId: string,
+    type: string,
+    status: JobStatus,
+    callback: CallbackSpec | null,
+    now: number,
+  ): void {
     this.events.emit({ kind: "terminal", jobId, type, status });
     if (callback) this.events.emit({ kind: "outbox", at: now });
   }
@@ -676,13 +780,17 @@ function prepareStatements(db: Db) {
     getTenant: p(`SELECT id FROM tenants WHERE name = ?`),
     insertTenant: p(`INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`),
     insertKey: p(`INSERT INTO api_keys (id, tenant_id, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?)`),
-    getKeyById: p(`SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?`),
-    getKeyByHash: p(`SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ?`),
-    listKeys: p(`SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id ORDER BY k.created_at`),
-    touchKey: p(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`),
-    revokeKey: p(
-      `UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL`,
+    getKeyById: p(
+      `SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?`,
     ),
+    getKeyByHash: p(
+      `SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ?`,
+    ),
+    listKeys: p(
+      `SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id ORDER BY k.created_at`,
+    ),
+    touchKey: p(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`),
+    revokeKey: p(`UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL`),
     // --- callbacks ---
     insertOutbox: p(
       `INSERT INTO webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
@@ -698,7 +806,9 @@ function prepareStatements(db: Db) {
        WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0 AND lease_token IS NULL`,
     ),
     refreshProgress: p(`UPDATE webhook_events SET job_snapshot = ?, occurred_at = ? WHERE id = ?`),
-    lastProgress: p(`SELECT max(occurred_at) AS at FROM webhook_events WHERE job_id = ? AND event = 'job.progress'`),
+    lastProgress: p(
+      `SELECT max(occurred_at) AS at FROM webhook_events WHERE job_id = ? AND event = 'job.progress'`,
+    ),
     // The leased events; another deliverer's live lease keeps an event out.
     claimDeliveries: p(
       `UPDATE webhook_events SET lease_token = ?, lease_expires_at = ?

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { JobProblem } from "../../../src/jobs/errors.js";
-import type { CallbackEvent, CallbackSpec, ClaimedDelivery, DeliveryAttempt } from "../../../src/store/store.js";
+import type {
+  CallbackEvent,
+  CallbackSpec,
+  ClaimedDelivery,
+  DeliveryAttempt,
+} from "../../../src/store/store.js";
 import {
   LEASE_MS,
   OTHER_TENANT,
@@ -58,7 +63,9 @@ export function describeCallbacks(ctx: SuiteContext): void {
   describe("callback outbox", () => {
     it("complete writes one job.succeeded event with the terminal snapshot", async () => {
       const job = await submitAndClaim(ctx.store, { callback: callback() });
-      expect(await ctx.store.complete({ lease: leaseOf(job), result: { kind: "json", json: "1" }, now: T0 + 5 })).toBe(true);
+      expect(
+        await ctx.store.complete({ lease: leaseOf(job), result: { kind: "json", json: "1" }, now: T0 + 5 }),
+      ).toBe(true);
       const event = await onlyEvent();
       expect(event).toMatchObject({
         jobId: job.id,
@@ -105,8 +112,12 @@ export function describeCallbacks(ctx: SuiteContext): void {
 
     it("cancel writes one job.canceled event; canceling again writes none", async () => {
       const queued = await submitJob(ctx.store, { callback: callback() });
-      expect((await ctx.store.cancel({ tenantId: TENANT, id: queued.id, now: T0 + 3 })).kind).toBe("canceled");
-      expect((await ctx.store.cancel({ tenantId: TENANT, id: queued.id, now: T0 + 4 })).kind).toBe("already-canceled");
+      expect((await ctx.store.cancel({ tenantId: TENANT, id: queued.id, now: T0 + 3 })).kind).toBe(
+        "canceled",
+      );
+      expect((await ctx.store.cancel({ tenantId: TENANT, id: queued.id, now: T0 + 4 })).kind).toBe(
+        "already-canceled",
+      );
       const event = await onlyEvent();
       expect(event).toMatchObject({ jobId: queued.id, event: "job.canceled", occurredAt: T0 + 3 });
       expect(event.job.status).toBe("canceled");
@@ -126,7 +137,11 @@ export function describeCallbacks(ctx: SuiteContext): void {
     });
 
     it("the deadline sweep writes one job.timed_out event per job", async () => {
-      const queued = await submitJob(ctx.store, { callback: callback(), deadlineAt: T0 + 100, runAt: T0 + 50 });
+      const queued = await submitJob(ctx.store, {
+        callback: callback(),
+        deadlineAt: T0 + 100,
+        runAt: T0 + 50,
+      });
       const running = await submitAndClaim(ctx.store, { callback: callback(), deadlineAt: T0 + 100 });
       expect(await ctx.store.sweepDeadlines({ now: T0 + 100, limit: 10 })).toBe(2);
       const events = await claimAll();
@@ -171,9 +186,13 @@ export function describeCallbacks(ctx: SuiteContext): void {
         [late.id, "job.timed_out"],
       ]);
 
-      const listed = await submitAndClaim(ctx.store, { callback: callback(["job.progress", "job.succeeded"]) });
+      const listed = await submitAndClaim(ctx.store, {
+        callback: callback(["job.progress", "job.succeeded"]),
+      });
       await ctx.store.complete({ lease: leaseOf(listed), result: { kind: "none" }, now: T0 + 5 });
-      expect((await claimAll(LATER + 2)).map((e) => [e.jobId, e.event])).toEqual([[listed.id, "job.succeeded"]]);
+      expect((await claimAll(LATER + 2)).map((e) => [e.jobId, e.event])).toEqual([
+        [listed.id, "job.succeeded"],
+      ]);
     });
 
     describe("progress events", () => {
@@ -223,7 +242,9 @@ export function describeCallbacks(ctx: SuiteContext): void {
         const due = await ctx.store.nextDeliveryAt();
         expect(due).not.toBeNull();
         expect(due!).toBeGreaterThanOrEqual(first!.occurredAt + 1000);
-        expect(await ctx.store.claimDeliveries({ limit: 10, leaseMs: 1000, now: first!.occurredAt + 999 })).toEqual([]);
+        expect(
+          await ctx.store.claimDeliveries({ limit: 10, leaseMs: 1000, now: first!.occurredAt + 999 }),
+        ).toEqual([]);
         const second = await onlyEvent(due!);
         expect(second.id).not.toBe(first!.id);
         expect(second.job.progressPercent).toBe(50);
@@ -265,7 +286,12 @@ export function describeCallbacks(ctx: SuiteContext): void {
         await ctx.store.sweepDeadlines({ now: T0 + 2, limit: 10 });
 
         const events = await claimAll();
-        expect(events.map((e) => e.event).sort()).toEqual(["job.canceled", "job.failed", "job.succeeded", "job.timed_out"]);
+        expect(events.map((e) => e.event).sort()).toEqual([
+          "job.canceled",
+          "job.failed",
+          "job.succeeded",
+          "job.timed_out",
+        ]);
         // Progress after the terminal move (a fenced worker) writes nothing.
         expect(await progress(leaseOf(done), 60, T0 + 3)).toBe(false);
         expect(await claimAll(LATER + 1)).toEqual([]);
@@ -298,16 +324,28 @@ export function describeCallbacks(ctx: SuiteContext): void {
         const mine = await pendingEvent();
         const other = await submitAndClaim(ctx.store, { tenantId: OTHER_TENANT, callback: callback() });
         await ctx.store.complete({ lease: leaseOf(other), result: { kind: "none" }, now: T0 + 2 });
-        const claimed = await ctx.store.claimDeliveries({ limit: 10, leaseMs: 1000, now: T0 + 10, skipTenants: [TENANT] });
+        const claimed = await ctx.store.claimDeliveries({
+          limit: 10,
+          leaseMs: 1000,
+          now: T0 + 10,
+          skipTenants: [TENANT],
+        });
         expect(claimed.map((e) => e.jobId)).toEqual([other.id]);
-        const rest = await ctx.store.claimDeliveries({ limit: 10, leaseMs: 1000, now: T0 + 11, skipTenants: [] });
+        const rest = await ctx.store.claimDeliveries({
+          limit: 10,
+          leaseMs: 1000,
+          now: T0 + 11,
+          skipTenants: [],
+        });
         expect(rest.map((e) => e.jobId)).toEqual([mine]);
       });
 
       it("concurrent claims never hand one event out twice", async () => {
         for (let i = 0; i < 6; i++) await pendingEvent();
         const batches = await Promise.all(
-          Array.from({ length: 8 }, () => ctx.store.claimDeliveries({ limit: 2, leaseMs: 1000, now: T0 + 10 })),
+          Array.from({ length: 8 }, () =>
+            ctx.store.claimDeliveries({ limit: 2, leaseMs: 1000, now: T0 + 10 }),
+          ),
         );
         const ids = batches.flat().map((e) => e.id);
         expect(ids).toHaveLength(6);
@@ -344,24 +382,56 @@ export function describeCallbacks(ctx: SuiteContext): void {
       it("retry reschedules, keeps the first body, and counts attempts", async () => {
         const jobId = await pendingEvent();
         const [first] = await ctx.store.claimDeliveries({ limit: 1, leaseMs: 1000, now: T0 + 10 });
-        const firstAttempt = attempt(first!, { at: T0 + 10, statusCode: 500, error: "HTTP 500", nextAttemptAt: T0 + 5000 });
+        const firstAttempt = attempt(first!, {
+          at: T0 + 10,
+          statusCode: 500,
+          error: "HTTP 500",
+          nextAttemptAt: T0 + 5000,
+        });
         expect(
-          await ctx.store.recordDelivery({ eventId: first!.id, leaseToken: first!.leaseToken, body: "body-1", outcome: "retry", attempt: firstAttempt }),
+          await ctx.store.recordDelivery({
+            eventId: first!.id,
+            leaseToken: first!.leaseToken,
+            body: "body-1",
+            outcome: "retry",
+            attempt: firstAttempt,
+          }),
         ).toBe(true);
         expect(await ctx.store.nextDeliveryAt()).toBe(T0 + 5000);
         expect(await ctx.store.claimDeliveries({ limit: 1, leaseMs: 1000, now: T0 + 4999 })).toEqual([]);
 
         const [second] = await ctx.store.claimDeliveries({ limit: 1, leaseMs: 1000, now: T0 + 5000 });
         expect(second).toMatchObject({ id: first!.id, attempts: 1, body: "body-1" });
-        const secondAttempt = attempt(second!, { at: T0 + 5000, statusCode: null, error: "ECONNREFUSED", nextAttemptAt: T0 + 15_000 });
-        await ctx.store.recordDelivery({ eventId: second!.id, leaseToken: second!.leaseToken, body: "body-2", outcome: "retry", attempt: secondAttempt });
+        const secondAttempt = attempt(second!, {
+          at: T0 + 5000,
+          statusCode: null,
+          error: "ECONNREFUSED",
+          nextAttemptAt: T0 + 15_000,
+        });
+        await ctx.store.recordDelivery({
+          eventId: second!.id,
+          leaseToken: second!.leaseToken,
+          body: "body-2",
+          outcome: "retry",
+          attempt: secondAttempt,
+        });
 
         const [third] = await ctx.store.claimDeliveries({ limit: 1, leaseMs: 1000, now: T0 + 15_000 });
         expect(third).toMatchObject({ id: first!.id, attempts: 2, body: "body-1" });
         const thirdAttempt = attempt(third!, { at: T0 + 15_000, statusCode: 200, error: null });
-        await ctx.store.recordDelivery({ eventId: third!.id, leaseToken: third!.leaseToken, body: "body-3", outcome: "delivered", attempt: thirdAttempt });
+        await ctx.store.recordDelivery({
+          eventId: third!.id,
+          leaseToken: third!.leaseToken,
+          body: "body-3",
+          outcome: "delivered",
+          attempt: thirdAttempt,
+        });
 
-        expect(await ctx.store.listDeliveries({ tenantId: TENANT, jobId })).toEqual([firstAttempt, secondAttempt, thirdAttempt]);
+        expect(await ctx.store.listDeliveries({ tenantId: TENANT, jobId })).toEqual([
+          firstAttempt,
+          secondAttempt,
+          thirdAttempt,
+        ]);
         expect(firstAttempt.attempt).toBe(1);
         expect(thirdAttempt.attempt).toBe(3);
       });
@@ -371,9 +441,18 @@ export function describeCallbacks(ctx: SuiteContext): void {
           const jobId = await pendingEvent();
           const [event] = await ctx.store.claimDeliveries({ limit: 1, leaseMs: 1000, now: T0 + 10 });
           const statusCode = outcome === "delivered" ? 200 : outcome === "stopped" ? 410 : 503;
-          const recorded = attempt(event!, { statusCode, error: outcome === "delivered" ? null : `HTTP ${statusCode}` });
+          const recorded = attempt(event!, {
+            statusCode,
+            error: outcome === "delivered" ? null : `HTTP ${statusCode}`,
+          });
           expect(
-            await ctx.store.recordDelivery({ eventId: event!.id, leaseToken: event!.leaseToken, body: "b", outcome, attempt: recorded }),
+            await ctx.store.recordDelivery({
+              eventId: event!.id,
+              leaseToken: event!.leaseToken,
+              body: "b",
+              outcome,
+              attempt: recorded,
+            }),
           ).toBe(true);
           expect(await ctx.store.nextDeliveryAt()).toBeNull();
           expect(await claimAll(LATER + 1)).toEqual([]);
@@ -394,7 +473,9 @@ export function describeCallbacks(ctx: SuiteContext): void {
             attempt: attempt(event, { statusCode: 200, error: null }),
           });
         }
-        expect((await ctx.store.listDeliveries({ tenantId: TENANT, jobId })).map((a) => a.attempt)).toEqual([1]);
+        expect((await ctx.store.listDeliveries({ tenantId: TENANT, jobId })).map((a) => a.attempt)).toEqual([
+          1,
+        ]);
         expect(await ctx.store.listDeliveries({ tenantId: OTHER_TENANT, jobId })).toEqual([]);
         expect(await ctx.store.listDeliveries({ tenantId: TENANT, jobId: other.id })).toEqual([]);
         expect(await ctx.store.listDeliveries({ tenantId: OTHER_TENANT, jobId: other.id })).toHaveLength(1);
@@ -419,7 +500,9 @@ export function describeCallbacks(ctx: SuiteContext): void {
 
       it("concurrent first uses agree on one secret", async () => {
         const a = await ctx.store.ensureTenant({ name: "acme", now: T0 });
-        const all = await Promise.all(Array.from({ length: 5 }, () => ctx.store.webhookSecrets({ tenantId: a, now: T0 })));
+        const all = await Promise.all(
+          Array.from({ length: 5 }, () => ctx.store.webhookSecrets({ tenantId: a, now: T0 })),
+        );
         expect(new Set(all.map((s) => s.join(" "))).size).toBe(1);
         expect(all[0]).toHaveLength(1);
       });
@@ -428,7 +511,14 @@ export function describeCallbacks(ctx: SuiteContext): void {
         const a = await ctx.store.ensureTenant({ name: "acme", now: T0 });
         const [old] = await ctx.store.webhookSecrets({ tenantId: a, now: T0 });
         const next = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
-        expect(await ctx.store.rotateWebhookSecret({ tenantName: "acme", secret: next, previousUntil: T0 + 1000, now: T0 })).toEqual([next, old]);
+        expect(
+          await ctx.store.rotateWebhookSecret({
+            tenantName: "acme",
+            secret: next,
+            previousUntil: T0 + 1000,
+            now: T0,
+          }),
+        ).toEqual([next, old]);
         expect(await ctx.store.webhookSecrets({ tenantId: a, now: T0 + 999 })).toEqual([next, old]);
         expect(await ctx.store.webhookSecrets({ tenantId: a, now: T0 + 1000 })).toEqual([next]);
         // Another tenant is untouched.
@@ -438,7 +528,14 @@ export function describeCallbacks(ctx: SuiteContext): void {
 
       it("rotating a tenant without a secret yet sets it", async () => {
         const next = `whsec_${Buffer.alloc(32, 9).toString("base64")}`;
-        expect(await ctx.store.rotateWebhookSecret({ tenantName: "fresh", secret: next, previousUntil: T0 + 1000, now: T0 })).toEqual([next]);
+        expect(
+          await ctx.store.rotateWebhookSecret({
+            tenantName: "fresh",
+            secret: next,
+            previousUntil: T0 + 1000,
+            now: T0,
+          }),
+        ).toEqual([next]);
         const id = await ctx.store.ensureTenant({ name: "fresh", now: T0 });
         expect(await ctx.store.webhookSecrets({ tenantId: id, now: T0 })).toEqual([next]);
       });

@@ -148,7 +148,9 @@ export function describeLeases(ctx: SuiteContext): void {
       expect(await getJob(ctx.store, job.id)).toEqual(before);
       expect(await ctx.store.getResult({ tenantId: job.tenantId, id: job.id })).toBeNull();
       // The real holder is unaffected.
-      expect(await ctx.store.progress({ lease: leaseOf(job), percent: 50, message: "half", now: T0 })).toBe(true);
+      expect(await ctx.store.progress({ lease: leaseOf(job), percent: 50, message: "half", now: T0 })).toBe(
+        true,
+      );
       expect(await getJob(ctx.store, job.id)).toMatchObject({ progressPercent: 50, progressMessage: "half" });
     });
 
