@@ -1,4 +1,5 @@
 /** Messages the benchmark's child processes send to the parent over the IPC channel. */
+import type { PeerResult } from "./peers/types.js";
 import { cpuMicros } from "./stats.js";
 
 /** Options of a drain child: a measured round, after a smaller warm-up round on another file. */
@@ -48,6 +49,8 @@ export type ChildMessage =
   /** A probe job reached a terminal state. */
   | { kind: "finished"; jobId: string; at: number; status: string }
   | { kind: "drained"; result: DrainResult }
+  /** One system of the PostgreSQL comparison. */
+  | { kind: "peer"; result: PeerResult }
   /** The child's CPU time so far (user + system), in microseconds. */
   | { kind: "cpu"; micros: number }
   | { kind: "failed"; message: string };

@@ -1,5 +1,6 @@
 /** The benchmark's report: one JSON document, or a readable table with the ratios. */
 import type { LoadResult } from "./http-load.js";
+import type { PgComparison } from "./pg-compare.js";
 import type { SubmitToStart } from "./latency.js";
 import type { DrainResult } from "./protocol.js";
 import type { Distribution } from "./stats.js";
@@ -34,6 +35,8 @@ export interface Report {
   noopJobs: { tessera: DrainResult; reference: DrainResult; ratio: number };
   /** Submit-to-start on an idle worker vs. one bare HTTP round trip. Ratios: Tessera / reference. */
   submitToStart: { tessera: SubmitToStart; reference: Distribution; ratioP50: number; ratioP99: number };
+  /** Tessera on PostgreSQL beside pg-boss, graphile-worker and BullMQ (absent with --no-pg). */
+  postgres?: PgComparison;
   checks: { passed: boolean; failures: string[] };
   elapsedSeconds: number;
 }

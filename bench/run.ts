@@ -9,7 +9,11 @@
  * 2. status-poll throughput: GET /v1/jobs/{id} of a queued job vs. the bare route;
  * 3. no-op job throughput: draining pre-inserted jobs with Tessera's workers vs. the same
  *    claim/complete work straight on better-sqlite3;
- * 4. submit-to-start latency on an idle worker vs. one bare HTTP round trip.
+ * 4. submit-to-start latency on an idle worker vs. one bare HTTP round trip;
+ * 5. on PostgreSQL: Tessera's no-op drain and submit-to-start beside pg-boss, graphile-worker
+ *    and BullMQ (on Redis) with the same workload (bench/pg-compare.ts, bench/peers/).
+ *    `--pg-only` runs only this part, `--skip-peers` only Tessera-PG, `--no-pg` skips it.
+ *    TESSERA_BENCH_PG and TESSERA_BENCH_REDIS override the database URLs.
  *
  * Databases live in a temporary directory that is removed at the end; every child process is
  * stopped at the end and killed if the run fails or is interrupted.
@@ -24,6 +28,8 @@ import { measureLoad, type LoadResult, type LoadSettings } from "./http-load.js"
 import { drainProblems, measureDrain } from "./job-throughput.js";
 import { measureRoundTrip, measureSubmitToStart } from "./latency.js";
 import type { DrainOptions } from "./protocol.js";
+import { ALL_PEERS, comparePostgres, pgProblems, type PgComparison, type PgSettings } from "./pg-compare.js";
+import { renderPgTable } from "./pg-report.js";
 import { renderTable, type Report, type Settings } from "./report.js";
 
 const FULL: Settings = {
@@ -46,6 +52,25 @@ const QUICK: Settings = {
   latencyWarmup: 10,
 };
 const DRAIN_TIMEOUT_MS = 60_000;
+
+const PG_FULL: Omit<PgSettings, "peers"> = {
+  connectionString: process.env["TESSERA_BENCH_PG"] ?? "postgres://postgres@127.0.0.1:5432/test",
+  redisUrl: process.env["TESSERA_BENCH_REDIS"] ?? "redis://127.0.0.1:6379",
+  jobs: 10_000,
+  warmupJobs: 1_000,
+  concurrency: 32,
+  latencySamples: 200,
+  latencyWarmup: 20,
+  timeoutMs: 60_000,
+};
+const PG_QUICK: Omit<PgSettings, "peers"> = {
+  ...PG_FULL,
+  jobs: 2_000,
+  warmupJobs: 200,
+  latencySamples: 40,
+  latencyWarmup: 5,
+};
+const FLAGS = ["--json", "--quick", "--pg-only", "--skip-peers", "--no-pg"];
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
 
@@ -74,6 +99,17 @@ async function queuedJob(apiUrl: string): Promise<string> {
   if (response.status !== 202)
     throw new Error(`submit answered ${response.status}: ${await response.text()}`);
   return ((await response.json()) as { id: string }).id;
+}
+
+function environment(loadBefore: number): Report["environment"] {
+  return {
+    node: process.version,
+    platform: platform(),
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    tmpdir: tmpdir(),
+    loadAverage: { before: loadBefore, after: loadavg()[0]! },
+  };
 }
 
 async function run(
@@ -162,14 +198,7 @@ async function run(
       : []),
   ];
   return {
-    environment: {
-      node: process.version,
-      platform: platform(),
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? "unknown",
-      tmpdir: tmpdir(),
-      loadAverage: { before: loadBefore, after: loadavg()[0]! },
-    },
+    environment: environment(loadBefore),
     settings,
     submit: {
       tessera: submitTessera,
@@ -197,12 +226,13 @@ async function run(
 }
 
 async function main(argv: string[]): Promise<number> {
-  const usage = "usage: npm run -s bench [-- [--json] [--quick]]   (-s keeps npm's banner off stdout)\n";
+  const usage =
+    "usage: npm run -s bench [-- [--json] [--quick] [--pg-only | --no-pg] [--skip-peers]]   (-s keeps npm's banner off stdout)\n";
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(usage);
     return 0;
   }
-  const unknown = argv.filter((a) => a !== "--json" && a !== "--quick");
+  const unknown = argv.filter((a) => !FLAGS.includes(a));
   if (unknown.length > 0) {
     process.stderr.write(`${usage}unknown argument(s): ${unknown.join(" ")}\n`);
     return 2;
@@ -213,13 +243,39 @@ async function main(argv: string[]): Promise<number> {
   // Also on an interrupted run (children.ts exits on SIGINT/SIGTERM after killing the children).
   process.once("exit", removeDir);
   const children: Child[] = [];
+  const quick = argv.includes("--quick");
+  const pgOnly = argv.includes("--pg-only");
+  const withPg = !argv.includes("--no-pg");
+  const pgSettings: PgSettings = {
+    ...(quick ? PG_QUICK : PG_FULL),
+    peers: argv.includes("--skip-peers") ? ["tessera-pg"] : ALL_PEERS,
+  };
   try {
-    const measured = await run(argv.includes("--quick") ? QUICK : FULL, dir, children);
-    const report: Report = { ...measured, elapsedSeconds: (performance.now() - started) / 1000 };
+    const loadBefore = loadavg()[0]!;
+    const measured = pgOnly ? null : await run(quick ? QUICK : FULL, dir, children);
+    let postgres: PgComparison | undefined;
+    if (withPg || pgOnly) postgres = await comparePostgres(pgSettings);
+    const pgFailures = postgres ? pgProblems(postgres) : [];
+    const elapsedSeconds = (performance.now() - started) / 1000;
+    const failures = [...(measured?.checks.failures ?? []), ...pgFailures];
+    const checks = { passed: failures.length === 0, failures };
+    if (measured === null) {
+      const report = { environment: environment(loadBefore), postgres, checks, elapsedSeconds };
+      process.stdout.write(
+        argv.includes("--json")
+          ? `${JSON.stringify(report, null, 2)}\n`
+          : `${renderPgTable(postgres!)}\n${checks.passed ? "Checks: passed (every job ran once)" : `Checks FAILED:\n  ${failures.join("\n  ")}`}\n`,
+      );
+      return checks.passed ? 0 : 1;
+    }
+    const report: Report = { ...measured, environment: environment(loadBefore), checks, elapsedSeconds };
+    if (postgres) report.postgres = postgres;
     process.stdout.write(
-      argv.includes("--json") ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report),
+      argv.includes("--json")
+        ? `${JSON.stringify(report, null, 2)}\n`
+        : `${renderTable(report)}${postgres ? `\n${renderPgTable(postgres)}` : ""}`,
     );
-    return report.checks.passed ? 0 : 1;
+    return checks.passed ? 0 : 1;
   } finally {
     await stopAll(children);
     removeDir();

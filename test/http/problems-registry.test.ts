@@ -5,7 +5,7 @@ import { PROBLEMS } from "../../src/jobs/problems.js";
 describe("problem registry", () => {
   const doc = readFileSync(new URL("../../docs/problems.md", import.meta.url), "utf8");
   const documented = new Map(
-    [...doc.matchAll(/^\| `([a-z-]+)` \| (\d{3}) \|/gm)].map((m) => [m[1]!, Number(m[2])] as const),
+    [...doc.matchAll(/^\| `([a-z-]+)` +\| (\d{3}) +\|/gm)].map((m) => [m[1]!, Number(m[2])] as const),
   );
 
   it("documents every registered problem type with its status", () => {

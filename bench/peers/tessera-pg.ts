@@ -1,0 +1,140 @@
+/**
+ * Tessera on PostgreSQL: `createTessera` with a `PostgresStore` in a fresh schema, `concurrency`
+ * workers in this process. Jobs are inserted through `store.submit` (group commit).
+ */
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { pino } from "pino";
+import { PostgresStore } from "../../src/store/postgres/store.js";
+import type { Store } from "../../src/store/store.js";
+import { createTessera, DEV_TENANT } from "../../src/tessera.js";
+import { newNoopJob, noopJob, PROBE_TYPE, probeJob } from "../bench-jobs.js";
+import { cpuMicros } from "../stats.js";
+import { RunCounter, sequentialLatency, type Peer, type PeerDrain, type PeerOptions } from "./types.js";
+
+const POOL_SIZE = 10;
+const INSERT_BATCH = 1000;
+
+async function withTessera<T>(
+  options: PeerOptions,
+  schema: string,
+  counter: RunCounter,
+  body: (store: Store, tenantId: string, start: () => Promise<void>) => Promise<T>,
+): Promise<T> {
+  const store = await new PostgresStore({
+    connectionString: options.connectionString,
+    schema,
+    poolSize: POOL_SIZE,
+  }).open();
+  const tessera = await createTessera({
+    jobs: [noopJob((id) => counter.record(id)), probeJob((id) => counter.record(id))],
+    config: { dev: true, db: options.connectionString, dbSchema: schema, concurrency: options.concurrency },
+    store,
+    logger: pino({ level: "error" }),
+  });
+  try {
+    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+    await tessera.app.ready();
+    return await body(store, tenantId, () => tessera.start());
+  } finally {
+    await tessera.close();
+  }
+}
+
+async function finalStates(connectionString: string, schema: string): Promise<Record<string, number>> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ state: string; count: string }>(
+      `SELECT status || ' (attempt ' || attempt || ')' AS state, count(*) AS count
+       FROM ${schema}.jobs GROUP BY 1 ORDER BY 1`,
+    );
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.count)]));
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropSchemas(connectionString: string, schemas: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+const schemaOf = (options: PeerOptions, jobs: number) =>
+  jobs === options.jobs ? options.namespace : `${options.namespace}_w`;
+
+export const tesseraPg: Peer = {
+  name: "tessera-pg",
+  version: "workspace",
+  tuning: [
+    `createTessera({ config: { db, dbSchema, concurrency } }) with a PostgresStore (pool ${POOL_SIZE})`,
+    "defaults otherwise: batched claims of free worker slots, LISTEN/NOTIFY wake-ups",
+  ],
+
+  async setUp(options) {
+    await dropSchemas(options.connectionString, [options.namespace, `${options.namespace}_w`]);
+  },
+
+  async drain(options, jobs): Promise<PeerDrain> {
+    const counter = new RunCounter();
+    const schema = schemaOf(options, jobs);
+    const ids: string[] = [];
+    const timing = await withTessera(options, schema, counter, async (store, tenantId, start) => {
+      const insertStart = performance.now();
+      for (let done = 0; done < jobs; done += INSERT_BATCH) {
+        const now = Date.now();
+        const batch = Array.from({ length: Math.min(INSERT_BATCH, jobs - done) }, () =>
+          newNoopJob(tenantId, now),
+        );
+        for (const job of batch) ids.push(job.id);
+        await Promise.all(batch.map((job) => store.submit({ job, idempotency: null, now })));
+      }
+      const insertMs = performance.now() - insertStart;
+      let terminal = 0;
+      const allDone = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`drain timed out (${terminal}/${jobs} done)`)),
+          options.timeoutMs,
+        );
+        store.subscribe((event) => {
+          if (event.kind === "terminal" && ++terminal === jobs) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      const started = performance.now();
+      const cpuStart = cpuMicros();
+      await start();
+      await allDone;
+      return { insertMs, drainMs: performance.now() - started, cpuUs: cpuMicros() - cpuStart };
+    });
+    return {
+      ...timing,
+      ...counter.check(ids),
+      finalStates: await finalStates(options.connectionString, schema),
+    };
+  },
+
+  async latency(options) {
+    const counter = new RunCounter();
+    return withTessera(options, `${options.namespace}_w`, counter, async (store, tenantId, start) => {
+      await start();
+      return sequentialLatency(options, counter, async () => {
+        const now = Date.now();
+        const job = { ...newNoopJob(tenantId, now), id: randomUUID(), type: PROBE_TYPE };
+        await store.submit({ job, idempotency: null, now });
+        return job.id;
+      });
+    });
+  },
+
+  async tearDown(options) {
+    await dropSchemas(options.connectionString, [options.namespace, `${options.namespace}_w`]);
+  },
+};
