@@ -24,16 +24,7 @@ import type {
   StoredResult,
   SubmitOutcome,
 } from "../store.js";
-import {
-  claimOrder,
-  JOB_COLUMNS,
-  KEY_COLUMNS,
-  KEY_TOUCH_INTERVAL_MS,
-  toJob,
-  toKey,
-  type JobRow,
-  type KeyRow,
-} from "../rows.js";
+import { claimOrder, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
 import {
   EVENT_OF_STATUS,
@@ -48,6 +39,7 @@ import {
   type SecretRow,
 } from "../outbox.js";
 import { GroupCommit } from "./group-commit.js";
+import { STATEMENTS } from "./statements.js";
 import { migrateSqlite } from "./migrate.js";
 
 export interface SqliteStoreOptions {
@@ -665,190 +657,8 @@ async function writeDurably(path: string, data: Uint8Array): Promise<void> {
   await rename(tmp, path);
 }
 
-/** Every statement, prepared once. Each header says what it returns and what 0 rows means. */
-function prepareStatements(db: Db) {
-  const p = (sql: string): Statement => db.prepare(sql);
-  return {
-    // The job of this tenant, or none (unknown id or another tenant's: the same answer).
-    getJob: p(`SELECT ${JOB_COLUMNS} FROM jobs WHERE tenant_id = ? AND id = ?`),
-    getResult: p(
-      `SELECT status, result_kind, result_type, result_data, result_location, result_size, result_purged
-       FROM jobs WHERE tenant_id = ? AND id = ?`,
-    ),
-    // The inserted row.
-    insertJob: p(
-      `INSERT INTO jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-         max_attempts, metadata, callback)
-       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${JOB_COLUMNS}`,
-    ),
-    // One page, newest first; the tenant bound is always applied, whatever the cursor says.
-    listJobs: p(
-      `SELECT ${JOB_COLUMNS} FROM jobs
-       WHERE tenant_id = $tenant
-         AND ($status IS NULL OR status = $status)
-         AND ($type IS NULL OR type = $type)
-         AND ($beforeCreated IS NULL OR created_at < $beforeCreated
-              OR (created_at = $beforeCreated AND id < $beforeId))
-       ORDER BY created_at DESC, id DESC LIMIT $limit`,
-    ),
-    getIdempotency: p(`SELECT request_hash, job_id FROM idempotency_keys WHERE tenant_id = ? AND key = ?`),
-    insertIdempotency: p(
-      `INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-    ),
-    deleteIdempotency: p(`DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ?`),
-    deleteIdempotencyForJob: p(`DELETE FROM idempotency_keys WHERE job_id = ?`),
-    deleteJob: p(`DELETE FROM jobs WHERE id = ?`),
-    // Terminal move of an active job (cancel, deadline); no row: it was no longer active.
-    finishActive: p(
-      `UPDATE jobs SET status = ?, finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS}`,
-    ),
-    // The claimed rows (any order). Uses the partial index jobs_claim.
-    claim: p(
-      `UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ?, lease_expires_at = ?,
-         started_at = ?, progress_percent = NULL, progress_message = NULL
-       WHERE id IN (
-         SELECT id FROM jobs
-         WHERE status = 'queued' AND run_at <= ? AND type IN (SELECT value FROM json_each(?))
-         ORDER BY priority DESC, run_at, id LIMIT ?)
-       RETURNING ${JOB_COLUMNS}`,
-    ),
-    // 0 changes: the lease is gone (expired and swept, canceled, timed out).
-    heartbeat: p(
-      `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND status = 'running'`,
-    ),
-    progress: p(
-      `UPDATE jobs SET progress_percent = ?, progress_message = ?
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
-    ),
-    // The updated row when applied; no row: fenced.
-    complete: p(
-      `UPDATE jobs SET status = 'succeeded', finished_at = ?, error = NULL, lease_token = NULL,
-         lease_expires_at = NULL, progress_percent = 100, result_kind = ?, result_type = ?,
-         result_data = ?, result_location = ?, result_size = ?
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
-    ),
-    failFinal: p(
-      `UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
-    ),
-    failRetry: p(
-      `UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
-    ),
-    // Released attempts do not count against maxAttempts.
-    release: p(
-      `UPDATE jobs SET status = 'queued', attempt = attempt - 1, run_at = ?, lease_token = NULL,
-         lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
-    ),
-    expiredLeases: p(
-      `SELECT ${JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at <= ?
-       ORDER BY lease_expires_at LIMIT ?`,
-    ),
-    requeueExpired: p(
-      `UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ? AND status = 'running'`,
-    ),
-    failExpired: p(
-      `UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
-    ),
-    pastDeadline: p(
-      `SELECT ${JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND deadline_at <= ?
-       ORDER BY deadline_at LIMIT ?`,
-    ),
-    // Deleted rows with the blob file to remove, if any.
-    deleteFinished: p(
-      `DELETE FROM jobs WHERE id IN (
-         SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)
-       RETURNING id, CASE WHEN result_data IS NULL THEN result_location END AS blob`,
-    ),
-    // Finished jobs whose result retention is over, with the blob file to remove, if any.
-    expiredResults: p(
-      `SELECT id, CASE WHEN result_data IS NULL THEN result_location END AS blob FROM jobs
-       WHERE finished_at IS NOT NULL AND finished_at < ? AND result_purged = 0 LIMIT ?`,
-    ),
-    purgeResult: p(
-      `UPDATE jobs SET result_purged = 1, result_data = NULL, result_location = NULL WHERE id = ?`,
-    ),
-    purgeIdempotency: p(`DELETE FROM idempotency_keys WHERE created_at < ?`),
-    nextRunAt: p(
-      `SELECT min(run_at) AS run_at FROM jobs
-       WHERE status = 'queued' AND type IN (SELECT value FROM json_each(?))`,
-    ),
-    getTenant: p(`SELECT id FROM tenants WHERE name = ?`),
-    insertTenant: p(`INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`),
-    insertKey: p(`INSERT INTO api_keys (id, tenant_id, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?)`),
-    getKeyById: p(
-      `SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?`,
-    ),
-    getKeyByHash: p(
-      `SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ?`,
-    ),
-    listKeys: p(
-      `SELECT ${KEY_COLUMNS} FROM api_keys k JOIN tenants t ON t.id = k.tenant_id ORDER BY k.created_at`,
-    ),
-    touchKey: p(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`),
-    revokeKey: p(`UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL`),
-    // --- callbacks ---
-    insertOutbox: p(
-      `INSERT INTO webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    dropPendingProgress: p(
-      `DELETE FROM webhook_events WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0`,
-    ),
-    // Not yet handed to a deliverer: one in flight has its body rendered already, so a later
-    // state gets an event of its own.
-    pendingProgress: p(
-      `SELECT id FROM webhook_events
-       WHERE job_id = ? AND event = 'job.progress' AND status = 'pending' AND attempts = 0 AND lease_token IS NULL`,
-    ),
-    refreshProgress: p(`UPDATE webhook_events SET job_snapshot = ?, occurred_at = ? WHERE id = ?`),
-    lastProgress: p(
-      `SELECT max(occurred_at) AS at FROM webhook_events WHERE job_id = ? AND event = 'job.progress'`,
-    ),
-    // The leased events; another deliverer's live lease keeps an event out.
-    claimDeliveries: p(
-      `UPDATE webhook_events SET lease_token = ?, lease_expires_at = ?
-       WHERE id IN (
-         SELECT id FROM webhook_events
-         WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
-           AND tenant_id NOT IN (SELECT value FROM json_each(?))
-         ORDER BY next_attempt_at, id LIMIT ?)
-       RETURNING *`,
-    ),
-    // 0 changes: the lease was lost.
-    recordDelivery: p(
-      `UPDATE webhook_events SET body = coalesce(body, ?), attempts = ?, status = ?,
-         next_attempt_at = coalesce(?, next_attempt_at), lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ?`,
-    ),
-    insertAttempt: p(
-      `INSERT INTO webhook_attempts (event_id, attempt, job_id, event, at, status_code, latency_ms, error, next_attempt_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    listDeliveries: p(
-      `SELECT a.* FROM webhook_attempts a JOIN webhook_events e ON e.id = a.event_id
-       WHERE a.job_id = ? AND e.tenant_id = ? ORDER BY a.at, a.event_id, a.attempt`,
-    ),
-    nextDeliveryAt: p(`SELECT min(next_attempt_at) AS at FROM webhook_events WHERE status = 'pending'`),
-    // Finished events (and their attempts) past retention.
-    purgeEvents: p(
-      `DELETE FROM webhook_events WHERE id IN (
-         SELECT id FROM webhook_events WHERE status <> 'pending' AND occurred_at < ? LIMIT ?)
-       RETURNING id`,
-    ),
-    purgeAttempts: p(`DELETE FROM webhook_attempts WHERE event_id = ?`),
-    getSecrets: p(`SELECT secret, previous_secret, previous_until FROM webhook_secrets WHERE tenant_id = ?`),
-    insertSecret: p(
-      `INSERT INTO webhook_secrets (tenant_id, secret, updated_at) VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`,
-    ),
-    rotateSecret: p(
-      `INSERT INTO webhook_secrets (tenant_id, secret, updated_at) VALUES ($tenant, $secret, $now)
-       ON CONFLICT (tenant_id) DO UPDATE SET previous_secret = secret, previous_until = $until,
-         secret = $secret, updated_at = $now`,
-    ),
-  };
+/** Every statement of STATEMENTS, prepared once on this connection. */
+function prepareStatements(db: Db): Record<keyof typeof STATEMENTS, Statement> {
+  const entries = Object.entries(STATEMENTS).map(([name, sql]) => [name, db.prepare(sql)]);
+  return Object.fromEntries(entries) as Record<keyof typeof STATEMENTS, Statement>;
 }

@@ -1,0 +1,189 @@
+import { JOB_COLUMNS } from "../rows.js";
+
+/** Columns of a job row under an alias. */
+const J = (alias: string) =>
+  JOB_COLUMNS.split(",")
+    .map((c) => `${alias}.${c.trim()}`)
+    .join(", ");
+
+/**
+ * CTEs that write the callback event a terminal move owes, in the same statement (so the same
+ * commit) as the move, and drop progress events still pending for those jobs. `from` is a CTE
+ * returning the moved rows' job columns.
+ */
+const OUTBOX = (from: string) => `
+  ob AS (
+    INSERT INTO {{s}}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
+    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), o.id, o.tenant_id, 'job.' || o.status,
+      o.callback::jsonb ->> 'url', o.finished_at, row_to_json(o)::text, o.finished_at
+    FROM ${from} o
+    WHERE o.callback IS NOT NULL AND o.status IN ('succeeded', 'failed', 'canceled', 'timed_out')
+      AND (o.status <> 'succeeded' OR coalesce(o.callback::jsonb -> 'events', '["job.succeeded"]'::jsonb) ? 'job.succeeded')),
+  dp AS (
+    DELETE FROM {{s}}.webhook_events w USING ${from} o
+    WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0)`;
+
+// Notification payloads: q|node|type|runAt and t|node|jobId|status|type (PgListener parses them).
+const NOTIFY_QUEUED = (alias: string) =>
+  `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
+
+/** Every statement, once. Each header says what it returns and what 0 rows means. */
+export const SQL = {
+  // The inserted row, announced to other nodes' workers.
+  insertJob: `
+    WITH ins AS (
+      INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
+        max_attempts, metadata, callback)
+      VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${JOB_COLUMNS})
+    SELECT ins.*, ${NOTIFY_QUEUED("ins")} FROM ins`,
+  // The inserted row; no row: the key exists already (the caller reads it and replays).
+  insertJobWithKey: `
+    WITH idem AS (
+      INSERT INTO {{s}}.idempotency_keys (tenant_id, key, request_hash, job_id, created_at)
+      VALUES ($2, $14, $15, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
+    ins AS (
+      INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
+        max_attempts, metadata, callback)
+      SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM idem)
+      RETURNING ${JOB_COLUMNS})
+    SELECT ins.*, ${NOTIFY_QUEUED("ins")} FROM ins`,
+  // One page, newest first; the tenant bound always applies, whatever the cursor says.
+  listJobs: `
+    SELECT ${JOB_COLUMNS} FROM {{s}}.jobs
+    WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)
+      AND ($4::bigint IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5))
+    ORDER BY created_at DESC, id DESC LIMIT $6`,
+  // The moved row (cancel); no row: not active (or not this tenant's).
+  finishActive: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET status = $3, finished_at = $4, error = $5, lease_token = NULL, lease_expires_at = NULL
+      WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS}),
+    ${OUTBOX("upd")}
+    SELECT upd.*, pg_notify($6, 't|' || $7 || '|' || upd.id || '|' || upd.status || '|' || upd.type) FROM upd`,
+  // The deleted row's status and type; no row: not found.
+  // Deleting an active job cancels it first: its job.canceled event is still delivered.
+  deleteJob: `
+    WITH del AS (DELETE FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2 RETURNING ${JOB_COLUMNS}),
+    ob AS (
+      INSERT INTO {{s}}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
+      SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), o.id, o.tenant_id, 'job.canceled',
+        o.callback::jsonb ->> 'url', $5,
+        (row_to_json(o)::jsonb || jsonb_build_object('status', 'canceled', 'finished_at', $5::bigint, 'error', $6::text))::text, $5
+      FROM del o WHERE o.callback IS NOT NULL AND o.status IN ('queued', 'running')),
+    dp AS (
+      DELETE FROM {{s}}.webhook_events w USING del o
+      WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0),
+    di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
+    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
+    SELECT status, type, callback, CASE WHEN status IN ('queued', 'running')
+      THEN pg_notify($3, 't|' || $4 || '|' || id || '|canceled|' || type) END FROM del`,
+  // The claimed rows (any order). SKIP LOCKED: concurrent claimers never wait on each other.
+  claim: `
+    UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1, lease_expires_at = $2,
+      started_at = $3, progress_percent = NULL, progress_message = NULL
+    FROM (
+      SELECT id FROM {{s}}.jobs
+      WHERE status = 'queued' AND run_at <= $3 AND type = ANY($4)
+      ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) c
+    WHERE j.id = c.id
+    RETURNING ${JOB_COLUMNS.split(",")
+      .map((c) => `j.${c.trim()}`)
+      .join(", ")}`,
+  // Ids whose lease was extended; an id missing from the answer lost its lease.
+  heartbeat: `
+    UPDATE {{s}}.jobs j SET lease_expires_at = $1
+    FROM unnest($2::text[], $3::text[]) AS c(id, token)
+    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.id`,
+  progress: `
+    UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
+    FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
+    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+    RETURNING j.id, j.lease_token, coalesce(j.callback::jsonb -> 'events' ? 'job.progress', false) AS wants_event`,
+  // A coalesced progress event per job: the pending one takes the latest state, else a new one
+  // due no sooner than a second after the last.
+  progressEvents: `
+    WITH src AS (SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE id = ANY($1) AND status = 'running'),
+    pend AS (
+      UPDATE {{s}}.webhook_events w SET job_snapshot = row_to_json(src)::text, occurred_at = $2
+      FROM src WHERE w.job_id = src.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0
+        AND w.lease_token IS NULL -- one in flight has its body rendered already
+      RETURNING w.job_id)
+    INSERT INTO {{s}}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at)
+    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), src.id, src.tenant_id, 'job.progress',
+      src.callback::jsonb ->> 'url', $2, row_to_json(src)::text,
+      greatest($2, coalesce((SELECT max(occurred_at) FROM {{s}}.webhook_events w2
+        WHERE w2.job_id = src.id AND w2.event = 'job.progress') + $3, $2))
+    FROM src WHERE src.id NOT IN (SELECT job_id FROM pend)`,
+  // The completed (id, token, type); an item missing from the answer was fenced.
+  completeMany: `
+    WITH done AS (
+      UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
+        lease_expires_at = NULL, progress_percent = 100, result_kind = c.kind, result_type = c.ctype,
+        result_data = c.data, result_location = c.location, result_size = c.size
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
+        AS c(id, token, kind, ctype, data, location, size, now)
+      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+      RETURNING ${J("j")}, c.token),
+    ${OUTBOX("done")}
+    SELECT id, type, token, callback IS NOT NULL AS has_callback, pg_notify($9, 't|' || $10 || '|' || id || '|succeeded|' || type) FROM done`,
+  failFinal: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING ${JOB_COLUMNS}),
+    ${OUTBOX("upd")}
+    SELECT type, callback, pg_notify($5, 't|' || $6 || '|' || id || '|failed|' || type) FROM upd`,
+  failRetry: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET status = 'queued', run_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING type, run_at)
+    SELECT type, pg_notify($5, 'q|' || $6 || '|' || type || '|' || run_at) FROM upd`,
+  // Released attempts do not count against maxAttempts.
+  release: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs j SET status = 'queued', attempt = j.attempt - 1, run_at = $1, lease_token = NULL, lease_expires_at = NULL
+      FROM unnest($2::text[], $3::text[]) AS c(id, token)
+      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.type)
+    SELECT type, pg_notify($4, 'q|' || $5 || '|' || type || '|' || $1) FROM upd`,
+  // The moved rows with their new status.
+  sweepLeases: `
+    WITH expired AS (
+      SELECT id FROM {{s}}.jobs WHERE status = 'running' AND lease_expires_at <= $1
+      ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    upd AS (
+      UPDATE {{s}}.jobs j SET
+        status = CASE WHEN j.attempt < j.max_attempts THEN 'queued' ELSE 'failed' END,
+        run_at = CASE WHEN j.attempt < j.max_attempts THEN $3 ELSE j.run_at END,
+        finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE $1 END,
+        error = (($4::jsonb) || jsonb_build_object('detail', 'attempt ' || j.attempt || $5))::text,
+        lease_token = NULL, lease_expires_at = NULL
+      FROM expired WHERE j.id = expired.id RETURNING ${J("j")}),
+    ${OUTBOX("upd")}
+    SELECT id, type, status, callback, CASE WHEN status = 'failed'
+      THEN pg_notify($6, 't|' || $7 || '|' || id || '|failed|' || type)
+      ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END FROM upd`,
+  sweepDeadlines: `
+    WITH due AS (
+      SELECT id FROM {{s}}.jobs WHERE status IN ('queued', 'running') AND deadline_at <= $1
+      ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    upd AS (
+      UPDATE {{s}}.jobs j SET status = 'timed_out', finished_at = $1, lease_token = NULL, lease_expires_at = NULL,
+        error = (($3::jsonb) || jsonb_build_object('detail', 'the job passed its deadline (' ||
+          to_char(to_timestamp(j.deadline_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || ')'))::text
+      FROM due WHERE j.id = due.id RETURNING ${J("j")}),
+    ${OUTBOX("upd")}
+    SELECT id, type, callback, pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) FROM upd`,
+  deleteFinished: `
+    WITH del AS (
+      DELETE FROM {{s}}.jobs WHERE id IN (
+        SELECT id FROM {{s}}.jobs WHERE finished_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id),
+    di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
+    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
+    SELECT count(*) AS n FROM del`,
+  purgeResults: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs SET result_purged = true, result_data = NULL, result_location = NULL WHERE id IN (
+        SELECT id FROM {{s}}.jobs WHERE finished_at < $1 AND NOT result_purged LIMIT $2 FOR UPDATE SKIP LOCKED)
+      RETURNING id),
+    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM upd))
+    SELECT count(*) AS n FROM upd`,
+};
