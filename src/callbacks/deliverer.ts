@@ -205,7 +205,9 @@ export class CallbackDeliverer {
   /** The body, built once from the event's job snapshot and kept for every retry. */
   private render(event: ClaimedDelivery): string {
     const base = event.job.callback?.origin ?? this.deps.fallbackOrigin;
-    const data = representAt(event.job, base, { signer: this.deps.signer, now: this.deps.now });
+    // A pure function of the event (its signed URL's expiry counts from the event, not from
+    // now): a crash between the POST and recording it re-renders the very same bytes.
+    const data = representAt(event.job, base, { signer: this.deps.signer, now: () => event.occurredAt });
     return JSON.stringify({ type: event.event, timestamp: new Date(event.occurredAt).toISOString(), data });
   }
 
