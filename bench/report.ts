@@ -1,3 +1,4 @@
+import type { CallbackResult } from "./callbacks.js";
 /** The benchmark's report: one JSON document, or a readable table with the ratios. */
 import type { LoadResult } from "./http-load.js";
 import type { PgComparison } from "./pg-compare.js";
@@ -37,6 +38,7 @@ export interface Report {
   submitToStart: { tessera: SubmitToStart; reference: Distribution; ratioP50: number; ratioP99: number };
   /** Tessera on PostgreSQL beside pg-boss, graphile-worker and BullMQ (absent with --no-pg). */
   postgres?: PgComparison;
+  callbacks?: CallbackResult;
   checks: { passed: boolean; failures: string[] };
   elapsedSeconds: number;
 }

@@ -31,6 +31,7 @@ import type { DrainOptions } from "./protocol.js";
 import { ALL_PEERS, comparePostgres, pgProblems, type PgComparison, type PgSettings } from "./pg-compare.js";
 import { renderPgTable } from "./pg-report.js";
 import { renderTable, type Report, type Settings } from "./report.js";
+import { measureCallbacks, renderCallbackTable, type CallbackResult } from "./callbacks.js";
 
 const FULL: Settings = {
   connections: 64,
@@ -253,11 +254,24 @@ async function main(argv: string[]): Promise<number> {
   try {
     const loadBefore = loadavg()[0]!;
     const measured = pgOnly ? null : await run(quick ? QUICK : FULL, dir, children);
+    let callbacks: CallbackResult | undefined;
+    if (!pgOnly) {
+      progress("callbacks: delivery throughput, then completion-to-callback latency");
+      callbacks = await measureCallbacks({
+        dir,
+        events: quick ? 300 : 2_000,
+        latencySamples: quick ? 20 : 100,
+      });
+    }
     let postgres: PgComparison | undefined;
     if (withPg || pgOnly) postgres = await comparePostgres(pgSettings);
     const pgFailures = postgres ? pgProblems(postgres) : [];
     const elapsedSeconds = (performance.now() - started) / 1000;
-    const failures = [...(measured?.checks.failures ?? []), ...pgFailures];
+    const callbackFailures =
+      callbacks && (callbacks.duplicates > 0 || callbacks.missing > 0)
+        ? [`callbacks: ${callbacks.missing} missing, ${callbacks.duplicates} duplicated`]
+        : [];
+    const failures = [...(measured?.checks.failures ?? []), ...callbackFailures, ...pgFailures];
     const checks = { passed: failures.length === 0, failures };
     if (measured === null) {
       const report = { environment: environment(loadBefore), postgres, checks, elapsedSeconds };
@@ -270,10 +284,11 @@ async function main(argv: string[]): Promise<number> {
     }
     const report: Report = { ...measured, environment: environment(loadBefore), checks, elapsedSeconds };
     if (postgres) report.postgres = postgres;
+    if (callbacks) report.callbacks = callbacks;
     process.stdout.write(
       argv.includes("--json")
         ? `${JSON.stringify(report, null, 2)}\n`
-        : `${renderTable(report)}${postgres ? `\n${renderPgTable(postgres)}` : ""}`,
+        : `${renderTable(report)}${callbacks ? `\n${renderCallbackTable(callbacks)}` : ""}${postgres ? `\n${renderPgTable(postgres)}` : ""}`,
     );
     return checks.passed ? 0 : 1;
   } finally {
