@@ -260,7 +260,15 @@ export const OPTIONS = {
     default: 16,
     min: 1,
     max: 1000,
-    doc: "Callback deliveries in flight per process (4 per tenant at most)",
+    doc: "Callback deliveries in flight per process",
+  },
+  "callback-per-tenant": {
+    kind: "int",
+    env: "TESSERA_CALLBACK_PER_TENANT",
+    default: 4,
+    min: 1,
+    max: 1000,
+    doc: "Callback deliveries in flight per tenant, so one tenant's slow receivers never starve the others",
   },
   "trust-proxy": {
     kind: "bool",
@@ -325,6 +333,7 @@ export interface Config {
   callbackRetryBaseMs: number;
   callbackTimeoutMs: number;
   callbackConcurrency: number;
+  callbackPerTenant: number;
   trustProxy: boolean;
   /** Origins answered with CORS headers (exact match); empty: no CORS. */
   corsOrigins: readonly string[];
@@ -438,6 +447,7 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     callbackRetryBaseMs: v["callback-retry-base-ms"] as number,
     callbackTimeoutMs: v["callback-timeout-ms"] as number,
     callbackConcurrency: v["callback-concurrency"] as number,
+    callbackPerTenant: v["callback-per-tenant"] as number,
     trustProxy: v["trust-proxy"] as boolean,
     corsOrigins: Object.freeze(corsOrigins),
     metricsAuth: v["metrics-auth"] as boolean,

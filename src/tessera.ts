@@ -138,7 +138,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     now,
     options: {
       concurrency: config.callbackConcurrency,
-      perTenant: 4,
+      perTenant: config.callbackPerTenant,
       retryWindowMs: config.callbackRetryHours * 3_600_000,
       baseDelayMs: config.callbackRetryBaseMs,
       maxDelayMs: 6 * 3_600_000,
