@@ -2,29 +2,10 @@
  * What travels on the wire (see CONTRACT.md): the job representation, problem details and
  * listing pages, as the client reads them. Types only.
  */
-import type { JobProblem } from "../jobs/errors.js";
+import type { JobRepresentation } from "../jobs/representation.js";
 import type { JobStatus } from "../jobs/states.js";
 
-export type { JobStatus };
-
-/** The contract's job representation: every field present, `null` when not known. */
-export interface JobRepresentation {
-  id: string;
-  type: string;
-  status: JobStatus;
-  progress: { percent: number | null; message: string | null } | null;
-  attempt: number;
-  maxAttempts: number;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  deadlineAt: string;
-  /** The last failed attempt's problem; for a canceled or timed-out job, that problem. */
-  error: JobProblem | null;
-  metadata?: Record<string, string>;
-  /** `self` always; `cancel` while queued or running; `result` (signed) once terminal. */
-  links: { self: string; cancel?: string; result?: string };
-}
+export type { JobRepresentation, JobStatus };
 
 /** An RFC 9457 problem, as every Tessera error answers. */
 export interface Problem {

@@ -1,26 +1,11 @@
 import type { FastifyRequest } from "fastify";
-import type { JobProblem } from "../jobs/errors.js";
-import { isTerminal, type JobStatus } from "../jobs/states.js";
+import type { JobRepresentation } from "../jobs/representation.js";
+import { isTerminal } from "../jobs/states.js";
 import type { JobRecord } from "../store/store.js";
 import type { ServerDeps } from "./server.js";
-import { cancelPath, jobPath, origin, resultPath } from "./urls.js";
 
-/** The contract's job representation: every field always present, `null` when unknown. */
-export interface JobRepresentation {
-  id: string;
-  type: string;
-  status: JobStatus;
-  progress: { percent: number | null; message: string | null } | null;
-  attempt: number;
-  maxAttempts: number;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  deadlineAt: string;
-  error: JobProblem | null;
-  metadata: Record<string, string>;
-  links: { self: string; cancel?: string; result?: string };
-}
+export type { JobRepresentation };
+import { cancelPath, jobPath, origin, resultPath } from "./urls.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
