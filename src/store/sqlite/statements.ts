@@ -99,11 +99,14 @@ export const STATEMENTS = {
   // 0 changes: the lease was lost.
   recordDelivery: `UPDATE webhook_events SET body = coalesce(body, ?), attempts = ?, status = ?,
          next_attempt_at = coalesce(?, next_attempt_at), lease_token = NULL, lease_expires_at = NULL
-       WHERE id = ? AND lease_token = ?`,
+       WHERE id = ? AND lease_token = ? RETURNING job_id`,
   insertAttempt: `INSERT INTO webhook_attempts (event_id, attempt, job_id, event, at, status_code, latency_ms, error, next_attempt_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   listDeliveries: `SELECT a.* FROM webhook_attempts a JOIN webhook_events e ON e.id = a.event_id
        WHERE a.job_id = ? AND e.tenant_id = ? ORDER BY a.at, a.event_id, a.attempt`,
+  // Of the given ids (a JSON array), those terminal or gone.
+  terminalIds: `SELECT c.value AS id FROM json_each(?) c LEFT JOIN jobs j ON j.id = c.value
+       WHERE j.id IS NULL OR j.status NOT IN ('queued', 'running')`,
   nextDeliveryAt: `SELECT min(next_attempt_at) AS at FROM webhook_events WHERE status = 'pending'`,
   // Finished events (and their attempts) past retention.
   purgeEvents: `DELETE FROM webhook_events WHERE id IN (

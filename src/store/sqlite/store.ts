@@ -440,12 +440,7 @@ export class SqliteStore implements Store {
 
   async terminalIds({ ids }: { ids: string[] }): Promise<string[]> {
     if (ids.length === 0) return [];
-    const rows = this.db
-      .prepare(
-        `SELECT c.value AS id FROM json_each(?) c LEFT JOIN jobs j ON j.id = c.value
-         WHERE j.id IS NULL OR j.status NOT IN ('queued', 'running')`,
-      )
-      .all(JSON.stringify(ids)) as { id: string }[];
+    const rows = this.sql.terminalIds.all(JSON.stringify(ids)) as { id: string }[];
     return rows.map((r) => r.id);
   }
 
@@ -481,18 +476,16 @@ export class SqliteStore implements Store {
   }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
     const applied = await this.writes.run(() => {
       const status = outcome === "retry" ? "pending" : outcome;
-      const changed = this.sql.recordDelivery.run(
+      // RETURNING: the update names the job too, no second read.
+      const row = this.sql.recordDelivery.get(
         body,
         attempt.attempt,
         status,
         attempt.nextAttemptAt,
         eventId,
         leaseToken,
-      ).changes;
-      if (changed === 0) return false;
-      const row = this.db.prepare("SELECT job_id FROM webhook_events WHERE id = ?").get(eventId) as {
-        job_id: string;
-      };
+      ) as { job_id: string } | undefined;
+      if (!row) return false;
       this.sql.insertAttempt.run(
         eventId,
         attempt.attempt,
