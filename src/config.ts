@@ -25,6 +25,18 @@ export const OPTIONS = {
     default: "127.0.0.1",
     doc: "Address to listen on (0.0.0.0 for all)",
   },
+  "tls-cert": {
+    kind: "string",
+    env: "TESSERA_TLS_CERT",
+    default: undefined,
+    doc: "PEM certificate (chain) file; with --tls-key, serve HTTPS with HTTP/2 and HTTP/1.1 on the port (reloaded on SIGHUP)",
+  },
+  "tls-key": {
+    kind: "string",
+    env: "TESSERA_TLS_KEY",
+    default: undefined,
+    doc: "PEM private key file of --tls-cert",
+  },
   db: {
     kind: "string",
     env: "TESSERA_DB",
@@ -154,6 +166,54 @@ export const OPTIONS = {
     max: 3600,
     doc: "Cap on Prefer: wait and onPending=synchronous",
   },
+  "max-waits-per-tenant": {
+    kind: "int",
+    env: "TESSERA_MAX_WAITS_PER_TENANT",
+    default: 100,
+    min: 0,
+    max: 1000000,
+    doc: "Requests of one tenant held by Prefer: wait or onPending=synchronous at once; more are answered at once, unheld",
+  },
+  "max-waits": {
+    kind: "int",
+    env: "TESSERA_MAX_WAITS",
+    default: 10000,
+    min: 0,
+    max: 10000000,
+    doc: "Held waits in this process, all tenants together; more are answered at once, unheld",
+  },
+  "max-header-bytes": {
+    kind: "int",
+    env: "TESSERA_MAX_HEADER_BYTES",
+    default: 16384,
+    min: 1024,
+    max: 1048576,
+    doc: "Largest request head (request line and headers) in bytes (431 above)",
+  },
+  "headers-timeout": {
+    kind: "int",
+    env: "TESSERA_HEADERS_TIMEOUT",
+    default: 10000,
+    min: 100,
+    max: 3600000,
+    doc: "Milliseconds a client has to send a request's headers; the connection is closed after (slowloris)",
+  },
+  "request-timeout": {
+    kind: "int",
+    env: "TESSERA_REQUEST_TIMEOUT",
+    default: 30000,
+    min: 0,
+    max: 3600000,
+    doc: "Milliseconds a client has to send a whole request (headers and body; 0: no limit); waits for the answer are not counted",
+  },
+  "keep-alive-timeout": {
+    kind: "int",
+    env: "TESSERA_KEEP_ALIVE_TIMEOUT",
+    default: 5000,
+    min: 100,
+    max: 3600000,
+    doc: "Milliseconds an idle keep-alive connection (or HTTP/2 session) stays open",
+  },
   "max-timeout-seconds": {
     kind: "int",
     env: "TESSERA_MAX_TIMEOUT_SECONDS",
@@ -270,6 +330,44 @@ export const OPTIONS = {
     max: 1000,
     doc: "Callback deliveries in flight per tenant, so one tenant's slow receivers never starve the others",
   },
+  "rate-submit": {
+    kind: "int",
+    env: "TESSERA_RATE_SUBMIT",
+    default: 2000,
+    min: 0,
+    max: 1000000,
+    doc: "Submits per second per tenant (per address when unauthenticated), all nodes together on PostgreSQL; 0: off",
+  },
+  "rate-poll": {
+    kind: "int",
+    env: "TESSERA_RATE_POLL",
+    default: 5000,
+    min: 0,
+    max: 1000000,
+    doc: "Status, result and list requests per second per tenant (per address when unauthenticated); 0: off",
+  },
+  "rate-window": {
+    kind: "int",
+    env: "TESSERA_RATE_WINDOW",
+    default: 1,
+    min: 1,
+    max: 3600,
+    doc: "Rate-limit window in seconds: a tenant may spend rate × window requests in each window (the burst)",
+  },
+  "poll-budget": {
+    kind: "bool",
+    env: "TESSERA_POLL_BUDGET",
+    default: undefined,
+    doc: "429 a status poll of a job that comes before the Retry-After this node gave for it (default: on; off with --dev and in createTessera)",
+  },
+  "max-queued-per-tenant": {
+    kind: "int",
+    env: "TESSERA_MAX_QUEUED_PER_TENANT",
+    default: 100000,
+    min: 0,
+    max: 1000000000,
+    doc: "Queued jobs a tenant may have before submits get 429 quota-exceeded; 0: unlimited",
+  },
   "trust-proxy": {
     kind: "bool",
     env: "TESSERA_TRUST_PROXY",
@@ -301,6 +399,9 @@ export type OptionName = keyof typeof OPTIONS;
 export interface Config {
   port: number;
   host: string;
+  /** PEM files; both or neither. */
+  tlsCert: string | null;
+  tlsKey: string | null;
   db: string;
   dbPoolSize: number;
   dbSchema: string;
@@ -319,6 +420,14 @@ export interface Config {
   bodyLimit: number;
   maxJsonDepth: number;
   maxWaitSeconds: number;
+  /** Concurrent held waits; beyond them a wait preference is not applied. */
+  maxWaitsPerTenant: number;
+  maxWaits: number;
+  maxHeaderBytes: number;
+  /** Milliseconds; see the OPTIONS table. */
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
   maxTimeoutSeconds: number;
   retryAfterMin: number;
   retryAfterMax: number;
@@ -334,6 +443,14 @@ export interface Config {
   callbackTimeoutMs: number;
   callbackConcurrency: number;
   callbackPerTenant: number;
+  /** Per tenant and second; 0: off. Tenants may have their own (`tessera tenants limits`). */
+  rateSubmit: number;
+  ratePoll: number;
+  rateWindow: number;
+  /** Per-job early-poll 429s (`tessera serve`: on unless `--dev`; embedded: off unless set). */
+  pollBudget: boolean;
+  /** 0: unlimited. */
+  maxQueuedPerTenant: number;
   trustProxy: boolean;
   /** Origins answered with CORS headers (exact match); empty: no CORS. */
   corsOrigins: readonly string[];
@@ -397,6 +514,17 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     if (!/^https?:\/\/[^/?#\s]+$/.test(o))
       throw new ConfigError(`--cors-origin must be an origin such as https://app.example.com, got "${o}"`);
   }
+  const tlsCert = v["tls-cert"] as string | undefined;
+  const tlsKey = v["tls-key"] as string | undefined;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new ConfigError(
+      `--tls-cert and --tls-key go together: ${tlsCert === undefined ? "--tls-key" : "--tls-cert"} was given alone`,
+    );
+  }
+  const requestTimeout = v["request-timeout"] as number;
+  const headersTimeout = v["headers-timeout"] as number;
+  if (requestTimeout > 0 && headersTimeout > requestTimeout)
+    throw new ConfigError("--headers-timeout must not exceed --request-timeout");
   const role = v.role as string;
   if (role !== "api" && role !== "worker" && role !== "all")
     throw new ConfigError(`--role must be api, worker or all, got "${role}"`);
@@ -412,6 +540,8 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
   return Object.freeze({
     port: v.port as number,
     host: v.host as string,
+    tlsCert: tlsCert ?? null,
+    tlsKey: tlsKey ?? null,
     db: v.db as string,
     dbPoolSize: v["db-pool-size"] as number,
     dbSchema: v["db-schema"] as string,
@@ -433,6 +563,12 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     bodyLimit: v["body-limit"] as number,
     maxJsonDepth: v["max-json-depth"] as number,
     maxWaitSeconds: v["max-wait-seconds"] as number,
+    maxWaitsPerTenant: v["max-waits-per-tenant"] as number,
+    maxWaits: v["max-waits"] as number,
+    maxHeaderBytes: v["max-header-bytes"] as number,
+    headersTimeout,
+    requestTimeout,
+    keepAliveTimeout: v["keep-alive-timeout"] as number,
     maxTimeoutSeconds: v["max-timeout-seconds"] as number,
     retryAfterMin: v["retry-after-min"] as number,
     retryAfterMax: v["retry-after-max"] as number,
@@ -448,6 +584,11 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     callbackTimeoutMs: v["callback-timeout-ms"] as number,
     callbackConcurrency: v["callback-concurrency"] as number,
     callbackPerTenant: v["callback-per-tenant"] as number,
+    rateSubmit: v["rate-submit"] as number,
+    ratePoll: v["rate-poll"] as number,
+    rateWindow: v["rate-window"] as number,
+    pollBudget: (v["poll-budget"] as boolean | undefined) ?? !dev,
+    maxQueuedPerTenant: v["max-queued-per-tenant"] as number,
     trustProxy: v["trust-proxy"] as boolean,
     corsOrigins: Object.freeze(corsOrigins),
     metricsAuth: v["metrics-auth"] as boolean,

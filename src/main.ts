@@ -8,12 +8,16 @@ import { migrate } from "./cli/migrate.js";
 import { submitCommand } from "./cli/submit.js";
 import { webhooks } from "./cli/webhooks.js";
 import { serve } from "./cli/serve.js";
+import { tenants } from "./cli/tenants.js";
 
 const USAGE = `usage: tessera <command>
 
   serve [--port N] [--host H] [--db FILE] [--demo] [--dev] [--jobs PATH] …   run the API and workers
-  keys create --tenant NAME | keys list | keys revoke ID|PREFIX              manage API keys
+  keys create --tenant NAME [--expires-in 90d] | keys list                   manage API keys
+  keys rotate ID|PREFIX [--overlap 24h] [--expires-in D] | keys revoke ID|PREFIX
   webhooks secret --tenant NAME [--rotate]                                   show or rotate a tenant's webhook secret
+  tenants list | tenants limits --tenant NAME [--submit-rate N]               tenants and their own rate limits and quota
+          [--poll-rate N] [--max-queued N]
   migrate [--db FILE]                                                        apply database migrations
 
 Client commands (server from --url or TESSERA_URL, key from --api-key or TESSERA_API_KEY):
@@ -76,6 +80,8 @@ async function main(argv: string[]): Promise<number> {
       return migrate(args, env, process.stdout);
     case "webhooks":
       return webhooks(args, env, process.stdout);
+    case "tenants":
+      return tenants(args, env, process.stdout);
     case "help":
     case "--help":
     case "-h":

@@ -1,11 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
+import { AuditLog } from "./audit.js";
 import { defaultConfig, type Config } from "./config.js";
 import type { JobDefinition } from "./jobs/define.js";
 import { JobRegistry } from "./jobs/registry.js";
 import { Metrics } from "./http/metrics.js";
 import { RetryAfterEstimator } from "./http/retry-after.js";
 import { buildServer } from "./http/server.js";
+import { reloadTls } from "./http/tls.js";
 import { signingKey, UrlSigner } from "./http/signed-url.js";
 import { WaitRegistry } from "./http/wait.js";
 import { AddressPolicy } from "./callbacks/address-policy.js";
@@ -49,6 +51,11 @@ export interface Tessera {
   start(): Promise<void>;
   /** Graceful stop: stop claiming, let jobs finish within the grace period, release the rest. */
   close(): Promise<void>;
+  /**
+   * Re-read `tlsCert`/`tlsKey` for new connections (`tessera serve` does on SIGHUP); open ones
+   * are kept. False, with the old pair still in use, when the files are bad or TLS is off.
+   */
+  reloadTls(): boolean;
 }
 
 /**
@@ -79,7 +86,10 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   const registry = new JobRegistry(options.jobs);
   const metrics = new Metrics();
   const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);
-  const waits = new WaitRegistry(store, config.pollIntervalMs, (n) => metrics.waiters.set(n));
+  const waits = new WaitRegistry(store, config.pollIntervalMs, (n) => metrics.waiters.set(n), {
+    perTenant: config.maxWaitsPerTenant,
+    total: config.maxWaits,
+  });
   // In dev mode URLs are signed with a per-process secret: they die with the process.
   const secrets = config.secrets.length > 0 ? config.secrets : [crypto.randomUUID() + crypto.randomUUID()];
   const signer = new UrlSigner(secrets.map(signingKey), config.signedUrlTtl);
@@ -132,7 +142,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     store,
     policy,
     signer,
-    fallbackOrigin: config.publicUrl ?? `http://${config.host}:${config.port}`,
+    fallbackOrigin:
+      config.publicUrl ?? `${config.tlsCert ? "https" : "http"}://${config.host}:${config.port}`,
     logger,
     metrics,
     now,
@@ -156,6 +167,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     estimator,
     metrics,
     logger,
+    audit: new AuditLog(logger, { now }),
     devTenantId,
     now,
     callbacks,
@@ -185,6 +197,9 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     async listen(listenOptions = {}) {
       await tessera.start();
       return app.listen({ port: listenOptions.port ?? config.port, host: listenOptions.host ?? config.host });
+    },
+    reloadTls() {
+      return reloadTls(app.server, config, logger);
     },
     async close() {
       await worker.stop(config.shutdownGraceMs);

@@ -1,19 +1,50 @@
+import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
-import { generateApiKey } from "../auth/api-keys.js";
+import { pino } from "pino";
+import { AuditLog } from "../audit.js";
+import { generateApiKey, parseDuration } from "../auth/api-keys.js";
 import { openStore } from "../store/open.js";
+import { keyState } from "../store/rows.js";
+import type { ApiKeyRecord } from "../store/store.js";
 import { dbPath, schemaName } from "./store-args.js";
 
-/** `tessera keys create|list|revoke`: API keys of tenants. The key is printed once, never stored. */
+const USAGE = `usage: tessera keys create --tenant NAME [--expires-in 90d|12h|30m]
+       tessera keys rotate ID|PREFIX [--overlap 24h] [--expires-in DURATION]
+       tessera keys list
+       tessera keys revoke ID|PREFIX
+  all take [--db FILE|URL] [--db-schema NAME] [--json]
+`;
+const DEFAULT_OVERLAP_MS = 24 * 3_600_000;
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** Who ran the command, for the audit line (best effort). */
+function actor(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `tessera keys create|rotate|list|revoke`: API keys of tenants. A key is printed once, never
+ * stored. Key changes write an audit line (JSON) to `err`.
+ */
 export async function keys(
   args: string[],
   env: Record<string, string | undefined>,
   out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream = process.stderr,
+  now: () => number = Date.now,
 ): Promise<number> {
   const [action, ...rest] = args;
   const { values, positionals } = parseArgs({
     args: rest,
     options: {
       tenant: { type: "string" },
+      "expires-in": { type: "string" },
+      overlap: { type: "string" },
       db: { type: "string" },
       "db-schema": { type: "string" },
       json: { type: "boolean" },
@@ -21,13 +52,30 @@ export async function keys(
     allowPositionals: true,
     strict: true,
   });
+  if (!["create", "rotate", "list", "revoke"].includes(action ?? "")) {
+    out.write(USAGE);
+    return 2;
+  }
+  const lifetime = values["expires-in"] === undefined ? null : parseDuration(values["expires-in"]);
+  if (values["expires-in"] !== undefined && !lifetime) {
+    out.write(`--expires-in must be a duration such as 90d, 12h or 30m\n${USAGE}`);
+    return 2;
+  }
+  const overlap = values.overlap === undefined ? DEFAULT_OVERLAP_MS : parseDuration(values.overlap);
+  if (overlap === null) {
+    out.write(`--overlap must be a duration such as 24h, 30m or 0\n${USAGE}`);
+    return 2;
+  }
+  const audit = new AuditLog(pino({ name: "tessera" }, err));
+  const by = actor();
   const store = await openStore({
     db: dbPath(values.db, env),
     schema: schemaName(values["db-schema"], env),
     listen: false,
   });
   try {
-    const now = Date.now();
+    const at = now();
+    const expiresAt = lifetime === null ? null : at + lifetime;
     switch (action) {
       case "create": {
         const tenant = values.tenant;
@@ -41,46 +89,114 @@ export async function keys(
           keyId: key.keyId,
           prefix: key.prefix,
           hash: key.hash,
-          now,
+          now: at,
+          expiresAt,
+        });
+        audit.record("key.created", {
+          tenant,
+          keyId: record.id,
+          keyPrefix: record.prefix,
+          expiresAt: iso(record.expiresAt),
+          actor: by,
         });
         if (values.json)
-          out.write(`${JSON.stringify({ key: key.key, id: record.id, prefix: record.prefix, tenant })}\n`);
+          out.write(
+            `${JSON.stringify({ key: key.key, id: record.id, prefix: record.prefix, tenant, expiresAt: iso(record.expiresAt) })}\n`,
+          );
         else
           out.write(
-            `${key.key}\n\nKey ${record.id} (${record.prefix}…) for tenant "${tenant}". It is shown only this once.\n`,
+            `${key.key}\n\nKey ${record.id} (${record.prefix}…) for tenant "${tenant}"${expiry(record)}. It is shown only this once.\n`,
+          );
+        return 0;
+      }
+      case "rotate": {
+        const target = positionals[0];
+        if (!target) {
+          out.write(USAGE);
+          return 2;
+        }
+        const key = generateApiKey();
+        const rotated = await store.rotateApiKey({
+          idOrPrefix: target,
+          keyId: key.keyId,
+          prefix: key.prefix,
+          hash: key.hash,
+          expiresAt,
+          overlapUntil: at + overlap,
+          now: at,
+        });
+        if (!rotated) {
+          out.write(`no live key ${target}\n`);
+          return 1;
+        }
+        const { previous, key: record } = rotated;
+        audit.record("key.rotated", {
+          tenant: record.tenantName,
+          keyId: previous.id,
+          keyPrefix: previous.prefix,
+          newKeyPrefix: record.prefix,
+          expiresAt: iso(previous.expiresAt),
+          actor: by,
+        });
+        if (values.json)
+          out.write(
+            `${JSON.stringify({
+              key: key.key,
+              id: record.id,
+              prefix: record.prefix,
+              tenant: record.tenantName,
+              expiresAt: iso(record.expiresAt),
+              previous: { id: previous.id, prefix: previous.prefix, expiresAt: iso(previous.expiresAt) },
+            })}\n`,
+          );
+        else
+          out.write(
+            `${key.key}\n\nKey ${record.id} (${record.prefix}…) for tenant "${record.tenantName}"${expiry(record)}. It is shown only this once.\n` +
+              `The old key ${previous.id} (${previous.prefix}…) stays valid until ${iso(previous.expiresAt)}.\n`,
           );
         return 0;
       }
       case "list": {
-        const list = await store.listApiKeys();
+        const list = (await store.listApiKeys()).map((k) => ({ ...k, state: keyState(k, at) }));
         if (values.json) out.write(`${JSON.stringify(list)}\n`);
         else {
           for (const k of list) {
-            const state = k.revokedAt ? `revoked ${new Date(k.revokedAt).toISOString()}` : "active";
-            const used = k.lastUsedAt ? new Date(k.lastUsedAt).toISOString() : "never";
-            out.write(`${k.id}  ${k.prefix}…  tenant=${k.tenantName}  ${state}  last used ${used}\n`);
+            out.write(
+              `${k.id}  ${k.prefix}…  tenant=${k.tenantName}  ${k.state}  created=${iso(k.createdAt)}` +
+                `  last-used=${iso(k.lastUsedAt) ?? "never"}  expires=${iso(k.expiresAt) ?? "never"}` +
+                `  revoked=${iso(k.revokedAt) ?? "no"}\n`,
+            );
           }
           if (list.length === 0) out.write("no keys\n");
         }
         return 0;
       }
-      case "revoke": {
+      default: {
         const target = positionals[0];
         if (!target) {
           out.write("usage: tessera keys revoke ID|PREFIX\n");
           return 2;
         }
-        const revoked = await store.revokeApiKey({ idOrPrefix: target, now });
+        const before = (await store.listApiKeys()).find(
+          (k) => (k.id === target || k.prefix === target) && k.revokedAt === null,
+        );
+        const revoked = await store.revokeApiKey({ idOrPrefix: target, now: at });
+        if (revoked)
+          audit.record("key.revoked", {
+            tenant: before?.tenantName ?? null,
+            keyId: before?.id,
+            keyPrefix: before?.prefix ?? target,
+            actor: by,
+          });
         out.write(revoked ? `revoked ${target}\n` : `no active key ${target}\n`);
         return revoked ? 0 : 1;
       }
-      default:
-        out.write(
-          "usage: tessera keys create --tenant NAME | list | revoke ID|PREFIX   [--db FILE] [--json]\n",
-        );
-        return 2;
     }
   } finally {
     await store.close();
   }
+}
+
+function expiry(key: ApiKeyRecord): string {
+  return key.expiresAt === null ? "" : `, expiring ${iso(key.expiresAt)}`;
 }

@@ -1,5 +1,6 @@
 import { loadConfig } from "../config.js";
 import { demoJobs } from "../demo/jobs.js";
+import { loadTlsFiles } from "../http/tls.js";
 import { createTessera } from "../tessera.js";
 import { parseServeFlags } from "./args.js";
 import { loadJobModules } from "./load-jobs.js";
@@ -11,6 +12,7 @@ export async function serve(
   out: NodeJS.WritableStream,
 ): Promise<void> {
   const config = loadConfig(parseServeFlags(args), env);
+  loadTlsFiles(config); // unreadable or mismatched files: refuse before anything is opened
   const jobs = [...(config.demo ? demoJobs : []), ...(await loadJobModules(config.jobs))];
   if (jobs.length === 0) throw new Error("no job types to serve: pass --demo and/or --jobs PATH");
   const tessera = await createTessera({ jobs, config });
@@ -38,6 +40,8 @@ export async function serve(
       },
     );
   };
+  // A renewed certificate is picked up without a restart; without TLS, SIGHUP keeps its default.
+  if (config.tlsCert !== null) process.on("SIGHUP", () => tessera.reloadTls());
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 }

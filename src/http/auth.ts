@@ -1,12 +1,49 @@
 import type { FastifyRequest } from "fastify";
-import { hashApiKey, KEY_PATTERN } from "../auth/api-keys.js";
+import { hashApiKey, hashesEqual, isWellFormedKey } from "../auth/api-keys.js";
+import { candidatePrefix, type AuthFailureReason } from "../audit.js";
 import { ProblemError } from "./problems.js";
 import type { ServerDeps } from "./server.js";
 
 const UNAUTHORIZED_HEADERS = { "www-authenticate": 'Bearer realm="tessera"' };
 
-function unauthorized(): ProblemError {
-  // One answer for every failure (missing, malformed, unknown, revoked): no oracle.
+/** The prefix of the key each authenticated request used, for its audit lines. */
+const KEY_PREFIXES = new WeakMap<FastifyRequest, string>();
+
+/** The first 12 characters of the key that authenticated `request` (null in `--dev`). */
+export function authenticatedKeyPrefix(request: FastifyRequest): string | null {
+  return KEY_PREFIXES.get(request) ?? null;
+}
+
+/** An audit line for a change the authenticated caller made to one of its jobs. */
+export function auditJob(
+  request: FastifyRequest,
+  deps: ServerDeps,
+  event: "job.canceled" | "job.deleted",
+  jobId: string,
+): void {
+  deps.audit.record(event, {
+    tenant: request.tenantId,
+    keyPrefix: authenticatedKeyPrefix(request),
+    address: request.ip,
+    requestId: request.id,
+    job: jobId,
+  });
+}
+
+function unauthorized(
+  request: FastifyRequest,
+  deps: ServerDeps,
+  reason: AuthFailureReason,
+  candidate?: string,
+): ProblemError {
+  // The reason goes to the audit log only: one answer for every failure (missing, malformed,
+  // unknown, revoked, expired), so the answer is no oracle.
+  deps.audit.authFailed({
+    reason,
+    keyPrefix: candidatePrefix(candidate),
+    address: request.ip,
+    requestId: request.id,
+  });
   return new ProblemError(
     "unauthorized",
     "a valid API key is required: Authorization: Bearer <key>",
@@ -17,21 +54,28 @@ function unauthorized(): ProblemError {
 
 /**
  * Resolve the caller's tenant from `Authorization: Bearer <key>`. The scheme is matched
- * case-insensitively (RFC 9110 §11.1); a repeated header is refused; malformed keys are
- * refused without a query. In `--dev`, every request belongs to the one dev tenant.
+ * case-insensitively (RFC 9110 §11.1); a repeated header is refused; malformed keys (bad
+ * checksum included) are refused without a query; the stored hash is compared in constant
+ * time; revoked and expired keys are refused like unknown ones. In `--dev`, every request
+ * belongs to the one dev tenant.
  */
 export async function authenticate(request: FastifyRequest, deps: ServerDeps): Promise<string> {
   if (deps.devTenantId !== null) return deps.devTenantId;
   const raw = request.raw.rawHeaders;
   let count = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === "authorization") count++;
-  if (count !== 1) throw unauthorized();
-  const match = /^bearer +(\S+) *$/i.exec(request.headers.authorization ?? "");
-  const key = match?.[1];
-  if (!key || !KEY_PATTERN.test(key)) throw unauthorized();
+  if (count === 0) throw unauthorized(request, deps, "missing");
+  if (count !== 1) throw unauthorized(request, deps, "malformed");
+  const header = request.headers.authorization ?? "";
+  if (header.trim() === "") throw unauthorized(request, deps, "missing");
+  const key = /^bearer +(\S+) *$/i.exec(header)?.[1];
+  if (!key) throw unauthorized(request, deps, "malformed");
+  if (!isWellFormedKey(key)) throw unauthorized(request, deps, "malformed", key);
+  const hash = hashApiKey(key);
+  const now = deps.now();
   let record;
   try {
-    record = await deps.store.findApiKey({ hash: hashApiKey(key), now: deps.now() });
+    record = await deps.store.lookupApiKey({ hash, now });
   } catch (error) {
     // The store is unreachable (e.g. the database restarted): a transient 503, not a 500.
     request.log.warn({ err: error }, "API key lookup failed");
@@ -42,6 +86,8 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
       { "retry-after": "1" },
     );
   }
-  if (!record) throw unauthorized();
+  if (!record || !hashesEqual(record.hash, hash)) throw unauthorized(request, deps, "unknown", key);
+  if (record.state !== "live") throw unauthorized(request, deps, record.state, key);
+  KEY_PREFIXES.set(request, record.prefix);
   return record.tenantId;
 }

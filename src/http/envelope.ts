@@ -63,6 +63,20 @@ export function buildJob(
   }
   const registered = ctx.registry.get(body.type);
   if (!registered) throw unknownType(body.type);
+  const maxInputBytes = registered.definition.maxInputBytes;
+  if (maxInputBytes !== undefined) {
+    const size = Buffer.byteLength(JSON.stringify(body.input ?? null), "utf8");
+    if (size > maxInputBytes) {
+      throw new ProblemError(
+        "payload-too-large",
+        `the input is ${size} bytes of JSON; job type "${body.type}" accepts at most ${maxInputBytes}`,
+        {
+          maxInputBytes,
+          errors: [{ path: "/input", message: `must be at most ${maxInputBytes} bytes of JSON` }],
+        },
+      );
+    }
+  }
   const issues: ValidationIssue[] = registered.check(body.input, "/input");
   const unsafe = findUnsafeString(body.input, "/input") ?? findUnsafeString(body.metadata ?? {}, "/metadata");
   if (unsafe) issues.push({ path: unsafe, message: "must not contain NUL characters or lone surrogates" });

@@ -59,6 +59,12 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30],
     registers: [this.registry],
   });
+  readonly rateLimited = new Counter({
+    name: "tessera_rate_limited_total",
+    help: "Requests answered 429, by policy (submit, poll) and reason (rate, poll-budget, quota)",
+    labelNames: ["policy", "reason"] as const,
+    registers: [this.registry],
+  });
   readonly waiters = new Gauge({
     name: "tessera_waiters",
     help: "Requests held open by Prefer: wait or onPending=synchronous",

@@ -27,6 +27,16 @@ const pending = {
   },
   content: json(ref("Job")),
 };
+/** 429 of the rate limits (src/http/rate-limit.ts); every answer of these routes has the RateLimit headers. */
+const limited = {
+  description: "rate-limited (or quota-exceeded on submit): Retry-After, RateLimit-Policy, RateLimit",
+  headers: {
+    "Retry-After": header("Seconds", { type: "integer", minimum: 1 }),
+    "RateLimit-Policy": header('e.g. "poll";q=5000;w=1'),
+    RateLimit: header('e.g. "poll";r=4987;t=1'),
+  },
+  content: { "application/problem+json": { schema: ref("Problem") } },
+};
 const common = {
   "401": problem("Missing or invalid API key"),
   "404": problem("No such job (or another tenant's)"),
@@ -43,7 +53,10 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
       description:
         "Asynchronous Request-Reply over HTTP. Limits: body " +
         `${config.bodyLimit} bytes (413), JSON depth ${config.maxJsonDepth} (400), Idempotency-Key 1-255 visible ASCII, ` +
-        `idempotency records kept 24 hours, waits capped at ${config.maxWaitSeconds} s, timeoutSeconds <= ${config.maxTimeoutSeconds}, ` +
+        `idempotency records kept 24 hours, waits capped at ${config.maxWaitSeconds} s ` +
+        `(at most ${config.maxWaitsPerTenant} held per tenant; beyond, answered at once without Preference-Applied), ` +
+        `timeoutSeconds <= ${config.maxTimeoutSeconds}, request headers <= ${config.maxHeaderBytes} bytes (431), ` +
+        "a job type's maxInputBytes (413, listed by /v1/job-types), " +
         `page size <= 500, signed URLs valid ${config.signedUrlTtl} s.`,
     },
     components: {
@@ -139,6 +152,7 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             "413": problem("Body too large"),
             "415": problem("Not application/json"),
             "422": problem("Idempotency-Key reused with a different request"),
+            "429": limited,
             "401": common["401"],
           },
         },
@@ -166,6 +180,7 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
               }),
             },
             "400": problem("Invalid parameter"),
+            "429": limited,
             "401": common["401"],
           },
         },
@@ -191,6 +206,7 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             "202": pending,
             "303": { description: "Terminal: Location is the signed result URL", content: json(ref("Job")) },
             "200": { description: "Terminal with onComplete=status (the job) or stream (the result)" },
+            "429": limited,
             ...common,
           },
         },
@@ -227,6 +243,7 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             "202": pending,
             "403": problem("Signature missing, tampered or expired"),
             "409": problem("job-canceled"),
+            "429": limited,
             "410": problem("Result removed by retention"),
             "422": problem("The job rejected its input (or the handler's own 4xx)"),
             "500": problem("job-failed"),

@@ -1,17 +1,20 @@
+import type { Http2Session } from "node:http2";
 import type { Socket } from "node:net";
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
+  type FastifyServerOptions,
 } from "fastify";
 import type { Logger } from "pino";
+import type { AuditLog } from "../audit.js";
 import type { AddressPolicy } from "../callbacks/address-policy.js";
 import type { CallbackDeliverer } from "../callbacks/deliverer.js";
 import type { Config } from "../config.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { Store } from "../store/store.js";
-import { authenticate } from "./auth.js";
 import { registerCors } from "./cors.js";
 import { parseJsonBody } from "./json-body.js";
 import type { Metrics } from "./metrics.js";
@@ -22,12 +25,14 @@ import {
   problemFromFrameworkError,
   sendProblem,
 } from "./problems.js";
+import { authenticateLimited, RateLimiter } from "./rate-limit.js";
 import type { RetryAfterEstimator } from "./retry-after.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { jobTypeRoutes } from "./routes/job-types.js";
 import { opsRoutes } from "./routes/ops.js";
 import { resultRoutes } from "./routes/results.js";
 import type { UrlSigner } from "./signed-url.js";
+import { loadTlsFiles } from "./tls.js";
 import type { WaitRegistry } from "./wait.js";
 
 /** Everything the HTTP layer needs; built once by `createTessera`. */
@@ -40,11 +45,15 @@ export interface ServerDeps {
   estimator: RetryAfterEstimator;
   metrics: Metrics;
   logger: Logger;
+  /** Audit lines (auth failures, cancels, deletes); see src/audit.ts. */
+  audit: AuditLog;
   /** Callback URL checks and the pre-work ping. */
   callbacks: { policy: AddressPolicy; deliverer: CallbackDeliverer };
   /** The implicit tenant in `--dev` (no authentication), else null. */
   devTenantId: string | null;
   now: () => number;
+  /** Rate limits, poll budget and quota (src/http/rate-limit.ts); made by buildServer if absent. */
+  limiter?: RateLimiter;
 }
 
 declare module "fastify" {
@@ -73,13 +82,51 @@ const ROUTES: Record<string, string[]> = {
 };
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
-/** Answers for errors Node's HTTP parser raises before Fastify sees a request. */
-function clientError(error: NodeJS.ErrnoException, socket: Socket): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const code = error.code ?? "";
+/** The one HSTS policy: a year, sent only over HTTPS (RFC 6797 forbids it over plain HTTP). */
+const HSTS = "max-age=31536000";
+/** Tessera serves no HTML; should a result be HTML, the browser runs nothing and frames nothing. */
+const CSP = "default-src 'none'; frame-ancestors 'none'";
+
+/**
+ * Headers on every answer. `Cache-Control: no-store` unless the route chose otherwise: job
+ * representations, lists, results and problems are per-tenant (or capability URLs) and change.
+ */
+function securityHeaders(request: FastifyRequest, reply: FastifyReply, tls: boolean): void {
+  reply.header("x-content-type-options", "nosniff");
+  reply.header("referrer-policy", "no-referrer");
+  reply.header("content-security-policy", CSP);
+  if (!reply.hasHeader("cache-control")) reply.header("cache-control", "no-store");
+  if (tls || request.protocol === "https") reply.header("strict-transport-security", HSTS);
+}
+
+/** How a connection's server holds the HTTP/1.1 limits (http.Server, or Http2SecureServer with allowHTTP1). */
+interface Http1Limits {
+  maxHeaderSize?: number;
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  connectionsCheckingInterval: number;
+}
+
+/**
+ * Answers for errors Node's HTTP/1.1 parser raises before Fastify sees a request (also over
+ * TLS: HTTP/1.1 falls back to the same parser). Anything else (a reset, a failed TLS
+ * handshake, an HTTP/2 session error) leaves no one to read an answer: the socket is closed.
+ */
+const clientErrorHandler = (tls: boolean) =>
+  function clientError(error: NodeJS.ErrnoException, socket: Socket): void {
+    const code = error.code ?? "";
+    const http1 = code.startsWith("HPE_") || code === "ERR_HTTP_REQUEST_TIMEOUT";
+    // An answer already begun (a result streaming when the client broke the framing) must not be corrupted.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || !http1 || inFlight?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    clientErrorAnswer(code, socket, tls);
+  };
+
+function clientErrorAnswer(code: string, socket: Socket, tls: boolean): void {
   const [status, slug] =
     code === "HPE_HEADER_OVERFLOW"
       ? ([431, "header-too-large"] as const)
@@ -90,7 +137,10 @@ function clientError(error: NodeJS.ErrnoException, socket: Socket): void {
   socket.end(
     `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\n` +
       `Content-Type: ${PROBLEM_JSON}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n" +
+      "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n" +
+      `Content-Security-Policy: ${CSP}\r\nCache-Control: no-store\r\n` +
+      (tls ? `Strict-Transport-Security: ${HSTS}\r\n` : "") +
+      "Connection: close\r\n\r\n" +
       body,
   );
 }
@@ -98,28 +148,72 @@ function clientError(error: NodeJS.ErrnoException, socket: Socket): void {
 /** Build the Fastify app with every route. It never listens: `main.ts` (or a test) does. */
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const { config } = deps;
-  const app: FastifyInstance = Fastify({
+  // With a certificate: HTTPS, HTTP/2 and HTTP/1.1 (ALPN) on one port. Only the Node server
+  // differs; routes, hooks and limits below are the same for both.
+  const tlsFiles = loadTlsFiles(config);
+  const tls = tlsFiles !== null;
+  const protocolOptions = tls
+    ? {
+        http2: true,
+        https: {
+          allowHTTP1: true,
+          cert: tlsFiles.cert,
+          key: tlsFiles.key,
+          // The HTTP/2 counterpart of maxHeaderSize (an oversize header block resets the stream).
+          settings: { maxHeaderListSize: config.maxHeaderBytes },
+        },
+        http2SessionTimeout: config.keepAliveTimeout,
+      }
+    : {};
+  const options: FastifyServerOptions = {
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
-    // A slow client cannot hold a connection for ever (slowloris); waits are on the response side.
-    requestTimeout: 30_000,
+    // Timeouts and header limits are set on the Node server below, the same way for both protocols.
     connectionTimeout: 0,
-    keepAliveTimeout: 5_000,
-    clientErrorHandler: clientError,
+    clientErrorHandler: clientErrorHandler(tls),
     // Router errors (bad percent-encoding, an over-long path parameter) bypass the error
     // handler; without this they are Fastify's own JSON, echoing the path, without our headers.
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
       const problem =
         problemFromFrameworkError(error) ??
         new ProblemError("bad-request", "the request could not be understood");
-      reply.header("x-content-type-options", "nosniff").header("referrer-policy", "no-referrer");
+      securityHeaders(request, reply, tls);
       return sendProblem(reply, problem);
     },
     routerOptions: { maxParamLength: 200, ignoreDuplicateSlashes: false },
-  });
+  };
+  // Typed as the HTTP/1 instance: the request and reply APIs the routes use are the same on both.
+  const app = Fastify({ ...options, ...protocolOptions } as FastifyServerOptions) as FastifyInstance;
+
+  // HTTP/1.1 limits (Node reads them per connection, so setting them before listen is enough).
+  // A slow client cannot hold a connection for ever (slowloris): headersTimeout, requestTimeout.
+  // Both count only while the request arrives: a wait (Prefer: wait) on the answer is not cut.
+  const limits = app.server as unknown as Http1Limits;
+  limits.maxHeaderSize = config.maxHeaderBytes;
+  limits.headersTimeout = config.headersTimeout;
+  limits.requestTimeout = config.requestTimeout;
+  limits.keepAliveTimeout = config.keepAliveTimeout;
+  // Expired requests are found by a periodic sweep; it must run often enough for the limits.
+  const shortest = Math.min(config.headersTimeout, config.requestTimeout || Infinity);
+  limits.connectionsCheckingInterval = Math.max(50, Math.min(30_000, Math.floor(shortest / 4)));
+  // An `Expect` other than 100-continue: Node would answer a bare 417 (no problem+json, no
+  // security headers). RFC 9110 §10.1.1 lets a server ignore it, so serve the request as usual.
+  app.server.on("checkExpectation", (req, res) => app.server.emit("request", req, res));
+  if (tls) {
+    // On close, end HTTP/2 sessions gracefully (GOAWAY: streams in flight finish, no new
+    // ones), as Node does for idle HTTP/1.1 connections; else close waits for their idle timeout.
+    const sessions = new Set<Http2Session>();
+    app.server.on("session", (session: Http2Session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+    });
+    app.addHook("preClose", async () => {
+      for (const session of sessions) session.close();
+    });
+  }
 
   app.decorateRequest("tenantId", "");
   app.removeAllContentTypeParsers();
@@ -134,14 +228,15 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   // Before authentication: a preflight carries no key.
   registerCors(app, config.corsOrigins);
 
-  app.addHook("onRequest", async (request: FastifyRequest) => {
+  deps.limiter ??= new RateLimiter(deps);
+  app.addHook("onRequest", async (request: FastifyRequest, reply) => {
     const auth = request.routeOptions.config.auth ?? "key";
-    if (auth === "key") request.tenantId = await authenticate(request, deps);
+    // Authenticates, then counts the request against its tenant's (or address's) rate limit.
+    if (auth === "key") request.tenantId = await authenticateLimited(request, reply, deps);
   });
 
-  app.addHook("onSend", async (_request, reply, payload) => {
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("referrer-policy", "no-referrer");
+  app.addHook("onSend", async (request, reply, payload) => {
+    securityHeaders(request, reply, tls);
     return payload;
   });
 

@@ -11,12 +11,20 @@ export class WaitRegistry {
   private readonly unsubscribe: () => void;
 
   private readonly fallback: NodeJS.Timeout;
+  /** Held requests (not waiters: one request is one slot however often it re-waits), per tenant. */
+  private readonly held = new Map<string, number>();
+  private heldTotal = 0;
 
   constructor(
     private readonly store: Store,
     /** Slow fallback poll for notifications that never came (another node's, a lost LISTEN). */
     fallbackMs: number,
     private readonly onCountChanged: (count: number) => void = () => undefined,
+    /** Caps on requests held at once; beyond them `admit` says no. */
+    private readonly limits: { perTenant: number; total: number } = {
+      perTenant: Infinity,
+      total: Infinity,
+    },
   ) {
     this.unsubscribe = store.subscribe((event) => {
       if (event.kind === "terminal") this.wakeAll(event.jobId);
@@ -35,6 +43,26 @@ export class WaitRegistry {
 
   get size(): number {
     return this.count;
+  }
+
+  /**
+   * A slot for holding one request of `tenantId`, or null when the tenant (or the process)
+   * already holds as many as allowed. Call the returned release exactly once when done.
+   */
+  admit(tenantId: string): (() => void) | null {
+    const mine = this.held.get(tenantId) ?? 0;
+    if (mine >= this.limits.perTenant || this.heldTotal >= this.limits.total) return null;
+    this.held.set(tenantId, mine + 1);
+    this.heldTotal++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.heldTotal--;
+      const left = (this.held.get(tenantId) ?? 1) - 1;
+      if (left <= 0) this.held.delete(tenantId);
+      else this.held.set(tenantId, left);
+    };
   }
 
   /**

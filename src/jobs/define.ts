@@ -46,6 +46,8 @@ export interface JobDefinition<I = unknown, O = unknown> {
   readonly concurrency: number | undefined;
   /** Base delay of the exponential retry backoff, in milliseconds. */
   readonly retryDelayMs: number;
+  /** Largest input accepted at submit, as compact UTF-8 JSON (413 above); undefined: only `--body-limit`. */
+  readonly maxInputBytes?: number | undefined;
   readonly run: (input: I, ctx: JobContext) => Promise<O> | O;
 }
 
@@ -61,6 +63,11 @@ export interface DefineJobOptions<I, O> {
   concurrency?: number;
   /** @default 1000 */
   retryDelayMs?: number;
+  /**
+   * Largest `input` accepted at submit, measured as compact JSON in UTF-8 bytes; larger is
+   * `413 payload-too-large`. @default no limit of its own (the request's `--body-limit`)
+   */
+  maxInputBytes?: number;
   run: (input: I, ctx: JobContext) => Promise<O> | O;
 }
 
@@ -97,6 +104,12 @@ export function defineJob<I, O>(options: DefineJobOptions<I, O>): JobDefinition<
   ) {
     throw new TypeError(`job type "${options.type}": concurrency must be an integer >= 1`);
   }
+  if (
+    options.maxInputBytes !== undefined &&
+    (!Number.isSafeInteger(options.maxInputBytes) || options.maxInputBytes < 1)
+  ) {
+    throw new TypeError(`job type "${options.type}": maxInputBytes must be an integer >= 1`);
+  }
   return Object.freeze({
     type: options.type,
     description: options.description ?? "",
@@ -105,6 +118,7 @@ export function defineJob<I, O>(options: DefineJobOptions<I, O>): JobDefinition<
     maxAttempts,
     concurrency: options.concurrency,
     retryDelayMs: options.retryDelayMs ?? 1000,
+    maxInputBytes: options.maxInputBytes,
     run: options.run,
   });
 }

@@ -27,6 +27,8 @@ export const PROBLEMS = {
   "unsupported-media-type": { status: 415, title: "Unsupported media type" },
   "idempotency-key-mismatch": { status: 422, title: "Idempotency-Key reused with a different request" },
   "job-rejected": { status: 422, title: "The job rejected its input" },
+  "rate-limited": { status: 429, title: "Too many requests" },
+  "quota-exceeded": { status: 429, title: "Too many queued jobs" },
   "header-too-large": { status: 431, title: "Request headers too large" },
   "internal-error": { status: 500, title: "Internal server error" },
   "job-failed": { status: 500, title: "The job failed" },

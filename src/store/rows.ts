@@ -4,7 +4,7 @@
  */
 import type { JobProblem } from "../jobs/errors.js";
 import type { JobStatus } from "../jobs/states.js";
-import type { ApiKeyRecord, JobRecord } from "./store.js";
+import type { ApiKeyRecord, ApiKeyState, JobRecord, StoredApiKey } from "./store.js";
 
 export interface JobRow {
   id: string;
@@ -38,6 +38,12 @@ export interface KeyRow {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+  expires_at: number | null;
+}
+
+/** A key row as the authentication lookup reads it: with its hash, to compare in constant time. */
+export interface KeyRowWithHash extends KeyRow {
+  hash: string;
 }
 
 /** Columns every job read selects (never the result bytes). */
@@ -45,7 +51,8 @@ export const JOB_COLUMNS = `id, tenant_id, type, status, input, priority, run_at
   finished_at, deadline_at, attempt, max_attempts, lease_token, lease_expires_at, progress_percent,
   progress_message, error, metadata, callback, result_purged`;
 
-export const KEY_COLUMNS = `k.id, k.tenant_id, t.name AS tenant_name, k.prefix, k.created_at, k.revoked_at, k.last_used_at`;
+export const KEY_COLUMNS = `k.id, k.tenant_id, t.name AS tenant_name, k.prefix, k.created_at, k.revoked_at, k.last_used_at,
+  k.expires_at`;
 
 /** last_used_at is advisory: touching it at most once a minute keeps auth off the write path. */
 export const KEY_TOUCH_INTERVAL_MS = 60_000;
@@ -83,7 +90,20 @@ export function toKey(row: KeyRow): ApiKeyRecord {
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    expiresAt: row.expires_at,
   };
+}
+
+/** Whether a key authenticates at `now`; revoked wins over expired. */
+export function keyState(key: ApiKeyRecord, now: number): ApiKeyState {
+  if (key.revokedAt !== null) return "revoked";
+  if (key.expiresAt !== null && key.expiresAt <= now) return "expired";
+  return "live";
+}
+
+export function toStoredKey(row: KeyRowWithHash, now: number): StoredApiKey {
+  const key = toKey(row);
+  return { ...key, hash: row.hash, state: keyState(key, now) };
 }
 
 /** Claim order: priority DESC, run_at, id (RETURNING gives no order). */

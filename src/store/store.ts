@@ -181,6 +181,42 @@ export interface ApiKeyRecord {
   createdAt: number;
   revokedAt: number | null;
   lastUsedAt: number | null;
+  /** After this time the key no longer authenticates (null: never expires). */
+  expiresAt: number | null;
+}
+
+/** live: authenticates; revoked (wins over expired); expired: `expiresAt` has passed. */
+export type ApiKeyState = "live" | "revoked" | "expired";
+
+/** What authentication reads: the key with its stored hash and its state at the lookup's `now`. */
+export interface StoredApiKey extends ApiKeyRecord {
+  hash: string;
+  state: ApiKeyState;
+}
+
+/** A tenant's own limits; null: the server's default (`--rate-submit`, …). */
+export interface TenantLimits {
+  /** Submits per second. */
+  submitRate: number | null;
+  /** Status, result and list requests per second. */
+  pollRate: number | null;
+  /** Jobs queued at once (0: unlimited). */
+  maxQueued: number | null;
+}
+
+export interface TenantRecord {
+  id: string;
+  name: string;
+  createdAt: number;
+  limits: TenantLimits;
+}
+
+/** One increment of a shared rate counter: `key`'s window starting at `windowStart`. */
+export interface RateHit {
+  key: string;
+  windowStart: number;
+  /** When the counter may be dropped (epoch ms). */
+  expiresAt: number;
 }
 
 export interface Store {
@@ -285,12 +321,53 @@ export interface Store {
     prefix: string;
     hash: string;
     now: number;
+    /** null or absent: never expires. */
+    expiresAt?: number | null;
   }): Promise<ApiKeyRecord>;
-  /** The live key with this hash (not revoked), touching its last-used time. */
-  findApiKey(params: { hash: string; now: number }): Promise<ApiKeyRecord | null>;
+  /**
+   * The key with this hash whatever its state (the caller must check `state`: only `live`
+   * authenticates), touching the last-used time of a live key at most once a minute.
+   */
+  lookupApiKey(params: { hash: string; now: number }): Promise<StoredApiKey | null>;
   listApiKeys(): Promise<ApiKeyRecord[]>;
+  /**
+   * In one transaction: a new key for the tenant of the live key `idOrPrefix`, and that key's
+   * expiry set to `overlapUntil` (kept if it already expires sooner). Null: no live key matched.
+   */
+  rotateApiKey(params: {
+    idOrPrefix: string;
+    keyId: string;
+    prefix: string;
+    hash: string;
+    expiresAt: number | null;
+    overlapUntil: number;
+    now: number;
+  }): Promise<{ previous: ApiKeyRecord; key: ApiKeyRecord } | null>;
   /** Revoke by id or prefix; returns whether a key was revoked. */
   revokeApiKey(params: { idOrPrefix: string; now: number }): Promise<boolean>;
   /** The tenant's id, creating it when missing (the `--dev` tenant, key creation). */
   ensureTenant(params: { name: string; now: number }): Promise<string>;
+
+  // --- limits and quotas (http/rate-limit.ts) ---------------------------------------------
+  /** Every tenant with its own limits, by name. */
+  listTenants(): Promise<TenantRecord[]>;
+  /** The tenant's own limits (all null when it has none, or is unknown). */
+  tenantLimits(params: { tenantId: string }): Promise<TenantLimits>;
+  /**
+   * Set (a number) or clear (null) a tenant's own limits; members left out are unchanged.
+   * Creates the tenant when missing.
+   */
+  setTenantLimits(params: {
+    tenantName: string;
+    limits: Partial<TenantLimits>;
+    now: number;
+  }): Promise<TenantRecord>;
+  /** Jobs of the tenant in `queued` (runAt in the future included). */
+  countQueued(params: { tenantId: string }): Promise<number>;
+  /**
+   * Count one request in a counter shared by every node, returning the counter's value with it.
+   * Only drivers shared by several nodes have it (PostgreSQL); without it, the HTTP layer counts
+   * in memory. Calls of one event-loop turn share one statement.
+   */
+  hitRateCounter?(hit: RateHit): Promise<number>;
 }

@@ -87,6 +87,7 @@ export async function expectProblem(res: Response, status: number, slug?: string
 export function expectSecurityHeaders(res: Response): void {
   expect(res.headers.get("x-content-type-options")).toBe("nosniff");
   expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+  expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
 }
 
 export function expectRetryAfter(res: Response): number {

@@ -123,7 +123,7 @@ export async function spawnTessera(
   live.add(node);
   const until = Date.now() + (options.timeoutMs ?? 30_000);
   for (;;) {
-    const match = /tessera listening on (http:\/\/[^\s]+)/.exec(out);
+    const match = /tessera listening on (https?:\/\/[^\s]+)/.exec(out);
     if (match) {
       node.url = match[1]!;
       return node;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { generateApiKey } from "../../src/auth/api-keys.js";
 import type { Config } from "../../src/config.js";
 import { demoJobs } from "../../src/demo/jobs.js";
@@ -30,6 +30,10 @@ export async function startServer(
     jobs?: readonly JobDefinition[];
     config?: Partial<Config>;
     dev?: boolean;
+    /** @default a silent logger (TEST_LOG_LEVEL to see it) */
+    logger?: Logger;
+    /** The server's clock. @default Date.now */
+    now?: () => number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-test-"));
@@ -37,7 +41,8 @@ export async function startServer(
   const dev = options.dev ?? false;
   const tessera = await createTessera({
     jobs: options.jobs ?? demoJobs,
-    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    logger: options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    ...(options.now ? { now: options.now } : {}),
     config: {
       db: dbPath,
       dev,

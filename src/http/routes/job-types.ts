@@ -9,6 +9,7 @@ export function jobTypeRoutes(app: FastifyInstance, deps: ServerDeps): void {
       inputSchema: d.input,
       timeoutSeconds: d.timeoutSeconds,
       maxAttempts: d.maxAttempts,
+      ...(d.maxInputBytes !== undefined ? { maxInputBytes: d.maxInputBytes } : {}),
     })),
   }));
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
 import type { CallbackSpec, JobRecord } from "../../store/store.js";
+import { auditJob } from "../auth.js";
 import { buildJob } from "../envelope.js";
 import { InFlightKeys, isValidIdempotencyKey, requestHash } from "../idempotency.js";
 import { preferredWait } from "../prefer.js";
@@ -99,6 +100,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const job = buildJob(request.body, { tenantId: request.tenantId, registry: deps.registry, config, now });
 
     if (job.callback) await checkCallback(request, deps, job.callback, job.type);
+    await deps.limiter?.admitQueued(request.tenantId); // 429 quota-exceeded
 
     const release = key === null ? null : inFlight.tryAcquire(request.tenantId, key);
     if (key !== null && release === null) {
@@ -140,13 +142,19 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       return sendPending(request, reply, deps, outcome.job);
     }
     deps.metrics.jobsSubmitted.inc({ type: job.type });
-    if (wait !== null) {
-      const applied = Math.min(wait, config.maxWaitSeconds);
-      reply.header("preference-applied", `wait=${applied}`);
-      const latest = await waitForTerminal(request, reply, deps, outcome.job, applied);
-      if (isTerminal(latest.status))
-        return sendResult(request, reply, latest, deps, { contentLocation: true });
-      return sendPending(request, reply, deps, latest);
+    // Over the cap of held waits the preference is simply not applied (RFC 7240: optional).
+    const slot = wait === null ? null : deps.waits.admit(request.tenantId);
+    if (wait !== null && slot !== null) {
+      try {
+        const applied = Math.min(wait, config.maxWaitSeconds);
+        reply.header("preference-applied", `wait=${applied}`);
+        const latest = await waitForTerminal(request, reply, deps, outcome.job, applied);
+        if (isTerminal(latest.status))
+          return sendResult(request, reply, latest, deps, { contentLocation: true });
+        return sendPending(request, reply, deps, latest);
+      } finally {
+        slot();
+      }
     }
     return sendPending(request, reply, deps, outcome.job);
   });
@@ -167,17 +175,34 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       "respond-async",
     );
     const preferred = preferredWait(request.headers.prefer);
+    // Polled before the Retry-After given for this job: 429 before the store is asked. Long polls are exempt.
+    if (preferred === null && onPending !== "synchronous")
+      deps.limiter?.checkPollBudget(request.tenantId, id);
     let job = await findJob(request, deps, id);
 
     // With both onPending=synchronous and Prefer: wait, the shorter bound wins.
     const bounds = [onPending === "synchronous" ? config.maxWaitSeconds : null, preferred];
     const wait = Math.min(config.maxWaitSeconds, ...bounds.filter((b): b is number => b !== null));
-    if (bounds.some((b) => b !== null)) {
-      if (preferred !== null)
-        reply.header("preference-applied", `wait=${Math.min(preferred, config.maxWaitSeconds)}`);
-      job = await waitForTerminal(request, reply, deps, job, wait);
+    // Over the cap of held waits the request is answered at once, as without the preference
+    // (no Preference-Applied): a wait is optional (RFC 7240), so this is no error.
+    const wants = bounds.some((b) => b !== null);
+    const holds = wants && wait > 0 && !isTerminal(job.status);
+    const release = holds ? deps.waits.admit(request.tenantId) : () => undefined;
+    if (wants && release !== null) {
+      try {
+        if (preferred !== null)
+          reply.header("preference-applied", `wait=${Math.min(preferred, config.maxWaitSeconds)}`);
+        job = await waitForTerminal(request, reply, deps, job, wait);
+      } finally {
+        release();
+      }
     }
-    if (!isTerminal(job.status)) return sendPending(request, reply, deps, job);
+    if (!isTerminal(job.status)) {
+      sendPending(request, reply, deps, job);
+      deps.limiter?.notePollAnswer(request.tenantId, job.id, Number(reply.getHeader("retry-after")));
+      return reply;
+    }
+    deps.limiter?.forgetJob(request.tenantId, job.id);
     reply.header("cache-control", "no-store");
     if (onComplete === "stream") return sendResult(request, reply, job, deps, { contentLocation: true });
     if (onComplete === "status") return reply.code(200).send(represent(job, request, deps));
@@ -245,6 +270,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
           },
         );
       default:
+        auditJob(request, deps, "job.canceled", id);
         return reply.code(200).send(represent(outcome.job, request, deps));
     }
   });
@@ -260,6 +286,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const { id } = request.params as { id: string };
     await findJob(request, deps, id);
     if (!(await store.delete({ tenantId: request.tenantId, id, now: deps.now() }))) throw notFound();
+    auditJob(request, deps, "job.deleted", id);
     return reply.code(204).send();
   });
 }

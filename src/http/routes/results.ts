@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
-import { authenticate } from "../auth.js";
 import { instanceOf, ProblemError } from "../problems.js";
+import { authenticateLimited } from "../rate-limit.js";
 import { sendResult } from "../result-response.js";
 import type { ServerDeps } from "../server.js";
 import { findJob } from "./jobs.js";
@@ -23,8 +23,9 @@ export function resultRoutes(app: FastifyInstance, deps: ServerDeps): void {
       if (tenant === null)
         throw new ProblemError("signature-invalid", "the signature is missing, invalid or expired");
       request.tenantId = tenant;
+      await deps.limiter?.admit(request, reply, "poll", tenant);
     } else {
-      request.tenantId = await authenticate(request, deps);
+      request.tenantId = await authenticateLimited(request, reply, deps);
     }
     const { id } = request.params as { id: string };
     const job = await findJob(request, deps, id);

@@ -22,8 +22,10 @@ import {
   KEY_TOUCH_INTERVAL_MS,
   toJob,
   toKey,
+  toStoredKey,
   type JobRow,
   type KeyRow,
+  type KeyRowWithHash,
 } from "../rows.js";
 import type {
   ApiKeyRecord,
@@ -38,9 +40,21 @@ import type {
   ResultPayload,
   Store,
   StoreEvent,
+  StoredApiKey,
   StoredResult,
   SubmitOutcome,
+  RateHit,
+  TenantLimits,
+  TenantRecord,
 } from "../store.js";
+import {
+  limitUpdates,
+  NO_LIMITS,
+  TENANT_COLUMNS,
+  toLimits,
+  toTenant,
+  type TenantRow,
+} from "../tenant-limits.js";
 import { PgListener } from "./listener.js";
 import { migratePostgres } from "./migrate.js";
 import { SQL } from "./statements.js";
@@ -708,19 +722,25 @@ export class PostgresStore implements Store {
   // --- tenants and keys ---------------------------------------------------------------------
 
   async ensureTenant({ name, now }: { name: string; now: number }): Promise<string> {
-    const [row] = await this.query<{ id: string }>(
-      `WITH ins AS (INSERT INTO {{s}}.tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id)
-       SELECT id FROM ins UNION ALL SELECT id FROM {{s}}.tenants WHERE name = $2`,
-      [randomUUID(), name, now],
-    );
-    return row!.id;
+    // When another transaction inserts the same name concurrently, ON CONFLICT waits for it and
+    // does nothing, but this statement's snapshot predates that row: the SELECT finds nothing.
+    // The next statement's snapshot sees it (READ COMMITTED).
+    for (let attempt = 1; ; attempt++) {
+      const [row] = await this.query<{ id: string }>(
+        `WITH ins AS (INSERT INTO {{s}}.tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING RETURNING id)
+         SELECT id FROM ins UNION ALL SELECT id FROM {{s}}.tenants WHERE name = $2`,
+        [randomUUID(), name, now],
+      );
+      if (row) return row.id;
+      if (attempt === 3) throw new Error(`tenant ${name} could be neither created nor read`);
+    }
   }
 
   async createApiKey(params: Parameters<Store["createApiKey"]>[0]): Promise<ApiKeyRecord> {
     const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
     await this.query(
-      `INSERT INTO {{s}}.api_keys (id, tenant_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-      [params.keyId, tenantId, params.prefix, params.hash, params.now],
+      `INSERT INTO {{s}}.api_keys (id, tenant_id, prefix, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [params.keyId, tenantId, params.prefix, params.hash, params.now, params.expiresAt ?? null],
     );
     const [row] = await this.query<KeyRow>(
       `SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.id = $1`,
@@ -729,18 +749,61 @@ export class PostgresStore implements Store {
     return toKey(row!);
   }
 
-  async findApiKey({ hash, now }: { hash: string; now: number }): Promise<ApiKeyRecord | null> {
-    const [row] = await this.query<KeyRow>(
-      `SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.hash = $1`,
+  async lookupApiKey({ hash, now }: { hash: string; now: number }): Promise<StoredApiKey | null> {
+    // Any state: authentication tells live, revoked and expired apart (for the audit log only).
+    const [row] = await this.query<KeyRowWithHash>(
+      `SELECT ${KEY_COLUMNS}, k.hash FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.hash = $1`,
       [hash],
     );
-    if (!row || row.revoked_at !== null) return null;
-    if (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS) {
+    if (!row) return null;
+    const key = toStoredKey(row, now);
+    if (
+      key.state === "live" &&
+      (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS)
+    ) {
       void this.query(`UPDATE {{s}}.api_keys SET last_used_at = $1 WHERE id = $2`, [now, row.id]).catch(
         () => undefined,
       );
     }
-    return toKey(row);
+    return key;
+  }
+
+  async rotateApiKey(
+    params: Parameters<Store["rotateApiKey"]>[0],
+  ): Promise<{ previous: ApiKeyRecord; key: ApiKeyRecord } | null> {
+    // One statement, so one transaction: shorten the live old key and insert the new one for
+    // its tenant; neither happens when no live key matched.
+    const [ids] = await this.query<{ previous: string; key: string }>(
+      `WITH old AS (
+         UPDATE {{s}}.api_keys
+            SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $6::bigint THEN $6::bigint ELSE expires_at END
+          WHERE id = (SELECT id FROM {{s}}.api_keys
+                       WHERE (id = $1 OR prefix = $1) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $7::bigint)
+                       LIMIT 1)
+          RETURNING id, tenant_id
+       ), ins AS (
+         INSERT INTO {{s}}.api_keys (id, tenant_id, prefix, hash, created_at, expires_at)
+         SELECT $2::text, tenant_id, $3::text, $4::text, $7::bigint, $5::bigint FROM old
+         RETURNING id
+       )
+       SELECT old.id AS previous, ins.id AS key FROM old, ins`,
+      [
+        params.idOrPrefix,
+        params.keyId,
+        params.prefix,
+        params.hash,
+        params.expiresAt,
+        params.overlapUntil,
+        params.now,
+      ],
+    );
+    if (!ids) return null;
+    const rows = await this.query<KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM {{s}}.api_keys k JOIN {{s}}.tenants t ON t.id = k.tenant_id WHERE k.id = ANY($1)`,
+      [[ids.previous, ids.key]],
+    );
+    const byId = new Map(rows.map((row) => [row.id, toKey(row)]));
+    return { previous: byId.get(ids.previous)!, key: byId.get(ids.key)! };
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
@@ -756,6 +819,97 @@ export class PostgresStore implements Store {
       [now, idOrPrefix],
     );
     return rows.length > 0;
+  }
+
+  // --- limits and quotas ----------------------------------------------------------------------
+
+  async listTenants(): Promise<TenantRecord[]> {
+    const rows = await this.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM {{s}}.tenants ORDER BY name`);
+    return rows.map(toTenant);
+  }
+
+  async tenantLimits({ tenantId }: { tenantId: string }): Promise<TenantLimits> {
+    const [row] = await this.query<TenantRow>(
+      `SELECT submit_rate, poll_rate, max_queued FROM {{s}}.tenants WHERE id = $1`,
+      [tenantId],
+    );
+    return row ? toLimits(row) : { ...NO_LIMITS };
+  }
+
+  async setTenantLimits(params: Parameters<Store["setTenantLimits"]>[0]): Promise<TenantRecord> {
+    const id = await this.ensureTenant({ name: params.tenantName, now: params.now });
+    const { columns, values } = limitUpdates(params.limits);
+    const set = columns.map((c, i) => `${c} = $${i + 2}`).join(", ");
+    const [row] = await this.query<TenantRow>(
+      columns.length === 0
+        ? `SELECT ${TENANT_COLUMNS} FROM {{s}}.tenants WHERE id = $1`
+        : `UPDATE {{s}}.tenants SET ${set} WHERE id = $1 RETURNING ${TENANT_COLUMNS}`,
+      [id, ...values],
+    );
+    return toTenant(row!);
+  }
+
+  async countQueued({ tenantId }: { tenantId: string }): Promise<number> {
+    const [row] = await this.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM {{s}}.jobs WHERE tenant_id = $1 AND status = 'queued'`,
+      [tenantId],
+    );
+    return row!.n;
+  }
+
+  private readonly rateHits = new Batcher<RateHit, number>((hits) => this.rateHitMany(hits));
+  private rateCountersPurgedAt = 0;
+
+  hitRateCounter(hit: RateHit): Promise<number> {
+    return this.rateHits.add(hit);
+  }
+
+  /**
+   * The hits of one event-loop turn in one statement (one round trip), on the pool that does
+   * not wait for the WAL flush: a lost count merely forgives a request. Each hit gets the
+   * counter's value as it was right after that hit (the batch is applied in order).
+   */
+  private async rateHitMany(hits: RateHit[]): Promise<number[]> {
+    const group = new Map<string, { key: string; windowStart: number; n: number; expiresAt: number }>();
+    for (const h of hits) {
+      const id = `${h.windowStart}|${h.key}`;
+      const g = group.get(id);
+      if (g) {
+        g.n++;
+        g.expiresAt = Math.max(g.expiresAt, h.expiresAt);
+      } else group.set(id, { key: h.key, windowStart: h.windowStart, n: 1, expiresAt: h.expiresAt });
+    }
+    const groups = [...group.values()];
+    const rows = await this.query<{ key: string; window_start: string | number; hits: number }>(
+      `INSERT INTO {{s}}.rate_counters AS c (key, window_start, hits, expires_at)
+       SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[])
+       ON CONFLICT (key, window_start) DO UPDATE SET hits = c.hits + excluded.hits
+       RETURNING key, window_start, hits`,
+      [
+        groups.map((g) => g.key),
+        groups.map((g) => g.windowStart),
+        groups.map((g) => g.n),
+        groups.map((g) => g.expiresAt),
+      ],
+      this.leasePool,
+    );
+    // The total after the batch; hand it out backwards so each hit sees its own position.
+    const after = new Map(rows.map((r) => [`${Number(r.window_start)}|${r.key}`, r.hits]));
+    const out = new Array<number>(hits.length);
+    for (let i = hits.length - 1; i >= 0; i--) {
+      const id = `${hits[i]!.windowStart}|${hits[i]!.key}`;
+      const value = after.get(id) ?? 0;
+      out[i] = value;
+      after.set(id, value - 1);
+    }
+    const now = Date.now();
+    if (now - this.rateCountersPurgedAt > 60_000) {
+      this.rateCountersPurgedAt = now;
+      void this.query(`DELETE FROM {{s}}.rate_counters WHERE expires_at < $1`, [now], this.leasePool).catch(
+        () => undefined,
+      );
+    }
+    return out;
   }
 
   /** Drop the schema and everything in it (tests). */

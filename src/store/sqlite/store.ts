@@ -21,10 +21,22 @@ import type {
   ResultPayload,
   Store,
   StoreEvent,
+  StoredApiKey,
   StoredResult,
   SubmitOutcome,
+  TenantLimits,
+  TenantRecord,
 } from "../store.js";
-import { claimOrder, KEY_TOUCH_INTERVAL_MS, toJob, toKey, type JobRow, type KeyRow } from "../rows.js";
+import {
+  claimOrder,
+  KEY_TOUCH_INTERVAL_MS,
+  toJob,
+  toKey,
+  toStoredKey,
+  type JobRow,
+  type KeyRow,
+  type KeyRowWithHash,
+} from "../rows.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
 import {
   EVENT_OF_STATUS,
@@ -38,6 +50,14 @@ import {
   type OutboxRow,
   type SecretRow,
 } from "../outbox.js";
+import {
+  limitUpdates,
+  NO_LIMITS,
+  TENANT_COLUMNS,
+  toLimits,
+  toTenant,
+  type TenantRow,
+} from "../tenant-limits.js";
 import { GroupCommit } from "./group-commit.js";
 import { STATEMENTS } from "./statements.js";
 import { migrateSqlite } from "./migrate.js";
@@ -549,18 +569,51 @@ export class SqliteStore implements Store {
   async createApiKey(params: Parameters<Store["createApiKey"]>[0]): Promise<ApiKeyRecord> {
     const tenantId = await this.ensureTenant({ name: params.tenantName, now: params.now });
     return this.writes.run(() => {
-      this.sql.insertKey.run(params.keyId, tenantId, params.prefix, params.hash, params.now);
+      this.sql.insertKey.run(
+        params.keyId,
+        tenantId,
+        params.prefix,
+        params.hash,
+        params.now,
+        params.expiresAt ?? null,
+      );
       return toKey(this.sql.getKeyById.get(params.keyId) as KeyRow);
     });
   }
 
-  async findApiKey({ hash, now }: { hash: string; now: number }): Promise<ApiKeyRecord | null> {
-    const row = this.sql.getKeyByHash.get(hash) as KeyRow | undefined;
-    if (!row || row.revoked_at !== null) return null;
-    if (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS) {
+  async lookupApiKey({ hash, now }: { hash: string; now: number }): Promise<StoredApiKey | null> {
+    const row = this.sql.getKeyByHash.get(hash) as KeyRowWithHash | undefined;
+    if (!row) return null;
+    const key = toStoredKey(row, now);
+    if (
+      key.state === "live" &&
+      (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS)
+    ) {
       void this.writes.run(() => this.sql.touchKey.run(now, row.id)).catch(() => undefined);
     }
-    return toKey(row);
+    return key;
+  }
+
+  async rotateApiKey(
+    params: Parameters<Store["rotateApiKey"]>[0],
+  ): Promise<{ previous: ApiKeyRecord; key: ApiKeyRecord } | null> {
+    return this.writes.run(() => {
+      const old = this.sql.getLiveKey.get({ key: params.idOrPrefix, now: params.now }) as KeyRow | undefined;
+      if (!old) return null;
+      this.sql.insertKey.run(
+        params.keyId,
+        old.tenant_id,
+        params.prefix,
+        params.hash,
+        params.now,
+        params.expiresAt,
+      );
+      this.sql.shortenKey.run({ id: old.id, until: params.overlapUntil });
+      return {
+        previous: toKey(this.sql.getKeyById.get(old.id) as KeyRow),
+        key: toKey(this.sql.getKeyById.get(params.keyId) as KeyRow),
+      };
+    });
   }
 
   async listApiKeys(): Promise<ApiKeyRecord[]> {
@@ -569,6 +622,45 @@ export class SqliteStore implements Store {
 
   async revokeApiKey({ idOrPrefix, now }: { idOrPrefix: string; now: number }): Promise<boolean> {
     return this.writes.run(() => this.sql.revokeKey.run(now, idOrPrefix, idOrPrefix).changes > 0);
+  }
+
+  // --- limits and quotas ----------------------------------------------------------------------
+
+  private limitSql?: { list: Statement; limits: Statement; byName: Statement; queued: Statement };
+
+  private get limitStatements() {
+    this.limitSql ??= {
+      list: this.db.prepare(`SELECT ${TENANT_COLUMNS} FROM tenants ORDER BY name`),
+      limits: this.db.prepare(`SELECT submit_rate, poll_rate, max_queued FROM tenants WHERE id = ?`),
+      byName: this.db.prepare(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE name = ?`),
+      queued: this.db.prepare(`SELECT count(*) AS n FROM jobs WHERE tenant_id = ? AND status = 'queued'`),
+    };
+    return this.limitSql;
+  }
+
+  async listTenants(): Promise<TenantRecord[]> {
+    return (this.limitStatements.list.all() as TenantRow[]).map(toTenant);
+  }
+
+  async tenantLimits({ tenantId }: { tenantId: string }): Promise<TenantLimits> {
+    const row = this.limitStatements.limits.get(tenantId) as TenantRow | undefined;
+    return row ? toLimits(row) : { ...NO_LIMITS };
+  }
+
+  async setTenantLimits(params: Parameters<Store["setTenantLimits"]>[0]): Promise<TenantRecord> {
+    const id = await this.ensureTenant({ name: params.tenantName, now: params.now });
+    const { columns, values } = limitUpdates(params.limits);
+    if (columns.length > 0) {
+      const set = columns.map((c) => `${c} = ?`).join(", ");
+      await this.writes.run(() =>
+        this.db.prepare(`UPDATE tenants SET ${set} WHERE id = ?`).run(...values, id),
+      );
+    }
+    return toTenant(this.limitStatements.byName.get(params.tenantName) as TenantRow);
+  }
+
+  async countQueued({ tenantId }: { tenantId: string }): Promise<number> {
+    return (this.limitStatements.queued.get(tenantId) as { n: number }).n;
   }
 
   /** Inside a write: the callback event a terminal move owes, in the same transaction. */
