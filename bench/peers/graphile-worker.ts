@@ -7,7 +7,7 @@
 import { createRequire } from "node:module";
 import { Logger, makeWorkerUtils, run, type Runner, type Task } from "graphile-worker";
 import pg from "pg";
-import { cpuMicros } from "../stats.js";
+import { cpuMicros, POSTGRES_PROCESSES, serverCpuMicros } from "../stats.js";
 import { keys, RunCounter, sequentialLatency, until, type Peer, type PeerOptions } from "./types.js";
 
 const LOCAL_QUEUE = 500;
@@ -104,6 +104,7 @@ export const graphileWorker: Peer = {
         );
       const started = performance.now();
       const cpuStart = cpuMicros();
+      const serverStart = serverCpuMicros(POSTGRES_PROCESSES);
       const runner = await start(options, counter);
       try {
         await until("graphile-worker drain", () => counter.distinct >= jobs, options.timeoutMs, 5);
@@ -118,11 +119,13 @@ export const graphileWorker: Peer = {
       }
       const drainMs = performance.now() - started;
       const cpuUs = cpuMicros() - cpuStart;
+      const serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart;
       const left = await remaining();
       return {
         insertMs,
         drainMs,
         cpuUs,
+        serverCpuUs,
         ...counter.check(expected),
         finalStates: { "completed (row deleted)": jobs - left, "still in table": left },
       };

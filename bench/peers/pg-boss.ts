@@ -8,7 +8,7 @@
 import { createRequire } from "node:module";
 import pg from "pg";
 import PgBoss from "pg-boss";
-import { cpuMicros } from "../stats.js";
+import { cpuMicros, POSTGRES_PROCESSES, serverCpuMicros } from "../stats.js";
 import { keys, RunCounter, sequentialLatency, until, type Peer, type PeerOptions } from "./types.js";
 
 const WORKERS = 4;
@@ -93,6 +93,7 @@ export const pgBoss: Peer = {
         );
       const started = performance.now();
       const cpuStart = cpuMicros();
+      const serverStart = serverCpuMicros(POSTGRES_PROCESSES);
       for (let w = 0; w < WORKERS; w++) {
         await boss.work<Data>(
           queue,
@@ -111,6 +112,7 @@ export const pgBoss: Peer = {
       }
       const drainMs = performance.now() - started;
       const cpuUs = cpuMicros() - cpuStart;
+      const serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart;
       await boss.offWork(queue);
       const states = await query<{ state: string; n: string }>(
         options,
@@ -120,6 +122,7 @@ export const pgBoss: Peer = {
         insertMs,
         drainMs,
         cpuUs,
+        serverCpuUs,
         ...counter.check(expected),
         finalStates: Object.fromEntries(states.map((r) => [r.state, Number(r.n)])),
       };

@@ -115,13 +115,16 @@ export class PostgresStore implements Store {
     // crashes and loses one, the job simply is queued (or its lease shorter) again, and the
     // fence refuses the stale attempt's writes. Skipping the WAL flush wait halves their latency.
     // Submits, completions and failures stay on the durable pool (P1, P4).
+    // enable_sort=off keeps the claim on its ordered index (jobs_claim) even when the planner's
+    // statistics are stale: after a burst of submits, before (auto)ANALYZE, it would otherwise
+    // bitmap-scan and sort every queued row on each claim (29 ms instead of 0.8 ms at 20k queued).
     this.leasePool = new pg.Pool({
       connectionString: options.connectionString,
       max: 3,
       application_name: "tessera",
       types,
       connectionTimeoutMillis: 5000,
-      options: "-c synchronous_commit=off",
+      options: "-c synchronous_commit=off -c enable_sort=off",
     });
     // An idle client's error (the server restarted) must not kill the process (pg-boss #365).
     for (const pool of [this.pool, this.leasePool]) {
