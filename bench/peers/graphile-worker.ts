@@ -106,6 +106,7 @@ export const graphileWorker: Peer = {
       const cpuStart = cpuMicros();
       const serverStart = serverCpuMicros(POSTGRES_PROCESSES);
       const runner = await start(options, counter);
+      let serverCpuUs: number;
       try {
         await until("graphile-worker drain", () => counter.distinct >= jobs, options.timeoutMs, 5);
         await until(
@@ -114,12 +115,13 @@ export const graphileWorker: Peer = {
           options.timeoutMs,
           20,
         );
+        // Before stop: its pool's backends exit with it, and their CPU with them.
+        serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart;
       } finally {
         await runner.stop();
       }
       const drainMs = performance.now() - started;
       const cpuUs = cpuMicros() - cpuStart;
-      const serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart;
       const left = await remaining();
       return {
         insertMs,

@@ -105,14 +105,15 @@ export const pgBoss: Peer = {
         );
       }
       await until("pg-boss drain", () => counter.distinct >= jobs, options.timeoutMs, 5);
+      let serverCpuUs: number;
       try {
         await until("pg-boss completions", async () => (await completed()) >= jobs, options.timeoutMs, 20);
+        serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart; // before a backend exits
       } finally {
         await poll.end();
       }
       const drainMs = performance.now() - started;
       const cpuUs = cpuMicros() - cpuStart;
-      const serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart;
       await boss.offWork(queue);
       const states = await query<{ state: string; n: string }>(
         options,

@@ -377,7 +377,7 @@ export class WorkerRuntime {
       let applied: boolean;
       try {
         const result = toResultPayload(outcome.value, this.deps.options.maxResultBytes);
-        applied = await store.complete({ lease, result, now });
+        applied = await store.complete({ lease, result, now, hasCallback: job.callback !== null });
       } catch (error) {
         if (!(error instanceof JobError)) throw error;
         applied = await store.fail({ lease, error: problemOf(error), retryAt: null, now });

@@ -89,7 +89,7 @@ export class PostgresStore implements Store {
   private readonly inlineResultBytes: number;
   private readonly listener: PgListener | null;
   private readonly completions: Batcher<
-    { lease: Lease; result: StoredColumns; now: number },
+    { lease: Lease; result: StoredColumns; now: number; outbox: boolean },
     { type: string; hasCallback: boolean } | null
   >;
   private readonly progressWrites: Batcher<
@@ -411,9 +411,9 @@ export class PostgresStore implements Store {
     return items.map((i) => applied.has(`${i.lease.id}|${i.lease.leaseToken}`));
   }
 
-  async complete({ lease, result, now }: Parameters<Store["complete"]>[0]): Promise<boolean> {
+  async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
     const columns = await this.placeResult(lease, result);
-    const done = await this.completions.add({ lease, result: columns, now });
+    const done = await this.completions.add({ lease, result: columns, now, outbox: hasCallback !== false });
     if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.
       if (columns.chunked) {
@@ -429,10 +429,11 @@ export class PostgresStore implements Store {
   }
 
   private async completeMany(
-    items: { lease: Lease; result: StoredColumns; now: number }[],
+    items: { lease: Lease; result: StoredColumns; now: number; outbox: boolean }[],
   ): Promise<({ type: string; hasCallback: boolean } | null)[]> {
+    // A batch of jobs without callbacks skips the outbox CTEs (a fifth of the database's work).
     const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(
-      SQL.completeMany,
+      items.some((i) => i.outbox) ? SQL.completeMany : SQL.completeManyLean,
       [
         items.map((i) => i.lease.id),
         items.map((i) => i.lease.leaseToken),
