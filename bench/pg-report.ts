@@ -18,7 +18,18 @@ function table(rows: string[][]): string {
 export function renderPgTable(c: PgComparison): string {
   const s = c.settings;
   const rows: string[][] = [
-    ["System", "jobs/s", "× Tessera", "CPU µs/job", "p50 ms", "p99 ms", "p50 ×", "p99 ×", "lost/dup"],
+    [
+      "System",
+      "jobs/s",
+      "× Tessera",
+      "CPU µs/job",
+      "DB CPU µs/job",
+      "p50 ms",
+      "p99 ms",
+      "p50 ×",
+      "p99 ×",
+      "lost/dup",
+    ],
     ...c.results.map((r, i) => {
       const q = c.ratios[i]!;
       const d = r.latency.distribution;
@@ -27,6 +38,7 @@ export function renderPgTable(c: PgComparison): string {
         int(r.jobsPerSec),
         ratio(q.jobsPerSec),
         int(r.cpuUsPerJob),
+        int(r.serverCpuUsPerJob),
         ms(d.p50Ms),
         ms(d.p99Ms),
         ratio(q.p50),
@@ -42,7 +54,8 @@ export function renderPgTable(c: PgComparison): string {
     table(rows),
     "",
     "jobs/s: drain of pre-inserted jobs, from starting the workers to the last completion recorded in the store.",
-    "CPU µs/job: the worker process's CPU only (the database's or Redis's CPU is not counted).",
+    "CPU µs/job: the worker process's CPU. DB CPU µs/job: the PostgreSQL (or Redis) server processes' CPU",
+    "during the drain (read from /proc; both share the machine's cores with everything else).",
     "p50/p99: submit-to-start on an idle worker, from the submit call resolving (durable) to the handler starting,",
     "in one process. × Tessera: the system's figure divided by Tessera-PG's (jobs/s: above 1× is faster than",
     "Tessera; latency: above 1× is slower). lost/dup: jobs never run / extra handler runs (drain + probes).",

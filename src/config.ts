@@ -102,6 +102,14 @@ export const OPTIONS = {
     max: 10000,
     doc: "Jobs run at once by this process (0: API only)",
   },
+  prefetch: {
+    kind: "int",
+    env: "TESSERA_PREFETCH",
+    default: 0,
+    min: 0,
+    max: 10000,
+    doc: "Jobs claimed ahead of free slots, started without a round trip (shown running while they wait)",
+  },
   "lease-ms": {
     kind: "int",
     env: "TESSERA_LEASE_MS",
@@ -412,6 +420,7 @@ export interface Config {
   publicUrl: string | null;
   secrets: readonly string[];
   concurrency: number;
+  prefetch: number;
   leaseMs: number;
   heartbeatMs: number;
   pollIntervalMs: number;
@@ -555,6 +564,7 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
       ...(v["previous-secrets"] as string[]),
     ]),
     concurrency: v.concurrency as number,
+    prefetch: v.prefetch as number,
     leaseMs,
     heartbeatMs,
     pollIntervalMs: v["poll-interval-ms"] as number,

@@ -102,6 +102,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     now,
     options: {
       concurrency: config.concurrency,
+      prefetch: config.prefetch,
       leaseMs: config.leaseMs,
       heartbeatMs: config.heartbeatMs,
       pollIntervalMs: config.pollIntervalMs,

@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { cpuMicros } from "../stats.js";
+import { cpuMicros, REDIS_PROCESSES, serverCpuMicros } from "../stats.js";
 import { keys, RunCounter, sequentialLatency, until, type Peer, type PeerOptions } from "./types.js";
 
 const INSERT_BATCH = 1000;
@@ -80,6 +80,7 @@ export const bullmq: Peer = {
       const insertMs = performance.now() - insertStart;
       const started = performance.now();
       const cpuStart = cpuMicros();
+      const serverStart = serverCpuMicros(REDIS_PROCESSES);
       start();
       await until("bullmq drain", () => counter.distinct >= jobs, options.timeoutMs, 5);
       await until(
@@ -90,11 +91,13 @@ export const bullmq: Peer = {
       );
       const drainMs = performance.now() - started;
       const cpuUs = cpuMicros() - cpuStart;
+      const serverCpuUs = serverCpuMicros(REDIS_PROCESSES) - serverStart;
       const counts = await queue.getJobCounts("completed", "failed", "waiting", "active", "delayed");
       return {
         insertMs,
         drainMs,
         cpuUs,
+        serverCpuUs,
         ...counter.check(expected),
         finalStates: Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0)),
       };

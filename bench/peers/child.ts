@@ -40,6 +40,7 @@ runChild(async () => {
       drainMs: drain.drainMs,
       jobsPerSec: (options.jobs / drain.drainMs) * 1000,
       cpuUsPerJob: drain.cpuUs / options.jobs,
+      serverCpuUsPerJob: drain.serverCpuUs / options.jobs,
       handled: drain.handled,
       repeated: drain.repeated,
       lost: drain.lost,

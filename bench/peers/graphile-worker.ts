@@ -7,7 +7,7 @@
 import { createRequire } from "node:module";
 import { Logger, makeWorkerUtils, run, type Runner, type Task } from "graphile-worker";
 import pg from "pg";
-import { cpuMicros } from "../stats.js";
+import { cpuMicros, POSTGRES_PROCESSES, serverCpuMicros } from "../stats.js";
 import { keys, RunCounter, sequentialLatency, until, type Peer, type PeerOptions } from "./types.js";
 
 const LOCAL_QUEUE = 500;
@@ -104,7 +104,9 @@ export const graphileWorker: Peer = {
         );
       const started = performance.now();
       const cpuStart = cpuMicros();
+      const serverStart = serverCpuMicros(POSTGRES_PROCESSES);
       const runner = await start(options, counter);
+      let serverCpuUs: number;
       try {
         await until("graphile-worker drain", () => counter.distinct >= jobs, options.timeoutMs, 5);
         await until(
@@ -113,6 +115,8 @@ export const graphileWorker: Peer = {
           options.timeoutMs,
           20,
         );
+        // Before stop: its pool's backends exit with it, and their CPU with them.
+        serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart;
       } finally {
         await runner.stop();
       }
@@ -123,6 +127,7 @@ export const graphileWorker: Peer = {
         insertMs,
         drainMs,
         cpuUs,
+        serverCpuUs,
         ...counter.check(expected),
         finalStates: { "completed (row deleted)": jobs - left, "still in table": left },
       };

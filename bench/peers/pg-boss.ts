@@ -8,7 +8,7 @@
 import { createRequire } from "node:module";
 import pg from "pg";
 import PgBoss from "pg-boss";
-import { cpuMicros } from "../stats.js";
+import { cpuMicros, POSTGRES_PROCESSES, serverCpuMicros } from "../stats.js";
 import { keys, RunCounter, sequentialLatency, until, type Peer, type PeerOptions } from "./types.js";
 
 const WORKERS = 4;
@@ -93,6 +93,7 @@ export const pgBoss: Peer = {
         );
       const started = performance.now();
       const cpuStart = cpuMicros();
+      const serverStart = serverCpuMicros(POSTGRES_PROCESSES);
       for (let w = 0; w < WORKERS; w++) {
         await boss.work<Data>(
           queue,
@@ -104,8 +105,10 @@ export const pgBoss: Peer = {
         );
       }
       await until("pg-boss drain", () => counter.distinct >= jobs, options.timeoutMs, 5);
+      let serverCpuUs: number;
       try {
         await until("pg-boss completions", async () => (await completed()) >= jobs, options.timeoutMs, 20);
+        serverCpuUs = serverCpuMicros(POSTGRES_PROCESSES) - serverStart; // before a backend exits
       } finally {
         await poll.end();
       }
@@ -120,6 +123,7 @@ export const pgBoss: Peer = {
         insertMs,
         drainMs,
         cpuUs,
+        serverCpuUs,
         ...counter.check(expected),
         finalStates: Object.fromEntries(states.map((r) => [r.state, Number(r.n)])),
       };

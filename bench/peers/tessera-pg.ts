@@ -9,7 +9,7 @@ import { PostgresStore } from "../../src/store/postgres/store.js";
 import type { Store } from "../../src/store/store.js";
 import { createTessera, DEV_TENANT } from "../../src/tessera.js";
 import { newNoopJob, noopJob, PROBE_TYPE, probeJob } from "../bench-jobs.js";
-import { cpuMicros } from "../stats.js";
+import { cpuMicros, POSTGRES_PROCESSES, serverCpuMicros } from "../stats.js";
 import { RunCounter, sequentialLatency, type Peer, type PeerDrain, type PeerOptions } from "./types.js";
 
 const POOL_SIZE = 10;
@@ -123,9 +123,15 @@ export const tesseraPg: Peer = {
       });
       const started = performance.now();
       const cpuStart = cpuMicros();
+      const serverStart = serverCpuMicros(POSTGRES_PROCESSES);
       await start();
       await allDone;
-      return { insertMs, drainMs: performance.now() - started, cpuUs: cpuMicros() - cpuStart };
+      return {
+        insertMs,
+        drainMs: performance.now() - started,
+        cpuUs: cpuMicros() - cpuStart,
+        serverCpuUs: serverCpuMicros(POSTGRES_PROCESSES) - serverStart,
+      };
     });
     return {
       ...timing,

@@ -25,6 +25,8 @@ export interface PeerDrain {
   /** From starting the workers to the last completion being recorded in the store. */
   drainMs: number;
   cpuUs: number;
+  /** CPU of the database (or Redis) server's processes during the drain; NaN off Linux. */
+  serverCpuUs: number;
   /** Distinct jobs whose handler ran, extra runs, jobs that never ran. */
   handled: number;
   repeated: number;
@@ -52,6 +54,7 @@ export interface PeerResult {
   drainMs: number;
   jobsPerSec: number;
   cpuUsPerJob: number;
+  serverCpuUsPerJob: number;
   handled: number;
   repeated: number;
   lost: number;

@@ -253,7 +253,16 @@ export interface Store {
     message: string | null;
     now: number;
   }): Promise<boolean>;
-  complete(params: { lease: Lease; result: ResultPayload; now: number }): Promise<boolean>;
+  /**
+   * `hasCallback: false` (the claimed job has no callback) lets a driver skip the outbox work
+   * of the terminal move; omitted means unknown.
+   */
+  complete(params: {
+    lease: Lease;
+    result: ResultPayload;
+    now: number;
+    hasCallback?: boolean;
+  }): Promise<boolean>;
   /** A failed attempt: back to queued at `retryAt` when given, else terminal `failed`. */
   fail(params: { lease: Lease; error: JobProblem; retryAt: number | null; now: number }): Promise<boolean>;
   /** Hand leased jobs back to the queue untouched (graceful shutdown); the attempt is not counted. */

@@ -10,7 +10,9 @@ export function createJobContext(params: {
   progress: (percent: number | null, message: string | null) => void;
 }): JobContext {
   const { job } = params;
-  const log = params.logger.child({ jobId: job.id, type: job.type, attempt: job.attempt });
+  // Built on first use: most handlers never log, and a child logger costs more than the no-op job.
+  let child: Logger | undefined;
+  const log = () => (child ??= params.logger.child({ jobId: job.id, type: job.type, attempt: job.attempt }));
   return {
     jobId: job.id,
     type: job.type,
@@ -24,9 +26,9 @@ export function createJobContext(params: {
       params.progress(clamped, message === undefined ? null : String(message).slice(0, 1000));
     },
     log: {
-      info: (msg, data) => log.info(data ?? {}, msg),
-      warn: (msg, data) => log.warn(data ?? {}, msg),
-      error: (msg, data) => log.error(data ?? {}, msg),
+      info: (msg, data) => log().info(data ?? {}, msg),
+      warn: (msg, data) => log().warn(data ?? {}, msg),
+      error: (msg, data) => log().error(data ?? {}, msg),
     },
   };
 }

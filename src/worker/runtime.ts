@@ -19,6 +19,11 @@ export interface WorkerOptions {
   pollIntervalMs: number;
   /** Results larger than this fail the job. @default 67108864 (64 MiB) */
   maxResultBytes: number;
+  /**
+   * Jobs claimed ahead of free slots, started as slots free up without a round trip. They are
+   * leased (shown as running) while they wait here. 0 claims only for free slots. @default 0
+   */
+  prefetch?: number;
 }
 
 /** Observed once per finished attempt; feeds the Retry-After estimate. */
@@ -50,6 +55,8 @@ const ABORT_BY_STATUS: Partial<Record<JobStatus, AbortCause>> = {
  */
 export class WorkerRuntime {
   private readonly running = new Map<string, Running>();
+  /** Claimed ahead (see `prefetch`), in claim order, waiting for a slot. */
+  private prefetched: ClaimedJob[] = [];
   private readonly runningByType = new Map<string, number>();
   private filling = false;
   private refill = false;
@@ -65,6 +72,8 @@ export class WorkerRuntime {
   private progressScheduled = false;
   /** Attempts whose outcome is being recorded: their own terminal event must not abort them. */
   private readonly finishing = new Set<Running>();
+  /** Every attempt until its outcome is recorded, past the end of its handler (stop waits for them). */
+  private readonly recording = new Set<Promise<void>>();
   /** The claim loop in progress, if any (stop waits for it). */
   private fillRun: Promise<void> | null = null;
 
@@ -107,16 +116,21 @@ export class WorkerRuntime {
     this.stopping = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     // A claim already sent hands its jobs straight back (see fill): nothing starts after stop.
-    const settled = Promise.all([this.fillRun, ...[...this.running.values()].map((r) => r.done)]);
+    const settled = Promise.all([this.fillRun, ...this.recording]);
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([settled, new Promise((resolve) => (graceTimer = setTimeout(resolve, graceMs)))]);
     clearTimeout(graceTimer);
+    const unstarted = this.prefetched.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
+    this.prefetched = [];
     const leftover = [...this.running.values()];
     if (leftover.length > 0) {
       for (const r of leftover) r.controller.abort(new JobAbortedError("shutdown", r.job.id));
       await Promise.all(leftover.map((r) => r.done));
+    }
+    const release = [...unstarted, ...leftover.map((r) => r.lease)];
+    if (release.length > 0) {
       await this.deps.store
-        .release({ leases: leftover.map((r) => r.lease), now: this.now() })
+        .release({ leases: release, now: this.now() })
         .catch((error: unknown) => this.deps.logger.error({ err: error }, "releasing leases failed"));
     }
     await this.flushProgress();
@@ -136,6 +150,10 @@ export class WorkerRuntime {
     if (event.kind === "resync") {
       this.wake();
       return;
+    }
+    if (this.prefetched.length > 0 && event.status !== "succeeded") {
+      // Canceled, timed out or swept while waiting here: it must not start.
+      this.prefetched = this.prefetched.filter((j) => j.id !== event.jobId);
     }
     const local = this.running.get(event.jobId);
     const cause = ABORT_BY_STATUS[event.status];
@@ -184,6 +202,7 @@ export class WorkerRuntime {
     await new Promise((resolve) => setImmediate(resolve));
     do {
       this.refill = false;
+      this.startPrefetched();
       let claimedFull = true;
       while (claimedFull && !this.stopping) {
         claimedFull = false;
@@ -202,7 +221,8 @@ export class WorkerRuntime {
             });
             return;
           }
-          for (const job of claimed) this.execute(job);
+          this.prefetched.push(...claimed);
+          this.startPrefetched();
           if (claimed.length === group.limit) claimedFull = true;
         }
       }
@@ -217,6 +237,19 @@ export class WorkerRuntime {
     return this.deps.options.concurrency - this.running.size;
   }
 
+  /** Start waiting jobs, in claim order, as far as free slots and per-type limits allow. */
+  private startPrefetched(): void {
+    if (this.prefetched.length === 0 || this.freeSlots() <= 0) return;
+    const waiting: ClaimedJob[] = [];
+    for (const job of this.prefetched) {
+      const limit = this.deps.registry.get(job.type)?.definition.concurrency;
+      const full = limit !== undefined && (this.runningByType.get(job.type) ?? 0) >= limit;
+      if (this.freeSlots() > 0 && !full && !this.stopping) this.execute(job);
+      else waiting.push(job);
+    }
+    this.prefetched = waiting;
+  }
+
   /**
    * The claims to make, each computed from the slots free at that moment (so a type with its
    * own limit never reserves slots it has no work for). A type whose limit is tighter than the
@@ -228,15 +261,17 @@ export class WorkerRuntime {
     const typeFree = (d: (typeof definitions)[number]) =>
       d.concurrency === undefined ? Infinity : d.concurrency - (this.runningByType.get(d.type) ?? 0);
     for (const definition of definitions) {
-      const free = this.freeSlots();
-      if (free <= 0) return;
+      const free = this.freeSlots() - this.prefetched.length;
+      if (free <= 0) break;
       const own = typeFree(definition);
       if (own > 0 && own < free) yield { types: [definition.type], limit: own };
     }
-    const free = this.freeSlots();
-    if (free <= 0) return;
-    const types = definitions.filter((d) => typeFree(d) >= free).map((d) => d.type);
-    if (types.length > 0) yield { types, limit: free };
+    const free = Math.max(0, this.freeSlots());
+    // Claim ahead up to `prefetch` jobs beyond the free slots (fewer while some still wait).
+    const limit = free + (this.deps.options.prefetch ?? 0) - this.prefetched.length;
+    if (limit <= 0) return;
+    const types = definitions.filter((d) => typeFree(d) >= Math.max(1, free)).map((d) => d.type);
+    if (types.length > 0) yield { types, limit };
   }
 
   private execute(job: ClaimedJob): void {
@@ -266,25 +301,36 @@ export class WorkerRuntime {
 
     const startedAt = this.now();
     entry.done = this.runHandler(() => registered.definition.run(job.input, ctx), controller.signal)
-      .then((outcome) => this.record(entry, outcome))
+      .then((outcome) => {
+        // The handler is done: its slot is free now, while its outcome commits. The next claim
+        // overlaps that commit instead of waiting for it (the lease still fences the job).
+        clearTimeout(deadlineTimer);
+        this.freeSlot(entry, startedAt);
+        return this.record(entry, outcome);
+      })
       .catch((error: unknown) =>
         this.deps.logger.error({ err: error, jobId: job.id }, "recording outcome failed"),
       )
       .finally(() => {
-        clearTimeout(deadlineTimer);
-        // A newer attempt of the same job may have replaced this one (lease lost, claimed again).
-        if (this.running.get(job.id) === entry) this.running.delete(job.id);
         this.finishing.delete(entry);
         this.pendingProgress.delete(entry);
-        this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 1) - 1);
-        this.deps.onRunningChanged?.(this.running.size);
-        this.deps.onAttemptFinished?.({
-          type: job.type,
-          queueWaitMs: Math.max(0, startedAt - job.runAt),
-          runMs: this.now() - startedAt,
-        });
-        this.wake();
+        this.recording.delete(entry.done);
       });
+    this.recording.add(entry.done);
+  }
+
+  private freeSlot(entry: Running, startedAt: number): void {
+    const { job } = entry;
+    // A newer attempt of the same job may have replaced this one (lease lost, claimed again).
+    if (this.running.get(job.id) === entry) this.running.delete(job.id);
+    this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 1) - 1);
+    this.deps.onRunningChanged?.(this.running.size);
+    this.deps.onAttemptFinished?.({
+      type: job.type,
+      queueWaitMs: Math.max(0, startedAt - job.runAt),
+      runMs: this.now() - startedAt,
+    });
+    this.wake();
   }
 
   /**
@@ -331,7 +377,7 @@ export class WorkerRuntime {
       let applied: boolean;
       try {
         const result = toResultPayload(outcome.value, this.deps.options.maxResultBytes);
-        applied = await store.complete({ lease, result, now });
+        applied = await store.complete({ lease, result, now, hasCallback: job.callback !== null });
       } catch (error) {
         if (!(error instanceof JobError)) throw error;
         applied = await store.fail({ lease, error: problemOf(error), retryAt: null, now });
@@ -383,17 +429,22 @@ export class WorkerRuntime {
   /** One batched heartbeat for every running job; lost leases abort their handlers. */
   private async heartbeat(): Promise<void> {
     const entries = [...this.running.values()].filter((r) => !this.finishing.has(r));
-    if (entries.length === 0) {
+    const waiting = this.prefetched.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
+    if (entries.length === 0 && waiting.length === 0) {
       this.lastHeartbeatOk = this.now();
       return;
     }
     try {
       const lost = await this.deps.store.heartbeat({
-        leases: entries.map((r) => r.lease),
+        leases: [...entries.map((r) => r.lease), ...waiting],
         leaseMs: this.deps.options.leaseMs,
         now: this.now(),
       });
       this.lastHeartbeatOk = this.now();
+      const lostSet = new Set(lost);
+      const stillOwned = (j: ClaimedJob) =>
+        !lostSet.has(j.id) || !waiting.some((w) => w.id === j.id && w.leaseToken === j.leaseToken);
+      this.prefetched = this.prefetched.filter(stillOwned);
       // The attempts whose leases were sent, not whatever runs under that job id by now.
       const sent = new Map(entries.map((r) => [r.job.id, r]));
       for (const id of lost) {
@@ -407,6 +458,7 @@ export class WorkerRuntime {
       // Cut off from the store for a whole lease: we can no longer prove we own these jobs.
       if (this.now() - this.lastHeartbeatOk >= this.deps.options.leaseMs) {
         for (const entry of entries) entry.controller.abort(new JobAbortedError("lease-lost", entry.job.id));
+        this.prefetched = this.prefetched.filter((j) => !waiting.some((w) => w.id === j.id));
       }
     }
   }

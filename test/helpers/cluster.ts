@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { PG_URL } from "./postgres.js";
+import { parsePayload } from "../../src/store/postgres/listener.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const FIXTURE_JOBS = join(ROOT, "test/fixtures/jobs");
@@ -343,7 +344,7 @@ export async function countBackends(name: string, applicationName: string): Prom
 }
 
 /**
- * LISTEN on a schema's notification channel and count terminal transitions (`t|node|id|…`)
+ * LISTEN on a schema's notification channel and count terminal transitions (`t|node|id|…` lines)
  * per job: every terminal move is announced by `pg_notify` in the statement that makes it,
  * so two notifications for one job mean two terminal transitions.
  */
@@ -355,11 +356,14 @@ export async function listenTerminal(
   client.on("error", () => undefined);
   const terminal = new Map<string, string[]>();
   client.on("notification", (message) => {
-    const parts = (message.payload ?? "").split("|");
-    if (parts[0] !== "t" || parts.length !== 5) return;
-    const list = terminal.get(parts[2]!) ?? [];
-    list.push(parts[3]!);
-    terminal.set(parts[2]!, list);
+    // One notification may carry several lines (a batch of completions).
+    for (const line of (message.payload ?? "").split("\n")) {
+      const event = parsePayload(line)?.event;
+      if (event?.kind !== "terminal") continue;
+      const list = terminal.get(event.jobId) ?? [];
+      list.push(event.status);
+      terminal.set(event.jobId, list);
+    }
   });
   await client.connect();
   await client.query(`LISTEN tessera_${schema}`);

@@ -519,3 +519,68 @@ describe("worker runtime: graceful stop (F7 in process)", () => {
       expect(await terminal(second, id)).toMatchObject({ status: "succeeded", attempt: 1 });
   });
 });
+
+describe("worker runtime: prefetch", () => {
+  it("holds up to `prefetch` claimed jobs beyond its slots and starts them as slots free", async () => {
+    const s = await server({ concurrency: 1, prefetch: 2 });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await submit(s, { type: "test.gate", input: { key: `p${i}` } }));
+    const first = await gateRun("p0");
+    // One runs, two wait here leased (shown running), the fourth stays queued for other workers.
+    const states = async () => Promise.all(ids.map(async (id) => (await status(s, id)).status));
+    await waitFor("two jobs claimed ahead", async () => {
+      const now = await states();
+      return now.filter((x) => x === "running").length === 3 ? now : undefined;
+    });
+    expect(await states()).toEqual(["running", "running", "running", "queued"]);
+    expect(runs.length).toBe(1);
+    first.finish("done");
+    (await gateRun("p1")).finish("done");
+    (await gateRun("p2")).finish("done");
+    (await gateRun("p3")).finish("done");
+    for (const id of ids) expect((await terminal(s, id)).status).toBe("succeeded");
+  });
+
+  it("a job canceled while it waits here never starts", async () => {
+    const s = await server({ concurrency: 1, prefetch: 1 });
+    await submit(s, { type: "test.gate", input: { key: "busy" } });
+    const busy = await gateRun("busy");
+    const waiting = await submit(s, { type: "test.gate", input: { key: "never" } });
+    await waitFor(
+      "the second job claimed ahead",
+      async () => (await status(s, waiting)).status === "running",
+    );
+    const cancel = await http(`${s.url}/v1/jobs/${waiting}/cancel`, { method: "POST" });
+    expect(cancel.status).toBe(200);
+    busy.finish("done");
+    await sleep(300);
+    expect(runs.some((r) => r.key === "never")).toBe(false);
+    expect((await status(s, waiting)).status).toBe("canceled");
+  });
+
+  it("graceful stop hands jobs claimed ahead back, attempt unchanged, for the next worker", async () => {
+    const first = await startServer({
+      dev: true,
+      jobs: JOBS,
+      config: { concurrency: 1, prefetch: 2, shutdownGraceMs: 200 },
+    });
+    cleanups.push(() => rmSync(first.dir, { recursive: true, force: true }));
+    await submit(first, { type: "test.gate", input: { key: "held0" } });
+    const held = [
+      await submit(first, { type: "test.gate", input: { key: "held1" } }),
+      await submit(first, { type: "test.gate", input: { key: "held2" } }),
+    ];
+    await gateRun("held0");
+    await waitFor("two jobs claimed ahead", async () => {
+      const now = await Promise.all(held.map(async (id) => (await status(first, id)).status));
+      return now.every((x) => x === "running");
+    });
+    await first.tessera.close();
+    const store = new SqliteStore({ path: first.dbPath });
+    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+    for (const id of held)
+      expect(await store.get({ tenantId, id })).toMatchObject({ status: "queued", attempt: 0 });
+    await store.close();
+    expect(runs.some((r) => r.key === "held1" || r.key === "held2")).toBe(false);
+  });
+});

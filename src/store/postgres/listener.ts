@@ -56,8 +56,10 @@ export class PgListener {
     client.on("end", () => this.lost(client, new Error("connection ended")));
     client.on("notification", (message) => {
       if (message.channel !== this.options.channel || !message.payload) return;
-      const parsed = parsePayload(message.payload);
-      if (parsed) this.options.onEvent(parsed.nodeId, parsed.event);
+      for (const line of message.payload.split("\n")) {
+        const parsed = parsePayload(line);
+        if (parsed) this.options.onEvent(parsed.nodeId, parsed.event);
+      }
     });
     try {
       await client.connect();

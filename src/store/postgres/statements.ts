@@ -23,7 +23,8 @@ const OUTBOX = (from: string) => `
     DELETE FROM {{s}}.webhook_events w USING ${from} o
     WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0)`;
 
-// Notification payloads: q|node|type|runAt and t|node|jobId|status|type (PgListener parses them).
+// Notification payloads: q|node|type|runAt and t|node|jobId|status|type, several of them joined
+// by newlines in one notification where a statement moves many jobs (PgListener parses them).
 const NOTIFY_QUEUED = (alias: string) =>
   `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
 
@@ -124,8 +125,27 @@ export const SQL = {
         AS c(id, token, kind, ctype, data, location, size, now)
       WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
       RETURNING ${J("j")}, c.token),
-    ${OUTBOX("done")}
-    SELECT id, type, token, callback IS NOT NULL AS has_callback, pg_notify($9, 't|' || $10 || '|' || id || '|succeeded|' || type) FROM done`,
+    ${OUTBOX("done")},
+    -- One notification per 64 jobs (payloads stay far below PostgreSQL's 8000-byte limit).
+    nt AS (
+      SELECT pg_notify($9, string_agg('t|' || $10 || '|' || id || '|succeeded|' || type, E'\n'))
+      FROM (SELECT id, type, (row_number() OVER ()) / 64 AS chunk FROM done) d GROUP BY chunk)
+    SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`,
+  // completeMany for jobs without a callback: no outbox event to write.
+  completeManyLean: `
+    WITH done AS (
+      UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
+        lease_expires_at = NULL, progress_percent = 100, result_kind = c.kind, result_type = c.ctype,
+        result_data = c.data, result_location = c.location, result_size = c.size
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
+        AS c(id, token, kind, ctype, data, location, size, now)
+      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+      RETURNING j.id, j.type, j.callback, c.token),
+    -- One notification per 64 jobs (payloads stay far below PostgreSQL's 8000-byte limit).
+    nt AS (
+      SELECT pg_notify($9, string_agg('t|' || $10 || '|' || id || '|succeeded|' || type, E'\n'))
+      FROM (SELECT id, type, (row_number() OVER ()) / 64 AS chunk FROM done) d GROUP BY chunk)
+    SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`,
   failFinal: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL

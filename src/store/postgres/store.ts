@@ -103,7 +103,7 @@ export class PostgresStore implements Store {
   private readonly inlineResultBytes: number;
   private readonly listener: PgListener | null;
   private readonly completions: Batcher<
-    { lease: Lease; result: StoredColumns; now: number },
+    { lease: Lease; result: StoredColumns; now: number; outbox: boolean },
     { type: string; hasCallback: boolean } | null
   >;
   private readonly progressWrites: Batcher<
@@ -129,13 +129,16 @@ export class PostgresStore implements Store {
     // crashes and loses one, the job simply is queued (or its lease shorter) again, and the
     // fence refuses the stale attempt's writes. Skipping the WAL flush wait halves their latency.
     // Submits, completions and failures stay on the durable pool (P1, P4).
+    // enable_sort=off keeps the claim on its ordered index (jobs_claim) even when the planner's
+    // statistics are stale: after a burst of submits, before (auto)ANALYZE, it would otherwise
+    // bitmap-scan and sort every queued row on each claim (29 ms instead of 0.8 ms at 20k queued).
     this.leasePool = new pg.Pool({
       connectionString: options.connectionString,
       max: 3,
       application_name: "tessera",
       types,
       connectionTimeoutMillis: 5000,
-      options: "-c synchronous_commit=off",
+      options: "-c synchronous_commit=off -c enable_sort=off",
     });
     // An idle client's error (the server restarted) must not kill the process (pg-boss #365).
     for (const pool of [this.pool, this.leasePool]) {
@@ -422,9 +425,9 @@ export class PostgresStore implements Store {
     return items.map((i) => applied.has(`${i.lease.id}|${i.lease.leaseToken}`));
   }
 
-  async complete({ lease, result, now }: Parameters<Store["complete"]>[0]): Promise<boolean> {
+  async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
     const columns = await this.placeResult(lease, result);
-    const done = await this.completions.add({ lease, result: columns, now });
+    const done = await this.completions.add({ lease, result: columns, now, outbox: hasCallback !== false });
     if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.
       if (columns.chunked) {
@@ -440,10 +443,11 @@ export class PostgresStore implements Store {
   }
 
   private async completeMany(
-    items: { lease: Lease; result: StoredColumns; now: number }[],
+    items: { lease: Lease; result: StoredColumns; now: number; outbox: boolean }[],
   ): Promise<({ type: string; hasCallback: boolean } | null)[]> {
+    // A batch of jobs without callbacks skips the outbox CTEs (a fifth of the database's work).
     const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(
-      SQL.completeMany,
+      items.some((i) => i.outbox) ? SQL.completeMany : SQL.completeManyLean,
       [
         items.map((i) => i.lease.id),
         items.map((i) => i.lease.leaseToken),
