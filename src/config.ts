@@ -376,6 +376,14 @@ export const OPTIONS = {
     max: 1000000000,
     doc: "Queued jobs a tenant may have before submits get 429 quota-exceeded; 0: unlimited",
   },
+  "auth-cache-ms": {
+    kind: "int",
+    env: "TESSERA_AUTH_CACHE_MS",
+    default: 1000,
+    min: 0,
+    max: 60_000,
+    doc: "How long a node trusts a verified API key without asking the store (a revoked key stops working within it); 0: ask every time",
+  },
   "trust-proxy": {
     kind: "bool",
     env: "TESSERA_TRUST_PROXY",
@@ -461,6 +469,7 @@ export interface Config {
   /** 0: unlimited. */
   maxQueuedPerTenant: number;
   trustProxy: boolean;
+  authCacheMs: number;
   /** Origins answered with CORS headers (exact match); empty: no CORS. */
   corsOrigins: readonly string[];
   metricsAuth: boolean;
@@ -600,6 +609,7 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     pollBudget: (v["poll-budget"] as boolean | undefined) ?? !dev,
     maxQueuedPerTenant: v["max-queued-per-tenant"] as number,
     trustProxy: v["trust-proxy"] as boolean,
+    authCacheMs: v["auth-cache-ms"] as number,
     corsOrigins: Object.freeze(corsOrigins),
     metricsAuth: v["metrics-auth"] as boolean,
     logLevel: v["log-level"] as string,

@@ -6,6 +6,46 @@ import type { ServerDeps } from "./server.js";
 
 const UNAUTHORIZED_HEADERS = { "www-authenticate": 'Bearer realm="tessera"' };
 
+/** A live key verified against the store, trusted without asking again until `until`. */
+interface VerifiedKey {
+  tenantId: string;
+  prefix: string;
+  expiresAt: number | null;
+  until: number;
+}
+
+/** Bound on the verified-key cache (the oldest entry goes first). */
+const KEY_CACHE_ENTRIES = 10_000;
+
+/**
+ * Verified keys by hash, per server (`--auth-cache-ms`): a flood of requests with one valid
+ * key (answered 429 by the rate limiter) costs no store query, at the price of a revoked key
+ * working on for at most that long. Only live keys are cached; failures always ask the store.
+ */
+export class KeyCache {
+  private readonly entries = new Map<string, VerifiedKey>();
+  constructor(private readonly ttlMs: number) {}
+
+  get(hash: string, now: number): VerifiedKey | undefined {
+    const entry = this.entries.get(hash);
+    if (entry && entry.until <= now) this.entries.delete(hash);
+    return entry && entry.until > now ? entry : undefined;
+  }
+
+  set(hash: string, key: Omit<VerifiedKey, "until">, now: number): void {
+    if (this.ttlMs <= 0) return;
+    if (this.entries.size >= KEY_CACHE_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(hash, { ...key, until: now + this.ttlMs });
+  }
+}
+
+const KEY_CACHES = new WeakMap<ServerDeps, KeyCache>();
+function keyCache(deps: ServerDeps): KeyCache {
+  let cache = KEY_CACHES.get(deps);
+  if (!cache) KEY_CACHES.set(deps, (cache = new KeyCache(deps.config.authCacheMs)));
+  return cache;
+}
+
 /** The prefix of the key each authenticated request used, for its audit lines. */
 const KEY_PREFIXES = new WeakMap<FastifyRequest, string>();
 
@@ -73,6 +113,13 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
   if (!isWellFormedKey(key)) throw unauthorized(request, deps, "malformed", key);
   const hash = hashApiKey(key);
   const now = deps.now();
+  const cached = keyCache(deps).get(hash, now);
+  if (cached) {
+    if (cached.expiresAt !== null && cached.expiresAt <= now)
+      throw unauthorized(request, deps, "expired", key);
+    KEY_PREFIXES.set(request, cached.prefix);
+    return cached.tenantId;
+  }
   let record;
   try {
     record = await deps.store.lookupApiKey({ hash, now });
@@ -88,6 +135,11 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
   }
   if (!record || !hashesEqual(record.hash, hash)) throw unauthorized(request, deps, "unknown", key);
   if (record.state !== "live") throw unauthorized(request, deps, record.state, key);
+  keyCache(deps).set(
+    hash,
+    { tenantId: record.tenantId, prefix: record.prefix, expiresAt: record.expiresAt },
+    now,
+  );
   KEY_PREFIXES.set(request, record.prefix);
   return record.tenantId;
 }

@@ -39,6 +39,7 @@ describe("load: a poll flood against the rate limiter", { timeout: 30_000 }, () 
     const idB = ((await submitB.json()) as { id: string }).id;
 
     const reads = vi.spyOn(server.tessera.store, "get");
+    const keyLookups = vi.spyOn(server.tessera.store, "lookupApiKey");
     let stop = false;
     const bStatuses: number[] = [];
     const healthMs: number[] = [];
@@ -71,7 +72,9 @@ describe("load: a poll flood against the rate limiter", { timeout: 30_000 }, () 
     stop = true;
     await Promise.all([tenantB, health]);
     const getCalls = reads.mock.calls.length;
+    const lookupCalls = keyLookups.mock.calls.length;
     reads.mockRestore();
+    keyLookups.mockRestore();
 
     const codes = Object.fromEntries(
       Object.entries(flood.statusCodeStats).map(([code, stat]) => [code, stat.count]),
@@ -94,6 +97,9 @@ describe("load: a poll flood against the rate limiter", { timeout: 30_000 }, () 
 
     // A 429 reads no job: the store was asked only for A's admitted polls and B's.
     expect(getCalls).toBeLessThanOrEqual(total - limited + bStatuses.length);
+    // Nor a key lookup: a verified key is trusted for --auth-cache-ms (1 s), so two keys over
+    // SECONDS seconds are looked up a handful of times, not once per request (L3: 0 store queries).
+    expect(lookupCalls).toBeLessThanOrEqual(2 * (SECONDS + 2));
 
     // B was never limited; /healthz stayed responsive.
     expect(bStatuses.length).toBeGreaterThan(10);

@@ -182,11 +182,34 @@ describe("authentication", () => {
     expect(new Set(bodies).size).toBe(1);
   });
 
-  it("revocation takes effect on the next request", async () => {
+  it("revocation takes effect within --auth-cache-ms (1 s by default)", async () => {
     const k = await server.key("acme");
     expect((await http(`${server.url}/v1/jobs`, { headers: bearer(k) })).status).toBe(200);
-    await server.tessera.store.revokeApiKey({ idOrPrefix: k.slice(0, 12), now: Date.now() });
-    await unauthorized(await http(`${server.url}/v1/jobs`, { headers: bearer(k) }));
+    const revokedAt = Date.now();
+    await server.tessera.store.revokeApiKey({ idOrPrefix: k.slice(0, 12), now: revokedAt });
+    for (;;) {
+      const res = await http(`${server.url}/v1/jobs`, { headers: bearer(k) });
+      if (res.status === 401) {
+        await unauthorized(res);
+        break;
+      }
+      expect(res.status).toBe(200); // still trusted from the cache, never anything else
+      await res.arrayBuffer();
+      expect(Date.now() - revokedAt).toBeLessThan(server.tessera.config.authCacheMs + 1000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+
+  it("with --auth-cache-ms 0 revocation takes effect on the next request", async () => {
+    const fresh = await startServer({ config: { authCacheMs: 0 } });
+    try {
+      const k = await fresh.key("acme");
+      expect((await http(`${fresh.url}/v1/jobs`, { headers: bearer(k) })).status).toBe(200);
+      await fresh.tessera.store.revokeApiKey({ idOrPrefix: k.slice(0, 12), now: Date.now() });
+      await unauthorized(await http(`${fresh.url}/v1/jobs`, { headers: bearer(k) }));
+    } finally {
+      await fresh.close();
+    }
   });
 
   it("a key in the URL is not accepted", async () => {

@@ -700,15 +700,21 @@ export class PostgresStore implements Store {
   }
 
   async webhookSecrets({ tenantId, now }: { tenantId: string; now: number }): Promise<string[]> {
-    const [row] = await this.query<SecretRow>(
-      `WITH ins AS (
-         INSERT INTO {{s}}.webhook_secrets (tenant_id, secret, updated_at) VALUES ($1, $2, $3)
-         ON CONFLICT (tenant_id) DO NOTHING RETURNING secret, previous_secret, previous_until)
-       SELECT * FROM ins UNION ALL
-       SELECT secret, previous_secret, previous_until FROM {{s}}.webhook_secrets WHERE tenant_id = $1`,
-      [tenantId, generateWebhookSecret(), now],
-    );
-    return secretsOf(row!, now);
+    // As in ensureTenant: a concurrent first use's row is invisible to this statement's
+    // snapshot, so an empty answer means "ask again", and the next statement sees it.
+    for (let attempt = 1; ; attempt++) {
+      const [row] = await this.query<SecretRow>(
+        `WITH ins AS (
+           INSERT INTO {{s}}.webhook_secrets (tenant_id, secret, updated_at) VALUES ($1, $2, $3)
+           ON CONFLICT (tenant_id) DO NOTHING RETURNING secret, previous_secret, previous_until)
+         SELECT * FROM ins UNION ALL
+         SELECT secret, previous_secret, previous_until FROM {{s}}.webhook_secrets WHERE tenant_id = $1`,
+        [tenantId, generateWebhookSecret(), now],
+      );
+      if (row) return secretsOf(row, now);
+      if (attempt === 3)
+        throw new Error(`the webhook secret of tenant ${tenantId} could be neither created nor read`);
+    }
   }
 
   async rotateWebhookSecret(params: Parameters<Store["rotateWebhookSecret"]>[0]): Promise<string[]> {
