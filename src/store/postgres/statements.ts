@@ -164,6 +164,12 @@ export const SQL = {
       FROM unnest($2::text[], $3::text[]) AS c(id, token)
       WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.type)
     SELECT type, pg_notify($4, 'q|' || $5 || '|' || type || '|' || $1) FROM upd`,
+  // What a claim whose answer was lost may have taken (its token is known only to this node).
+  releaseToken: `
+    WITH upd AS (
+      UPDATE {{s}}.jobs j SET status = 'queued', attempt = j.attempt - 1, run_at = $2, lease_token = NULL, lease_expires_at = NULL
+      WHERE j.lease_token = $1 AND j.status = 'running' RETURNING j.type)
+    SELECT type, pg_notify($3, 'q|' || $4 || '|' || type || '|' || $2) FROM upd`,
   // The moved rows with their new status.
   sweepLeases: `
     WITH expired AS (

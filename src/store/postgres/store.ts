@@ -76,6 +76,19 @@ export interface PostgresStoreOptions {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+/** Backoff between attempts at a write whose connection failed (up to ~8 s in all). */
+const RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600, 2000, 3000];
+
+/**
+ * A failure of the connection, not of the statement (SQLSTATE 08xxx connection exceptions,
+ * 57P0x shutdowns and terminations, or a socket error without a SQLSTATE): the statement may
+ * or may not have committed, and trying again on a fresh connection may succeed.
+ */
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return error instanceof Error;
+  return code.startsWith("08") || code.startsWith("57P") || /^E[A-Z]+$/.test(code);
+}
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 // bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
@@ -377,11 +390,19 @@ export class PostgresStore implements Store {
   }: Parameters<Store["claim"]>[0]): Promise<ClaimedJob[]> {
     if (limit <= 0 || jobTypes.length === 0) return [];
     const token = randomUUID();
-    const rows = await this.query<JobRow>(
-      SQL.claim,
-      [token, now + leaseMs, now, jobTypes, limit],
-      this.leasePool,
-    );
+    let rows: JobRow[];
+    try {
+      rows = await this.query<JobRow>(
+        SQL.claim,
+        [token, now + leaseMs, now, jobTypes, limit],
+        this.leasePool,
+      );
+    } catch (error) {
+      // The claim may have committed with its answer lost: hand back whatever it took, so
+      // those jobs run now rather than after their lease expires.
+      if (isConnectionError(error)) void this.releaseToken(token);
+      throw error;
+    }
     return rows
       .map((row) => ({ ...toJob(row), leaseToken: token, leaseExpiresAt: now + leaseMs }))
       .sort(claimOrder);
@@ -425,9 +446,46 @@ export class PostgresStore implements Store {
     return items.map((i) => applied.has(`${i.lease.id}|${i.lease.leaseToken}`));
   }
 
+  /** Release the jobs a claim with this token may hold, retrying while the database is away. */
+  private async releaseToken(token: string): Promise<void> {
+    for (const delay of RETRY_DELAYS_MS) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      try {
+        const now = Date.now();
+        const rows = await this.query<{ type: string }>(SQL.releaseToken, [
+          token,
+          now,
+          this.channel,
+          this.nodeId,
+        ]);
+        for (const type of new Set(rows.map((r) => r.type)))
+          this.events.emit({ kind: "queued", type, runAt: now });
+        return;
+      } catch (error) {
+        if (!isConnectionError(error)) break;
+      }
+    }
+    this.options.logger?.warn({ token }, "could not release a failed claim; its jobs wait for their lease");
+  }
+
   async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
     const columns = await this.placeResult(lease, result);
-    const done = await this.completions.add({ lease, result: columns, now, outbox: hasCallback !== false });
+    const item = { lease, result: columns, now, outbox: hasCallback !== false };
+    let done: { type: string; hasCallback: boolean } | null = null;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        done = await this.completions.add(item);
+        // A retry that finds nothing to update: did an earlier try commit before its answer was lost?
+        if (done === null && attempt > 0) done = await this.completedBy(lease, columns);
+        break;
+      } catch (error) {
+        // The lease still fences the write, so trying again is safe; giving up would leave the
+        // job running until its lease expires, and then run it again.
+        const delay = RETRY_DELAYS_MS[attempt];
+        if (!isConnectionError(error) || delay === undefined) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
     if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.
       if (columns.chunked) {
@@ -440,6 +498,27 @@ export class PostgresStore implements Store {
     }
     this.notifyTerminal(lease.id, done.type, "succeeded", done.hasCallback);
     return true;
+  }
+
+  /** After a lost answer: the job as this attempt completed it, or null if it did not. */
+  private async completedBy(
+    lease: Lease,
+    columns: StoredColumns,
+  ): Promise<{ type: string; hasCallback: boolean } | null> {
+    const [row] = await this.query<{
+      type: string;
+      status: string;
+      result_location: string | null;
+      has_callback: boolean;
+    }>(
+      `SELECT type, status, result_location, callback IS NOT NULL AS has_callback FROM {{s}}.jobs WHERE id = $1`,
+      [lease.id],
+    );
+    if (row?.status !== "succeeded") return null;
+    // Chunked results name their attempt; inline ones cannot tell, and another attempt can only
+    // have won if this one's lease was lost, in which case its result was discarded either way.
+    if (columns.chunked && row.result_location !== lease.leaseToken) return null;
+    return { type: row.type, hasCallback: row.has_callback };
   }
 
   private async completeMany(
@@ -514,17 +593,30 @@ export class PostgresStore implements Store {
   }
 
   async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
-    const [row] = await this.query<{ type: string; callback?: string | null }>(
-      retryAt === null ? SQL.failFinal : SQL.failRetry,
-      [
-        lease.id,
-        lease.leaseToken,
-        retryAt === null ? now : retryAt,
-        JSON.stringify(error),
-        this.channel,
-        this.nodeId,
-      ],
-    );
+    const params = [
+      lease.id,
+      lease.leaseToken,
+      retryAt === null ? now : retryAt,
+      JSON.stringify(error),
+      this.channel,
+      this.nodeId,
+    ];
+    let row: { type: string; callback?: string | null } | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // As in complete: fenced by the lease, so a retry after a lost connection is safe (a
+        // retry after a lost answer finds nothing to update and reports false).
+        [row] = await this.query<{ type: string; callback?: string | null }>(
+          retryAt === null ? SQL.failFinal : SQL.failRetry,
+          params,
+        );
+        break;
+      } catch (failure) {
+        const delay = RETRY_DELAYS_MS[attempt];
+        if (!isConnectionError(failure) || delay === undefined) throw failure;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
     if (!row) return false;
     if (retryAt === null) this.notifyTerminal(lease.id, row.type, "failed", (row.callback ?? null) !== null);
     else this.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
