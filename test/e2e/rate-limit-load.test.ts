@@ -81,6 +81,11 @@ describe("load: a poll flood against the rate limiter", { timeout: 30_000 }, () 
     ) as Record<string, number>;
     const total = Object.values(codes).reduce((a, b) => a + b, 0);
     const limited = codes["429"] ?? 0;
+    console.log(
+      `L3: A sent ${total} polls in ${SECONDS} s (${(total / SECONDS / POLL_LIMIT).toFixed(0)}× its limit of ${POLL_LIMIT}/s): ` +
+        `${((limited / total) * 100).toFixed(1)} % 429, codes ${JSON.stringify(codes)}; job reads ${getCalls}, key lookups ${lookupCalls}; ` +
+        `B ${bStatuses.filter((x) => x === 202).length}/${bStatuses.length} 202; /healthz max ${Math.max(...healthMs).toFixed(0)} ms`,
+    );
     // The premise: A asked for at least ten times what it may have.
     expect(total, JSON.stringify(codes)).toBeGreaterThanOrEqual(10 * POLL_LIMIT * SECONDS);
     expect(flood.errors, "connection errors").toBe(0);
