@@ -197,8 +197,15 @@ describe.each([
       expect(stored).toMatchObject({ id: failed!.eventId, status: "pending" });
       expect(stored!.body).not.toBeNull();
       const firstBody = stored!.body!;
-      const attemptLines = logLines(first.output()).filter((l) => l.msg === "callback attempt");
-      expect(attemptLines.length).toBeGreaterThanOrEqual(1);
+      // The log line follows the attempt's commit, through a pipe: wait for it to arrive.
+      const attemptLines = await waitFor(
+        "the attempt's log line",
+        () => {
+          const lines = logLines(first.output()).filter((l) => l.msg === "callback attempt");
+          return lines.length > 0 ? lines : undefined;
+        },
+        5_000,
+      );
       expect(attemptLines[0]).toMatchObject({
         eventId: failed!.eventId,
         jobId: job.id,
