@@ -39,13 +39,6 @@ export class KeyCache {
   }
 }
 
-const KEY_CACHES = new WeakMap<ServerDeps, KeyCache>();
-function keyCache(deps: ServerDeps): KeyCache {
-  let cache = KEY_CACHES.get(deps);
-  if (!cache) KEY_CACHES.set(deps, (cache = new KeyCache(deps.config.authCacheMs)));
-  return cache;
-}
-
 /** The prefix of the key each authenticated request used, for its audit lines. */
 const KEY_PREFIXES = new WeakMap<FastifyRequest, string>();
 
@@ -113,7 +106,7 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
   if (!isWellFormedKey(key)) throw unauthorized(request, deps, "malformed", key);
   const hash = hashApiKey(key);
   const now = deps.now();
-  const cached = keyCache(deps).get(hash, now);
+  const cached = deps.keyCache?.get(hash, now);
   if (cached) {
     if (cached.expiresAt !== null && cached.expiresAt <= now)
       throw unauthorized(request, deps, "expired", key);
@@ -135,7 +128,7 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
   }
   if (!record || !hashesEqual(record.hash, hash)) throw unauthorized(request, deps, "unknown", key);
   if (record.state !== "live") throw unauthorized(request, deps, record.state, key);
-  keyCache(deps).set(
+  deps.keyCache?.set(
     hash,
     { tenantId: record.tenantId, prefix: record.prefix, expiresAt: record.expiresAt },
     now,

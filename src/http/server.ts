@@ -15,6 +15,7 @@ import type { CallbackDeliverer } from "../callbacks/deliverer.js";
 import type { Config } from "../config.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { Store } from "../store/store.js";
+import { KeyCache } from "./auth.js";
 import { registerCors } from "./cors.js";
 import { parseJsonBody } from "./json-body.js";
 import type { Metrics } from "./metrics.js";
@@ -54,6 +55,8 @@ export interface ServerDeps {
   now: () => number;
   /** Rate limits, poll budget and quota (src/http/rate-limit.ts); made by buildServer if absent. */
   limiter?: RateLimiter;
+  /** Verified API keys (`--auth-cache-ms`, src/http/auth.ts); made by buildServer if absent. */
+  keyCache?: KeyCache;
 }
 
 declare module "fastify" {
@@ -229,6 +232,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   registerCors(app, config.corsOrigins);
 
   deps.limiter ??= new RateLimiter(deps);
+  deps.keyCache ??= new KeyCache(config.authCacheMs);
   app.addHook("onRequest", async (request: FastifyRequest, reply) => {
     const auth = request.routeOptions.config.auth ?? "key";
     // Authenticates, then counts the request against its tenant's (or address's) rate limit.

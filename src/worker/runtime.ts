@@ -70,7 +70,10 @@ export class WorkerRuntime {
   /** Latest unwritten progress per attempt (keyed by run, so a stale attempt never writes under a newer lease). */
   private readonly pendingProgress = new Map<Running, { percent: number | null; message: string | null }>();
   private progressScheduled = false;
-  /** Attempts whose outcome is being recorded: their own terminal event must not abort them. */
+  /**
+   * Attempts whose outcome is being recorded (their slot is free already): a lost lease reported
+   * by a heartbeat or a progress write sent before the handler ended must not abort them.
+   */
   private readonly finishing = new Set<Running>();
   /** Every attempt until its outcome is recorded, past the end of its handler (stop waits for them). */
   private readonly recording = new Set<Promise<void>>();
@@ -157,8 +160,8 @@ export class WorkerRuntime {
     }
     const local = this.running.get(event.jobId);
     const cause = ABORT_BY_STATUS[event.status];
-    // Our own completion also arrives here; only foreign terminal moves abort the handler.
-    if (local && cause && !local.controller.signal.aborted && !this.finishing.has(local)) {
+    // Our own completion also arrives here, but its attempt has left `running` by then.
+    if (local && cause && !local.controller.signal.aborted) {
       local.controller.abort(new JobAbortedError(cause, event.jobId));
     }
   }
@@ -428,7 +431,7 @@ export class WorkerRuntime {
 
   /** One batched heartbeat for every running job; lost leases abort their handlers. */
   private async heartbeat(): Promise<void> {
-    const entries = [...this.running.values()].filter((r) => !this.finishing.has(r));
+    const entries = [...this.running.values()];
     const waiting = this.prefetched.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
     if (entries.length === 0 && waiting.length === 0) {
       this.lastHeartbeatOk = this.now();

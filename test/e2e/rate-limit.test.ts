@@ -8,14 +8,13 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { generateApiKey } from "../../src/auth/api-keys.js";
 import { tenants } from "../../src/cli/tenants.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { demoJobs } from "../../src/demo/jobs.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { createTessera, type Tessera } from "../../src/tessera.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
-import { bearer, http, TEST_SECRET } from "../helpers/server.js";
+import { bearer, http, issueKey, TEST_SECRET } from "../helpers/server.js";
 import { expectProblem, expectRetryAfter, sleep } from "./support.js";
 
 const WINDOW_S = 10;
@@ -61,15 +60,7 @@ async function start(config: Partial<Config>, now: () => number, dir?: string): 
     url,
     tessera,
     async key(tenant) {
-      const k = generateApiKey();
-      await tessera.store.createApiKey({
-        tenantName: tenant,
-        keyId: k.keyId,
-        prefix: k.prefix,
-        hash: k.hash,
-        now: Date.now(),
-      });
-      return k.key;
+      return issueKey(tessera.store, tenant);
     },
     async close() {
       await tessera.close();

@@ -6,7 +6,21 @@ import { generateApiKey } from "../../src/auth/api-keys.js";
 import type { Config } from "../../src/config.js";
 import { demoJobs } from "../../src/demo/jobs.js";
 import type { JobDefinition } from "../../src/jobs/define.js";
+import type { Store } from "../../src/store/store.js";
 import { createTessera, type Tessera } from "../../src/tessera.js";
+
+/** A new live API key for `tenant` (created if needed), stored as the CLI stores it. */
+export async function issueKey(store: Store, tenant: string): Promise<string> {
+  const k = generateApiKey();
+  await store.createApiKey({
+    tenantName: tenant,
+    keyId: k.keyId,
+    prefix: k.prefix,
+    hash: k.hash,
+    now: Date.now(),
+  });
+  return k.key;
+}
 
 export const TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef";
 
@@ -62,15 +76,7 @@ export async function startServer(
     dir,
     dbPath,
     async key(tenant: string) {
-      const k = generateApiKey();
-      await tessera.store.createApiKey({
-        tenantName: tenant,
-        keyId: k.keyId,
-        prefix: k.prefix,
-        hash: k.hash,
-        now: Date.now(),
-      });
-      return k.key;
+      return issueKey(tessera.store, tenant);
     },
     async close() {
       await tessera.close();

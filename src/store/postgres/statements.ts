@@ -28,6 +28,30 @@ const OUTBOX = (from: string) => `
 const NOTIFY_QUEUED = (alias: string) =>
   `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
 
+/**
+ * A batch of completions in one statement, with one notification per 64 jobs (payloads stay
+ * far below PostgreSQL's 8000-byte limit). `outbox`: also write the callback events owed; a
+ * batch without callbacks skips those CTEs (and the full row they need).
+ */
+const COMPLETE_MANY = (outbox: boolean) => `
+    WITH done AS (
+      UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
+        lease_expires_at = NULL, progress_percent = 100, result_kind = c.kind, result_type = c.ctype,
+        result_data = c.data, result_location = c.location, result_size = c.size
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
+        AS c(id, token, kind, ctype, data, location, size, now)
+      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+      RETURNING ${
+        outbox
+          ? `${J("j")}, c.token),
+    ${OUTBOX("done")}`
+          : "j.id, j.type, j.callback, c.token)"
+      },
+    nt AS (
+      SELECT pg_notify($9, string_agg('t|' || $10 || '|' || id || '|succeeded|' || type, E'\n'))
+      FROM (SELECT id, type, (row_number() OVER ()) / 64 AS chunk FROM done) d GROUP BY chunk)
+    SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
+
 /** Every statement, once. Each header says what it returns and what 0 rows means. */
 export const SQL = {
   // The inserted row, announced to other nodes' workers.
@@ -116,36 +140,9 @@ export const SQL = {
         WHERE w2.job_id = src.id AND w2.event = 'job.progress') + $3, $2))
     FROM src WHERE src.id NOT IN (SELECT job_id FROM pend)`,
   // The completed (id, token, type); an item missing from the answer was fenced.
-  completeMany: `
-    WITH done AS (
-      UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
-        lease_expires_at = NULL, progress_percent = 100, result_kind = c.kind, result_type = c.ctype,
-        result_data = c.data, result_location = c.location, result_size = c.size
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
-        AS c(id, token, kind, ctype, data, location, size, now)
-      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
-      RETURNING ${J("j")}, c.token),
-    ${OUTBOX("done")},
-    -- One notification per 64 jobs (payloads stay far below PostgreSQL's 8000-byte limit).
-    nt AS (
-      SELECT pg_notify($9, string_agg('t|' || $10 || '|' || id || '|succeeded|' || type, E'\n'))
-      FROM (SELECT id, type, (row_number() OVER ()) / 64 AS chunk FROM done) d GROUP BY chunk)
-    SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`,
+  completeMany: COMPLETE_MANY(true),
   // completeMany for jobs without a callback: no outbox event to write.
-  completeManyLean: `
-    WITH done AS (
-      UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
-        lease_expires_at = NULL, progress_percent = 100, result_kind = c.kind, result_type = c.ctype,
-        result_data = c.data, result_location = c.location, result_size = c.size
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
-        AS c(id, token, kind, ctype, data, location, size, now)
-      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
-      RETURNING j.id, j.type, j.callback, c.token),
-    -- One notification per 64 jobs (payloads stay far below PostgreSQL's 8000-byte limit).
-    nt AS (
-      SELECT pg_notify($9, string_agg('t|' || $10 || '|' || id || '|succeeded|' || type, E'\n'))
-      FROM (SELECT id, type, (row_number() OVER ()) / 64 AS chunk FROM done) d GROUP BY chunk)
-    SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`,
+  completeManyLean: COMPLETE_MANY(false),
   failFinal: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL

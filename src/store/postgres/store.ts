@@ -84,6 +84,22 @@ const RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600, 2000, 3000];
  * 57P0x shutdowns and terminations, or a socket error without a SQLSTATE): the statement may
  * or may not have committed, and trying again on a fresh connection may succeed.
  */
+/**
+ * Run `write` again, with backoff, while it fails by losing its connection; `retried` tells it
+ * whether an earlier try may have committed. Other errors, and the last one, are thrown.
+ */
+async function retryOnConnectionLoss<T>(write: (retried: boolean) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await write(attempt > 0);
+    } catch (error) {
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (!isConnectionError(error) || delay === undefined) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
 function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string") return error instanceof Error;
@@ -448,44 +464,31 @@ export class PostgresStore implements Store {
 
   /** Release the jobs a claim with this token may hold, retrying while the database is away. */
   private async releaseToken(token: string): Promise<void> {
-    for (const delay of RETRY_DELAYS_MS) {
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      try {
-        const now = Date.now();
-        const rows = await this.query<{ type: string }>(SQL.releaseToken, [
-          token,
-          now,
-          this.channel,
-          this.nodeId,
-        ]);
-        for (const type of new Set(rows.map((r) => r.type)))
-          this.events.emit({ kind: "queued", type, runAt: now });
-        return;
-      } catch (error) {
-        if (!isConnectionError(error)) break;
-      }
+    try {
+      const now = Date.now();
+      const rows = await retryOnConnectionLoss(() =>
+        this.query<{ type: string }>(SQL.releaseToken, [token, now, this.channel, this.nodeId]),
+      );
+      for (const type of new Set(rows.map((r) => r.type)))
+        this.events.emit({ kind: "queued", type, runAt: now });
+    } catch (error) {
+      this.options.logger?.warn(
+        { err: error, token },
+        "could not release a failed claim; its jobs wait for their lease",
+      );
     }
-    this.options.logger?.warn({ token }, "could not release a failed claim; its jobs wait for their lease");
   }
 
   async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
     const columns = await this.placeResult(lease, result);
     const item = { lease, result: columns, now, outbox: hasCallback !== false };
-    let done: { type: string; hasCallback: boolean } | null = null;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        done = await this.completions.add(item);
-        // A retry that finds nothing to update: did an earlier try commit before its answer was lost?
-        if (done === null && attempt > 0) done = await this.completedBy(lease, columns);
-        break;
-      } catch (error) {
-        // The lease still fences the write, so trying again is safe; giving up would leave the
-        // job running until its lease expires, and then run it again.
-        const delay = RETRY_DELAYS_MS[attempt];
-        if (!isConnectionError(error) || delay === undefined) throw error;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
-    }
+    // The lease fences the write, so trying again is safe; giving up would leave the job
+    // running until its lease expires, and then run it again.
+    const done = await retryOnConnectionLoss(async (retried) => {
+      const applied = await this.completions.add(item);
+      // A retry that finds nothing to update: did an earlier try commit before its answer was lost?
+      return applied === null && retried ? this.completedBy(lease, columns) : applied;
+    });
     if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.
       if (columns.chunked) {
@@ -601,22 +604,14 @@ export class PostgresStore implements Store {
       this.channel,
       this.nodeId,
     ];
-    let row: { type: string; callback?: string | null } | undefined;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // As in complete: fenced by the lease, so a retry after a lost connection is safe (a
-        // retry after a lost answer finds nothing to update and reports false).
-        [row] = await this.query<{ type: string; callback?: string | null }>(
-          retryAt === null ? SQL.failFinal : SQL.failRetry,
-          params,
-        );
-        break;
-      } catch (failure) {
-        const delay = RETRY_DELAYS_MS[attempt];
-        if (!isConnectionError(failure) || delay === undefined) throw failure;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
-    }
+    // As in complete: fenced by the lease (a retry after a lost answer finds nothing to update
+    // and reports false).
+    const [row] = await retryOnConnectionLoss(() =>
+      this.query<{ type: string; callback?: string | null }>(
+        retryAt === null ? SQL.failFinal : SQL.failRetry,
+        params,
+      ),
+    );
     if (!row) return false;
     if (retryAt === null) this.notifyTerminal(lease.id, row.type, "failed", (row.callback ?? null) !== null);
     else this.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
