@@ -26,7 +26,10 @@ export interface PgComparison {
   results: PeerResult[];
   /** Systems that could not be measured, with the reason. */
   skipped: { system: PeerName; reason: string }[];
-  /** Ratios to Tessera-PG: jobs/s (higher is better for the peer), p50/p99 (lower is better). */
+  /**
+   * Ratios to Tessera-PG: jobs/s (higher is better for the peer), p50/p99 of submit call to
+   * start (lower is better).
+   */
   ratios: { system: PeerName; jobsPerSec: number; p50: number; p99: number }[];
 }
 
@@ -85,8 +88,8 @@ export async function comparePostgres(settings: PgSettings): Promise<PgCompariso
     ratios: results.map((r) => ({
       system: r.system,
       jobsPerSec: base ? r.jobsPerSec / base.jobsPerSec : Number.NaN,
-      p50: base ? r.latency.distribution.p50Ms / base.latency.distribution.p50Ms : Number.NaN,
-      p99: base ? r.latency.distribution.p99Ms / base.latency.distribution.p99Ms : Number.NaN,
+      p50: base ? r.latency.fromCall.p50Ms / base.latency.fromCall.p50Ms : Number.NaN,
+      p99: base ? r.latency.fromCall.p99Ms / base.latency.fromCall.p99Ms : Number.NaN,
     })),
   };
 }

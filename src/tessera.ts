@@ -162,6 +162,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   const app = buildServer({
     config,
     store,
+    submit: (params) => worker.submit(params),
     registry,
     signer,
     waits,

@@ -35,9 +35,15 @@ export interface PeerDrain {
   finalStates: Record<string, number>;
 }
 
-/** Submit-to-start, sequential, from the submit call resolving to the handler starting. */
+/** Submit-to-start on an idle worker, sequential probes. */
 export interface PeerLatency {
+  /**
+   * From the submit call resolving (the job is durable) to the handler starting; 0 when the
+   * handler started before the call returned (a job handed straight to an idle worker).
+   */
   distribution: Distribution;
+  /** From the submit call to the handler starting: the durable insert included. */
+  fromCall: Distribution;
   /** Probe jobs that did not start within the timeout, or started more than once. */
   lost: number;
   repeated: number;
@@ -165,10 +171,12 @@ export async function sequentialLatency(
   submit: (i: number) => Promise<string>,
   settleMs = 5,
 ): Promise<PeerLatency> {
-  const samples: number[] = [];
+  const afterAck: number[] = [];
+  const fromCall: number[] = [];
   const probes: string[] = [];
   let lost = 0;
   for (let i = 0; i < options.latencyWarmup + options.latencySamples; i++) {
+    const calledAt = performance.now();
     const key = await submit(i);
     probes.push(key);
     const submittedAt = performance.now();
@@ -177,8 +185,11 @@ export async function sequentialLatency(
       continue;
     }
     await sleep(settleMs);
-    if (i >= options.latencyWarmup) samples.push(counter.startedAt(key)! - submittedAt);
+    if (i < options.latencyWarmup) continue;
+    const startedAt = counter.startedAt(key)!;
+    afterAck.push(Math.max(0, startedAt - submittedAt));
+    fromCall.push(startedAt - calledAt);
   }
   const { repeated } = counter.check(probes);
-  return { distribution: distribution(samples), lost, repeated };
+  return { distribution: distribution(afterAck), fromCall: distribution(fromCall), lost, repeated };
 }

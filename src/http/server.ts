@@ -40,6 +40,11 @@ import type { WaitRegistry } from "./wait.js";
 export interface ServerDeps {
   config: Config;
   store: Store;
+  /**
+   * How an accepted job is stored: the local worker's `submit` (a job due now on an idle
+   * worker starts at once, see WorkerRuntime.submit), which queues it like `store.submit` otherwise.
+   */
+  submit: Store["submit"];
   registry: JobRegistry;
   signer: UrlSigner;
   waits: WaitRegistry;

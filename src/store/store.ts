@@ -233,7 +233,16 @@ export interface Store {
    * Insert a job durably, with its idempotency record in the same transaction. Resolves after
    * the commit (fsync'd). With a key already used by the same request: the existing job.
    */
-  submit(params: { job: NewJob; idempotency: IdempotencyClaim | null; now: number }): Promise<SubmitOutcome>;
+  submit(params: {
+    job: NewJob;
+    idempotency: IdempotencyClaim | null;
+    now: number;
+    /**
+     * Store the job already running under this lease (attempt 1, started now) instead of
+     * queued: a worker with an idle slot takes it without a claim. No wake-up is announced.
+     */
+    lease?: { token: string; expiresAt: number };
+  }): Promise<SubmitOutcome>;
   get(params: { tenantId: string; id: string }): Promise<JobRecord | null>;
   list(filter: ListFilter): Promise<JobRecord[]>;
   /** The stored result of a succeeded job; null when there is none (or it was purged). */

@@ -3,7 +3,8 @@ import { coerceError, JobAbortedError, JobError, type AbortCause, type JobProble
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { JobStatus } from "../jobs/states.js";
-import type { ClaimedJob, Lease, Store, StoreEvent } from "../store/store.js";
+import { randomUUID } from "node:crypto";
+import type { ClaimedJob, Lease, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
 import { retryDelay } from "./backoff.js";
 import { createJobContext } from "./context.js";
 import { toResultPayload } from "./result-payload.js";
@@ -79,6 +80,10 @@ export class WorkerRuntime {
   private readonly recording = new Set<Promise<void>>();
   /** The claim loop in progress, if any (stop waits for it). */
   private fillRun: Promise<void> | null = null;
+  /** Slots promised to jobs being submitted through `submit` (see there). */
+  private reserved = 0;
+  /** The last claim came back short and no work was announced since: nothing waits in the queue. */
+  private idle = false;
 
   constructor(
     private readonly deps: {
@@ -142,15 +147,55 @@ export class WorkerRuntime {
     this.started = false;
   }
 
+  /**
+   * Submit a job through this worker. A job due now, of a type this worker runs without its own
+   * limit, submitted while a slot is idle and nothing waits in the queue, is stored already
+   * leased to this worker and starts as soon as it is committed: no claim round trip, no
+   * wake-up, and no job overtaken. Otherwise it is queued as usual.
+   */
+  async submit(params: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+    const { job, now } = params;
+    const { store, registry, options } = this.deps;
+    const handoff =
+      this.started &&
+      !this.stopping &&
+      this.idle &&
+      this.prefetched.length === 0 &&
+      this.freeSlots() > 0 &&
+      job.runAt <= now &&
+      registry.get(job.type)?.definition.concurrency === undefined;
+    if (!handoff || registry.get(job.type) === undefined) return store.submit(params);
+    const lease = { token: randomUUID(), expiresAt: now + options.leaseMs };
+    this.reserved++;
+    let outcome: SubmitOutcome;
+    try {
+      outcome = await store.submit({ ...params, lease });
+    } finally {
+      this.reserved--;
+    }
+    if (outcome.kind !== "created") {
+      this.wake(); // the slot it held back is free again
+      return outcome;
+    }
+    const claimed: ClaimedJob = { ...outcome.job, leaseToken: lease.token, leaseExpiresAt: lease.expiresAt };
+    if (this.stopping) {
+      await store.release({ leases: [{ id: claimed.id, leaseToken: lease.token }], now: this.now() });
+    } else this.execute(claimed);
+    return outcome;
+  }
+
   private onStoreEvent(event: StoreEvent): void {
     if (event.kind === "queued") {
       if (!this.deps.registry.get(event.type)) return;
-      if (event.runAt <= this.now()) this.wake();
-      else this.scheduleWake(event.runAt);
+      if (event.runAt <= this.now()) {
+        this.idle = false;
+        this.wake();
+      } else this.scheduleWake(event.runAt);
       return;
     }
     if (event.kind === "outbox") return; // the deliverer's business
     if (event.kind === "resync") {
+      this.idle = false;
       this.wake();
       return;
     }
@@ -174,6 +219,7 @@ export class WorkerRuntime {
       () => {
         this.wakeAt = Infinity;
         this.wakeTimer = null;
+        this.idle = false; // delayed work may be due now
         this.wake();
       },
       Math.max(0, at - this.now()),
@@ -209,6 +255,7 @@ export class WorkerRuntime {
       let claimedFull = true;
       while (claimedFull && !this.stopping) {
         claimedFull = false;
+        let claimedShort = false;
         for (const group of this.claimGroups()) {
           const claimed = await this.deps.store.claim({
             types: group.types,
@@ -227,7 +274,11 @@ export class WorkerRuntime {
           this.prefetched.push(...claimed);
           this.startPrefetched();
           if (claimed.length === group.limit) claimedFull = true;
+          else claimedShort = true;
         }
+        // Set only after a claim looked (a fill without free slots learns nothing), and not
+        // while a wake-up announced more work in the meantime.
+        if (claimedShort && !claimedFull) this.idle = !this.refill;
       }
       if (!this.refill && !this.stopping && this.freeSlots() > 0) {
         const next = await this.deps.store.nextRunAt({ types: this.deps.registry.types });
@@ -237,7 +288,7 @@ export class WorkerRuntime {
   }
 
   private freeSlots(): number {
-    return this.deps.options.concurrency - this.running.size;
+    return this.deps.options.concurrency - this.running.size - this.reserved;
   }
 
   /** Start waiting jobs, in claim order, as far as free slots and per-type limits allow. */
@@ -431,7 +482,9 @@ export class WorkerRuntime {
 
   /** One batched heartbeat for every running job; lost leases abort their handlers. */
   private async heartbeat(): Promise<void> {
-    const entries = [...this.running.values()];
+    // Attempts still recording their outcome hold their lease too: a write slowed by a lost
+    // connection must not outlive it and let the sweeper hand the job to another worker.
+    const entries = [...this.finishing, ...this.running.values()];
     const waiting = this.prefetched.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
     if (entries.length === 0 && waiting.length === 0) {
       this.lastHeartbeatOk = this.now();

@@ -584,3 +584,73 @@ describe("worker runtime: prefetch", () => {
     expect(runs.some((r) => r.key === "held1" || r.key === "held2")).toBe(false);
   });
 });
+
+describe("worker runtime: handoff to an idle worker", () => {
+  /** The 202's representation: what the submit committed. */
+  async function accepted(
+    s: TestServer,
+    body: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ) {
+    const response = await http(`${s.url}/v1/jobs`, { json: body, headers });
+    expect(response.status, await response.clone().text()).toBe(202);
+    return (await response.json()) as Representation;
+  }
+  /** Once started, the worker's first claim finds the queue empty: it is idle. */
+  const settled = () => sleep(100);
+
+  it("a job submitted to an idle worker is committed running (attempt 1) and starts without a claim", async () => {
+    const s = await server({ concurrency: 2 });
+    await settled();
+    const job = await accepted(s, { type: "test.gate", input: { key: "h1" } });
+    expect(job).toMatchObject({ status: "running", attempt: 1 });
+    (await gateRun("h1")).finish({ ok: true });
+    expect(await terminal(s, job.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+    expect((await result(s, job.id)).body).toEqual({ ok: true });
+  });
+
+  it("queues what a free slot must not take at once: full slots, a future runAt, a type with its own limit", async () => {
+    const s = await server({ concurrency: 1 });
+    await settled();
+    expect(await accepted(s, { type: "test.gate", input: { key: "busy" } })).toMatchObject({
+      status: "running",
+    });
+    // No free slot.
+    const queued = await accepted(s, { type: "test.gate", input: { key: "next" } });
+    expect(queued).toMatchObject({ status: "queued", attempt: 0 });
+    (await gateRun("busy")).finish(null);
+    (await gateRun("next")).finish(null);
+    await terminal(s, queued.id);
+    await settled();
+    // Idle again, but due later, or limited per type: through the queue.
+    const later = await accepted(s, {
+      type: "test.gate",
+      input: { key: "later" },
+      runAt: new Date(Date.now() + 60_000).toISOString(),
+    });
+    expect(later.status).toBe("queued");
+    expect((await accepted(s, { type: "test.limited", input: {} })).status).toBe("queued");
+  });
+
+  it("a replayed Idempotency-Key gives its slot back; the handed-off lease is heartbeated", async () => {
+    const s = await server({ concurrency: 2, leaseMs: 400, heartbeatMs: 100 });
+    await settled();
+    const key = { "idempotency-key": "handoff-1" };
+    const first = await accepted(s, { type: "test.gate", input: { key: "k1" } }, key);
+    expect(first.status).toBe("running");
+    const replay = await http(`${s.url}/v1/jobs`, {
+      json: { type: "test.gate", input: { key: "k1" } },
+      headers: key,
+    });
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    // Both slots are still there for new work: the second is handed off, the third queued.
+    expect((await accepted(s, { type: "test.gate", input: { key: "k2" } })).status).toBe("running");
+    expect((await accepted(s, { type: "test.gate", input: { key: "k3" } })).status).toBe("queued");
+    // Held well past its 400 ms lease: the heartbeat keeps it, so it never runs twice.
+    const run = await gateRun("k1");
+    await sleep(1000);
+    expect(runs.filter((r) => r.key === "k1")).toHaveLength(1);
+    run.finish("once");
+    expect(await terminal(s, first.id)).toMatchObject({ status: "succeeded", attempt: 1 });
+  });
+});

@@ -117,7 +117,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
         key === null
           ? null
           : { key, requestHash: requestHash(request.tenantId, "POST", "/v1/jobs", request.body) };
-      outcome = await store.submit({ job, idempotency, now });
+      outcome = await deps.submit({ job, idempotency, now });
     } catch (error) {
       request.log.error({ err: error }, "submit could not be committed");
       throw new ProblemError(

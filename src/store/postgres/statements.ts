@@ -28,6 +28,14 @@ const OUTBOX = (from: string) => `
 const NOTIFY_QUEUED = (alias: string) =>
   `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
 
+// A new job: queued, or running under the lease a local worker took for it ($14, $15).
+const INSERT_COLUMNS = `id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
+  max_attempts, metadata, callback, attempt, started_at, lease_token, lease_expires_at`;
+const INSERT_VALUES = `$1, $2, $3, CASE WHEN $14::text IS NULL THEN 'queued' ELSE 'running' END, $4, $5, $6, $7, $8,
+  $9, $10, $11, CASE WHEN $14::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $14::text IS NULL THEN NULL ELSE $7::bigint END,
+  $14::text, $15::bigint`;
+const NOTIFY_QUEUED_INSERT = `CASE WHEN ins.status = 'queued' THEN ${NOTIFY_QUEUED("ins")} END`;
+
 /**
  * A batch of completions in one statement, with one notification per 64 jobs (payloads stay
  * far below PostgreSQL's 8000-byte limit). `outbox`: also write the callback events owed; a
@@ -54,24 +62,22 @@ const COMPLETE_MANY = (outbox: boolean) => `
 
 /** Every statement, once. Each header says what it returns and what 0 rows means. */
 export const SQL = {
-  // The inserted row, announced to other nodes' workers.
+  // The inserted row, announced to other nodes' workers; with a lease ($14 token, $15 expiry)
+  // it is inserted running instead, unannounced.
   insertJob: `
     WITH ins AS (
-      INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-        max_attempts, metadata, callback)
-      VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${JOB_COLUMNS})
-    SELECT ins.*, ${NOTIFY_QUEUED("ins")} FROM ins`,
-  // The inserted row; no row: the key exists already (the caller reads it and replays).
+      INSERT INTO {{s}}.jobs (${INSERT_COLUMNS}) VALUES (${INSERT_VALUES}) RETURNING ${JOB_COLUMNS})
+    SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
+  // insertJob with an Idempotency-Key ($16 key, $17 request hash); no row: the key exists
+  // already (the caller reads it and replays).
   insertJobWithKey: `
     WITH idem AS (
       INSERT INTO {{s}}.idempotency_keys (tenant_id, key, request_hash, job_id, created_at)
-      VALUES ($2, $14, $15, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
+      VALUES ($2, $16, $17, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
     ins AS (
-      INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-        max_attempts, metadata, callback)
-      SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM idem)
-      RETURNING ${JOB_COLUMNS})
-    SELECT ins.*, ${NOTIFY_QUEUED("ins")} FROM ins`,
+      INSERT INTO {{s}}.jobs (${INSERT_COLUMNS})
+      SELECT ${INSERT_VALUES} WHERE EXISTS (SELECT 1 FROM idem) RETURNING ${JOB_COLUMNS})
+    SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
   // One page, newest first; the tenant bound always applies, whatever the cursor says.
   listJobs: `
     SELECT ${JOB_COLUMNS} FROM {{s}}.jobs

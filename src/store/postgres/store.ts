@@ -80,31 +80,48 @@ const CHUNK_BYTES = 1024 * 1024;
 const RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600, 2000, 3000];
 
 /**
- * A failure of the connection, not of the statement (SQLSTATE 08xxx connection exceptions,
- * 57P0x shutdowns and terminations, or a socket error without a SQLSTATE): the statement may
- * or may not have committed, and trying again on a fresh connection may succeed.
+ * Run `write` again, with backoff, while it fails transiently (see `isTransient`); `retried`
+ * tells it whether an earlier try may have committed. Other errors, and the last one, are thrown.
  */
-/**
- * Run `write` again, with backoff, while it fails by losing its connection; `retried` tells it
- * whether an earlier try may have committed. Other errors, and the last one, are thrown.
- */
-async function retryOnConnectionLoss<T>(write: (retried: boolean) => Promise<T>): Promise<T> {
+async function retryTransient<T>(write: (retried: boolean) => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await write(attempt > 0);
     } catch (error) {
       const delay = RETRY_DELAYS_MS[attempt];
-      if (!isConnectionError(error) || delay === undefined) throw error;
+      if (!isTransient(error) || delay === undefined) throw error;
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
 }
 
+/**
+ * A failure of the connection, not of the statement (SQLSTATE 08xxx connection exceptions,
+ * 57P0x shutdowns and terminations, or a socket error without a SQLSTATE): the statement may
+ * or may not have committed, and trying again on a fresh connection may succeed.
+ */
 function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string") return error instanceof Error;
   return code.startsWith("08") || code.startsWith("57P") || /^E[A-Z]+$/.test(code);
 }
+
+/**
+ * Worth another try: a lost connection, or a deadlock (40P01) or serialization failure (40001),
+ * whose statement was rolled back. Batched writes lock rows in id order, so deadlocks among
+ * them are rare, but a heartbeat and a completion of the same job may still meet.
+ */
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "40P01" || code === "40001" || isConnectionError(error);
+}
+
+/** Batched writes take their rows' locks in id order, so two of them never deadlock each other. */
+function byLeaseId<T extends { id: string } | { lease: { id: string } }>(items: readonly T[]): T[] {
+  const id = (item: T) => ("lease" in item ? item.lease.id : item.id);
+  return [...items].sort((a, b) => (id(a) < id(b) ? -1 : id(a) > id(b) ? 1 : 0));
+}
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 // bigint (int8) columns hold epoch milliseconds, well inside Number's safe range.
@@ -235,7 +252,7 @@ export class PostgresStore implements Store {
 
   // --- submit and read ----------------------------------------------------------------------
 
-  async submit({ job, idempotency, now }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+  async submit({ job, idempotency, now, lease }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
     const jobParams = [
       job.id,
       job.tenantId,
@@ -250,6 +267,8 @@ export class PostgresStore implements Store {
       job.callback === null ? null : JSON.stringify(job.callback),
       this.channel,
       this.nodeId,
+      lease?.token ?? null,
+      lease?.expiresAt ?? null,
     ];
     if (!idempotency) {
       const [row] = await this.query<JobRow>(SQL.insertJob, jobParams);
@@ -281,7 +300,7 @@ export class PostgresStore implements Store {
 
   private created(row: JobRow): SubmitOutcome {
     const job = toJob(row);
-    this.events.emit({ kind: "queued", type: job.type, runAt: job.runAt });
+    if (job.status === "queued") this.events.emit({ kind: "queued", type: job.type, runAt: job.runAt });
     return { kind: "created", job };
   }
 
@@ -426,9 +445,10 @@ export class PostgresStore implements Store {
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
     if (leases.length === 0) return [];
+    const sorted = byLeaseId(leases);
     const rows = await this.query<{ id: string }>(
       SQL.heartbeat,
-      [now + leaseMs, leases.map((l) => l.id), leases.map((l) => l.leaseToken)],
+      [now + leaseMs, sorted.map((l) => l.id), sorted.map((l) => l.leaseToken)],
       this.leasePool,
     );
     const alive = new Set(rows.map((r) => r.id));
@@ -442,13 +462,14 @@ export class PostgresStore implements Store {
   private async progressMany(
     items: { lease: Lease; percent: number | null; message: string | null; now: number }[],
   ): Promise<boolean[]> {
+    const sorted = byLeaseId(items);
     const rows = await this.query<{ id: string; lease_token: string; wants_event: boolean }>(
       SQL.progress,
       [
-        items.map((i) => i.lease.id),
-        items.map((i) => i.lease.leaseToken),
-        items.map((i) => i.percent),
-        items.map((i) => i.message),
+        sorted.map((i) => i.lease.id),
+        sorted.map((i) => i.lease.leaseToken),
+        sorted.map((i) => i.percent),
+        sorted.map((i) => i.message),
       ],
       this.leasePool,
     );
@@ -466,7 +487,7 @@ export class PostgresStore implements Store {
   private async releaseToken(token: string): Promise<void> {
     try {
       const now = Date.now();
-      const rows = await retryOnConnectionLoss(() =>
+      const rows = await retryTransient(() =>
         this.query<{ type: string }>(SQL.releaseToken, [token, now, this.channel, this.nodeId]),
       );
       for (const type of new Set(rows.map((r) => r.type)))
@@ -484,7 +505,7 @@ export class PostgresStore implements Store {
     const item = { lease, result: columns, now, outbox: hasCallback !== false };
     // The lease fences the write, so trying again is safe; giving up would leave the job
     // running until its lease expires, and then run it again.
-    const done = await retryOnConnectionLoss(async (retried) => {
+    const done = await retryTransient(async (retried) => {
       const applied = await this.completions.add(item);
       // A retry that finds nothing to update: did an earlier try commit before its answer was lost?
       return applied === null && retried ? this.completedBy(lease, columns) : applied;
@@ -528,17 +549,18 @@ export class PostgresStore implements Store {
     items: { lease: Lease; result: StoredColumns; now: number; outbox: boolean }[],
   ): Promise<({ type: string; hasCallback: boolean } | null)[]> {
     // A batch of jobs without callbacks skips the outbox CTEs (a fifth of the database's work).
+    const sorted = byLeaseId(items);
     const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(
       items.some((i) => i.outbox) ? SQL.completeMany : SQL.completeManyLean,
       [
-        items.map((i) => i.lease.id),
-        items.map((i) => i.lease.leaseToken),
-        items.map((i) => i.result.kind),
-        items.map((i) => i.result.contentType),
-        items.map((i) => i.result.data),
-        items.map((i) => i.result.location),
-        items.map((i) => i.result.size),
-        items.map((i) => i.now),
+        sorted.map((i) => i.lease.id),
+        sorted.map((i) => i.lease.leaseToken),
+        sorted.map((i) => i.result.kind),
+        sorted.map((i) => i.result.contentType),
+        sorted.map((i) => i.result.data),
+        sorted.map((i) => i.result.location),
+        sorted.map((i) => i.result.size),
+        sorted.map((i) => i.now),
         this.channel,
         this.nodeId,
       ],
@@ -606,7 +628,7 @@ export class PostgresStore implements Store {
     ];
     // As in complete: fenced by the lease (a retry after a lost answer finds nothing to update
     // and reports false).
-    const [row] = await retryOnConnectionLoss(() =>
+    const [row] = await retryTransient(() =>
       this.query<{ type: string; callback?: string | null }>(
         retryAt === null ? SQL.failFinal : SQL.failRetry,
         params,
@@ -620,10 +642,11 @@ export class PostgresStore implements Store {
 
   async release({ leases, now }: Parameters<Store["release"]>[0]): Promise<number> {
     if (leases.length === 0) return 0;
+    const sorted = byLeaseId(leases);
     const rows = await this.query<{ type: string }>(SQL.release, [
       now,
-      leases.map((l) => l.id),
-      leases.map((l) => l.leaseToken),
+      sorted.map((l) => l.id),
+      sorted.map((l) => l.leaseToken),
       this.channel,
       this.nodeId,
     ]);

@@ -140,7 +140,7 @@ export class SqliteStore implements Store {
 
   // --- submit and read ----------------------------------------------------------------------
 
-  async submit({ job, idempotency, now }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+  async submit({ job, idempotency, now, lease }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
     const outcome = await this.writes.run((): SubmitOutcome => {
       if (idempotency) {
         const existing = this.sql.getIdempotency.get(job.tenantId, idempotency.key) as
@@ -153,22 +153,25 @@ export class SqliteStore implements Store {
         }
         this.sql.insertIdempotency.run(job.tenantId, idempotency.key, idempotency.requestHash, job.id, now);
       }
-      const row = this.sql.insertJob.get(
-        job.id,
-        job.tenantId,
-        job.type,
-        JSON.stringify(job.input),
-        job.priority,
-        job.runAt,
+      const row = this.sql.insertJob.get({
+        id: job.id,
+        tenant: job.tenantId,
+        type: job.type,
+        input: JSON.stringify(job.input),
+        priority: job.priority,
+        runAt: job.runAt,
         now,
-        job.deadlineAt,
-        job.maxAttempts,
-        JSON.stringify(job.metadata),
-        job.callback === null ? null : JSON.stringify(job.callback),
-      ) as JobRow;
+        deadlineAt: job.deadlineAt,
+        maxAttempts: job.maxAttempts,
+        metadata: JSON.stringify(job.metadata),
+        callback: job.callback === null ? null : JSON.stringify(job.callback),
+        token: lease?.token ?? null,
+        expiresAt: lease?.expiresAt ?? null,
+      }) as JobRow;
       return { kind: "created", job: toJob(row) };
     });
-    if (outcome.kind === "created") this.events.emit({ kind: "queued", type: job.type, runAt: job.runAt });
+    if (outcome.kind === "created" && !lease)
+      this.events.emit({ kind: "queued", type: job.type, runAt: job.runAt });
     return outcome;
   }
 

@@ -3,10 +3,12 @@ import type { JobProblem } from "../../../src/jobs/errors.js";
 import {
   LEASE_MS,
   T0,
+  TENANT,
   TYPE,
   claimOne,
   getJob,
   leaseOf,
+  newJob,
   submitAndClaim,
   submitJob,
   type SuiteContext,
@@ -101,6 +103,64 @@ export function describeLeases(ctx: SuiteContext): void {
       const job = await submitJob(ctx.store);
       expect(await claim({ limit: 0 })).toEqual([]);
       expect(await getJob(ctx.store, job.id)).toMatchObject({ status: "queued", attempt: 0 });
+    });
+  });
+
+  describe("submit with a lease (handoff to an idle worker)", () => {
+    it("stores the job running, attempt 1, under the given lease, unannounced and never claimed", async () => {
+      const events: string[] = [];
+      const unsubscribe = ctx.store.subscribe((e) => events.push(e.kind));
+      const outcome = await ctx.store.submit({
+        job: newJob({ id: "handed" }),
+        idempotency: null,
+        now: T0,
+        lease: { token: "tok-1", expiresAt: T0 + LEASE_MS },
+      });
+      unsubscribe();
+      expect(outcome).toMatchObject({
+        kind: "created",
+        job: { status: "running", attempt: 1, startedAt: T0 },
+      });
+      expect(events).not.toContain("queued");
+      expect(await claim({ now: T0 + 1 })).toEqual([]);
+      const lease = { id: "handed", leaseToken: "tok-1" };
+      // The lease is a lease like any other: heartbeats extend it, the wrong token is fenced,
+      // and the sweeper takes the job back once it lapses.
+      expect(await ctx.store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 10 })).toEqual([]);
+      expect(
+        await ctx.store.complete({
+          lease: { id: "handed", leaseToken: "other" },
+          result: { kind: "none" },
+          now: T0 + 20,
+        }),
+      ).toBe(false);
+      expect(await ctx.store.complete({ lease, result: { kind: "none" }, now: T0 + 20 })).toBe(true);
+      expect(await getJob(ctx.store, "handed")).toMatchObject({ status: "succeeded", attempt: 1 });
+    });
+
+    it("an Idempotency-Key replay returns the existing job and stores nothing under the lease", async () => {
+      const idempotency = { key: "k1", requestHash: "h1" };
+      const first = await ctx.store.submit({ job: newJob({ id: "first" }), idempotency, now: T0 });
+      expect(first).toMatchObject({ kind: "created", job: { status: "queued" } });
+      const again = await ctx.store.submit({
+        job: newJob({ id: "second" }),
+        idempotency,
+        now: T0 + 1,
+        lease: { token: "tok-2", expiresAt: T0 + LEASE_MS },
+      });
+      expect(again).toMatchObject({ kind: "replayed", job: { id: "first", status: "queued", attempt: 0 } });
+      expect(await ctx.store.get({ tenantId: TENANT, id: "second" })).toBeNull();
+    });
+
+    it("a lapsed lease is swept back to the queue like a claimed one", async () => {
+      await ctx.store.submit({
+        job: newJob({ id: "lapsed" }),
+        idempotency: null,
+        now: T0,
+        lease: { token: "tok-3", expiresAt: T0 + 100 },
+      });
+      expect(await ctx.store.sweepExpiredLeases({ now: T0 + 200, retryDelayMs: 0, limit: 10 })).toBe(1);
+      expect((await claimOne(ctx.store, { now: T0 + 300 })).attempt).toBe(2);
     });
   });
 
