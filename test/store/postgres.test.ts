@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { describeStoreSuite } from "./store-suite.js";
-import { LEASE_MS, submitJob, T0, TENANT } from "./suite/context.js";
+import { LEASE_MS, newJob, submitJob, T0, TENANT } from "./suite/context.js";
 
 describeStoreSuite("postgres", async () => {
   const store = await new PostgresStore({
@@ -70,6 +70,27 @@ describe("postgres: answers lost to a dead connection", () => {
     // Queued again as of the release (the real clock), for any worker to claim.
     const [again] = await store.claim({ types: [job.type], limit: 5, leaseMs: LEASE_MS, now: Date.now() });
     expect(again).toMatchObject({ id: job.id, attempt: 1 });
+  });
+
+  it("a submit under a worker's lease whose answer is lost queues the job instead (attempt 0)", async () => {
+    const job = newJob();
+    loseAnswer(pools(store).pool, "INSERT INTO");
+    await expect(
+      store.submit({
+        job,
+        idempotency: null,
+        now: T0,
+        lease: { token: "lost-tok", expiresAt: T0 + LEASE_MS },
+      }),
+    ).rejects.toThrow();
+    await vi.waitFor(
+      async () =>
+        expect(await store.get({ tenantId: TENANT, id: job.id })).toMatchObject({
+          status: "queued",
+          attempt: 0,
+        }),
+      { timeout: 3000 },
+    );
   });
 
   it("a completion whose answer is lost is retried and reported done; a chunked result survives", async () => {

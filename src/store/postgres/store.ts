@@ -252,7 +252,23 @@ export class PostgresStore implements Store {
 
   // --- submit and read ----------------------------------------------------------------------
 
-  async submit({ job, idempotency, now, lease }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+  async submit(params: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+    try {
+      return await this.insert(params);
+    } catch (error) {
+      // Inserted under a worker's lease with the answer lost, the job would wait out the lease
+      // and spend an attempt it never ran: queue it instead (the caller was told it failed).
+      if (params.lease && isConnectionError(error)) void this.releaseToken(params.lease.token);
+      throw error;
+    }
+  }
+
+  private async insert({
+    job,
+    idempotency,
+    now,
+    lease,
+  }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
     const jobParams = [
       job.id,
       job.tenantId,
