@@ -1,9 +1,9 @@
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { coerceError, JobAbortedError, JobError, type AbortCause, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { JobStatus } from "../jobs/states.js";
-import { randomUUID } from "node:crypto";
 import type { ClaimedJob, Lease, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
 import { retryDelay } from "./backoff.js";
 import { createJobContext } from "./context.js";
@@ -155,16 +155,18 @@ export class WorkerRuntime {
    */
   async submit(params: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
     const { job, now } = params;
-    const { store, registry, options } = this.deps;
+    const { store, options } = this.deps;
+    const definition = this.deps.registry.get(job.type)?.definition;
     const handoff =
+      definition !== undefined &&
+      definition.concurrency === undefined &&
+      job.runAt <= now &&
       this.started &&
       !this.stopping &&
       this.idle &&
       this.prefetched.length === 0 &&
-      this.freeSlots() > 0 &&
-      job.runAt <= now &&
-      registry.get(job.type)?.definition.concurrency === undefined;
-    if (!handoff || registry.get(job.type) === undefined) return store.submit(params);
+      this.freeSlots() > 0;
+    if (!handoff) return store.submit(params);
     const lease = { token: randomUUID(), expiresAt: now + options.leaseMs };
     this.reserved++;
     let outcome: SubmitOutcome;

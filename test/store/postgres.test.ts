@@ -1,4 +1,4 @@
-import type pg from "pg";
+import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
@@ -112,5 +112,46 @@ describe("postgres: answers lost to a dead connection", () => {
     const chunks: Buffer[] = [];
     for await (const chunk of result!.open!()) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).toString()).toBe(bytes.toString());
+  });
+});
+
+describe("postgres: a heartbeat never waits for a row another write holds", () => {
+  it("skips a locked job (reported still leased, not extended) and extends it once the lock is gone", async () => {
+    const schema = freshSchema("hb");
+    const store = await new PostgresStore({ connectionString: PG_URL, schema, poolSize: 2 }).open();
+    const locker = new pg.Client({ connectionString: PG_URL });
+    await locker.connect();
+    try {
+      const job = await submitJob(store);
+      const [claimed] = await store.claim({ types: [job.type], limit: 1, leaseMs: LEASE_MS, now: T0 + 1 });
+      const lease = { id: claimed!.id, leaseToken: claimed!.leaseToken };
+      const expiry = async () =>
+        (
+          await locker.query<{ e: string }>(
+            `SELECT lease_expires_at AS e FROM ${schema}.jobs WHERE id = $1`,
+            [job.id],
+          )
+        ).rows[0]!.e;
+      // Another transaction (a completion in flight, say) holds the row.
+      await locker.query("BEGIN");
+      await locker.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [job.id]);
+      expect(await store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 10 })).toEqual([]);
+      await locker.query("COMMIT");
+      expect(Number(await expiry())).toBe(T0 + 1 + LEASE_MS);
+      expect(await store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 20 })).toEqual([]);
+      expect(Number(await expiry())).toBe(T0 + 20 + LEASE_MS);
+      // A lease that is gone is reported, locked or not.
+      expect(
+        await store.heartbeat({
+          leases: [{ id: job.id, leaseToken: "other" }],
+          leaseMs: LEASE_MS,
+          now: T0 + 30,
+        }),
+      ).toEqual([job.id]);
+    } finally {
+      await locker.end();
+      await store.dropSchema();
+      await store.close();
+    }
   });
 });

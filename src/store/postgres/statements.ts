@@ -120,11 +120,20 @@ export const SQL = {
     RETURNING ${JOB_COLUMNS.split(",")
       .map((c) => `j.${c.trim()}`)
       .join(", ")}`,
-  // Ids whose lease was extended; an id missing from the answer lost its lease.
+  // Ids still leased to their tokens; an id missing from the answer lost its lease. A row
+  // locked by another write (its completion, most often) is not waited for: never a deadlock
+  // with it, and if that write fails the next heartbeat extends the lease.
   heartbeat: `
-    UPDATE {{s}}.jobs j SET lease_expires_at = $1
-    FROM unnest($2::text[], $3::text[]) AS c(id, token)
-    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.id`,
+    WITH owned AS (
+      SELECT j.id, j.lease_token FROM {{s}}.jobs j JOIN unnest($2::text[], $3::text[]) AS c(id, token)
+        ON j.id = c.id AND j.lease_token = c.token
+      WHERE j.status = 'running'),
+    extended AS (
+      UPDATE {{s}}.jobs SET lease_expires_at = $1 WHERE id IN (
+        SELECT id FROM {{s}}.jobs WHERE (id, lease_token) IN (SELECT id, lease_token FROM owned)
+          AND status = 'running' FOR UPDATE SKIP LOCKED)
+      RETURNING id)
+    SELECT id FROM owned`,
   progress: `
     UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
     FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
