@@ -13,8 +13,11 @@ import { RunCounter, sequentialLatency, type Peer, type PeerDrain, type PeerOpti
 
 const POOL_SIZE = 10;
 const INSERT_BATCH = 1000;
-/** Jobs claimed ahead of free slots (`--prefetch`), as docs/deployment.md advises for short jobs. */
-const PREFETCH = 64;
+/**
+ * Jobs claimed ahead of free slots (`--prefetch`), as docs/deployment.md advises for short
+ * jobs; `TESSERA_BENCH_PREFETCH` overrides it (0 is the server's default).
+ */
+const PREFETCH = Number(process.env["TESSERA_BENCH_PREFETCH"] ?? 64);
 
 async function withTessera<T>(
   options: PeerOptions,

@@ -3,6 +3,7 @@
  * errors, cancel and deadline aborts, concurrency limits, priority, progress, lease fencing
  * (F4 in process) and graceful stop with lease release (F7 in process).
  */
+import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
@@ -630,6 +631,33 @@ describe("worker runtime: handoff to an idle worker", () => {
     });
     expect(later.status).toBe("queued");
     expect((await accepted(s, { type: "test.limited", input: {} })).status).toBe("queued");
+  });
+
+  it("a job handed off while the worker stops goes back to the queue, attempt unchanged", async () => {
+    const s = await server({ concurrency: 2 });
+    await settled();
+    const { store, worker } = s.tessera;
+    const now = Date.now();
+    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now });
+    const job = {
+      id: randomUUID(),
+      tenantId,
+      type: "test.gate",
+      input: { key: "stopping" },
+      priority: 0,
+      runAt: now,
+      deadlineAt: now + 60_000,
+      maxAttempts: 3,
+      metadata: {},
+      callback: null,
+    };
+    // The insert commits after the stop began: the lease it was stored under is handed back.
+    const submitted = worker.submit({ job, idempotency: null, now });
+    const stopped = worker.stop(100);
+    expect(await submitted).toMatchObject({ kind: "created", job: { status: "running", attempt: 1 } });
+    await stopped;
+    expect(await store.get({ tenantId, id: job.id })).toMatchObject({ status: "queued", attempt: 0 });
+    expect(runs.some((r) => r.key === "stopping")).toBe(false);
   });
 
   it("a replayed Idempotency-Key gives its slot back; the handed-off lease is heartbeated", async () => {
