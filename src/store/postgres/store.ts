@@ -108,8 +108,8 @@ function isConnectionError(error: unknown): boolean {
 
 /**
  * Worth another try: a lost connection, or a deadlock (40P01) or serialization failure (40001),
- * whose statement was rolled back. Batched writes lock rows in id order, so deadlocks among
- * them are rare, but a heartbeat and a completion of the same job may still meet.
+ * whose statement was rolled back. Batched writes lock rows in id order and the heartbeat
+ * never waits for a lock, so deadlocks are rare, but other writers (cancel, sweepers) exist.
  */
 function isTransient(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -461,10 +461,9 @@ export class PostgresStore implements Store {
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
     if (leases.length === 0) return [];
-    const sorted = byLeaseId(leases);
     const rows = await this.query<{ id: string }>(
       SQL.heartbeat,
-      [now + leaseMs, sorted.map((l) => l.id), sorted.map((l) => l.leaseToken)],
+      [now + leaseMs, leases.map((l) => l.id), leases.map((l) => l.leaseToken)],
       this.leasePool,
     );
     const alive = new Set(rows.map((r) => r.id));
