@@ -3,10 +3,9 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { AuditLog } from "../audit.js";
 import { generateApiKey, parseDuration } from "../auth/api-keys.js";
-import { openStore } from "../store/open.js";
 import { keyState } from "../store/rows.js";
 import type { ApiKeyRecord } from "../store/store.js";
-import { dbPath, schemaName } from "./store-args.js";
+import { isTenantName, openCommandStore } from "./store-args.js";
 
 const USAGE = `usage: tessera keys create --tenant NAME [--expires-in 90d|12h|30m]
        tessera keys rotate ID|PREFIX [--overlap 24h] [--expires-in DURATION]
@@ -68,18 +67,14 @@ export async function keys(
   }
   const audit = new AuditLog(pino({ name: "tessera" }, err));
   const by = actor();
-  const store = await openStore({
-    db: dbPath(values.db, env),
-    schema: schemaName(values["db-schema"], env),
-    listen: false,
-  });
+  const store = await openCommandStore(values, env);
   try {
     const at = now();
     const expiresAt = lifetime === null ? null : at + lifetime;
     switch (action) {
       case "create": {
         const tenant = values.tenant;
-        if (!tenant || !/^[A-Za-z0-9._-]{1,64}$/.test(tenant)) {
+        if (!isTenantName(tenant)) {
           out.write("usage: tessera keys create --tenant NAME (letters, digits, . _ -; at most 64)\n");
           return 2;
         }

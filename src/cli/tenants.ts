@@ -1,7 +1,6 @@
 import { parseArgs } from "node:util";
-import { openStore } from "../store/open.js";
 import type { TenantLimits, TenantRecord } from "../store/store.js";
-import { dbPath, schemaName } from "./store-args.js";
+import { isTenantName, openCommandStore } from "./store-args.js";
 
 const USAGE = `usage: tessera tenants list
        tessera tenants limits --tenant NAME [--submit-rate N] [--poll-rate N] [--max-queued N]
@@ -68,15 +67,11 @@ export async function tenants(
       return 2;
     }
   }
-  if (action === "limits" && (!values.tenant || !/^[A-Za-z0-9._-]{1,64}$/.test(values.tenant))) {
+  if (action === "limits" && !isTenantName(values.tenant)) {
     out.write(`--tenant NAME is required (letters, digits, . _ -; at most 64)\n${USAGE}`);
     return 2;
   }
-  const store = await openStore({
-    db: dbPath(values.db, env),
-    schema: schemaName(values["db-schema"], env),
-    listen: false,
-  });
+  const store = await openCommandStore(values, env);
   try {
     if (action === "list") {
       const list = await store.listTenants();

@@ -1,7 +1,6 @@
 import { parseArgs } from "node:util";
 import { generateWebhookSecret } from "../callbacks/signature.js";
-import { openStore } from "../store/open.js";
-import { dbPath, schemaName } from "./store-args.js";
+import { openCommandStore } from "./store-args.js";
 
 /** `tessera webhooks secret --tenant NAME [--rotate]`: show or rotate the tenant's `whsec_` secret. */
 export async function webhooks(
@@ -29,11 +28,7 @@ export async function webhooks(
     );
     return 2;
   }
-  const store = await openStore({
-    db: dbPath(values.db, env),
-    schema: schemaName(values["db-schema"], env),
-    listen: false,
-  });
+  const store = await openCommandStore(values, env);
   try {
     const now = Date.now();
     const secrets = values.rotate

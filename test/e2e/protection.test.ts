@@ -11,14 +11,10 @@ import { demoJobs } from "../../src/demo/jobs.js";
 import { createTessera, type Tessera } from "../../src/tessera.js";
 import { openSocket, rawExchange, rawHead, rawRequest } from "../helpers/raw-http.js";
 import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
-import { expectProblem, type Job } from "./support.js";
-
-const CSP = "default-src 'none'; frame-ancestors 'none'";
+import { expectProblem, expectSecurityHeaders, type Job } from "./support.js";
 
 function expectHeaders(headers: { get(name: string): string | null }, options: { hsts?: boolean } = {}) {
-  expect(headers.get("x-content-type-options")).toBe("nosniff");
-  expect(headers.get("referrer-policy")).toBe("no-referrer");
-  expect(headers.get("content-security-policy")).toBe(CSP);
+  expectSecurityHeaders({ headers });
   expect(headers.get("cache-control")).toBe("no-store");
   expect(headers.get("strict-transport-security")).toBe(options.hsts ? "max-age=31536000" : null);
 }

@@ -84,7 +84,8 @@ export async function expectProblem(res: Response, status: number, slug?: string
   return body;
 }
 
-export function expectSecurityHeaders(res: Response): void {
+/** The headers every answer carries (a Response's, or any `get`-able set such as a raw head's). */
+export function expectSecurityHeaders(res: { headers: { get(name: string): string | null } }): void {
   expect(res.headers.get("x-content-type-options")).toBe("nosniff");
   expect(res.headers.get("referrer-policy")).toBe("no-referrer");
   expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");

@@ -218,51 +218,23 @@ describe.runIf(hasOpenssl())("TLS", () => {
       expect(node.hasExited()).toBe(false);
     });
 
+    /** `tessera serve` with these TLS arguments, expected to refuse to start. */
+    const serveRefused = (...tls: string[]) =>
+      tesseraCli(["serve", "--demo", "--dev", "--port", "0", "--db", join(dir, "refused.db"), ...tls]);
+
     it("refuses to start with only one of --tls-cert and --tls-key", async () => {
-      const run = await tesseraCli([
-        "serve",
-        "--demo",
-        "--dev",
-        "--db",
-        join(dir, "refused.db"),
-        "--tls-cert",
-        cert.cert,
-      ]);
+      const run = await serveRefused("--tls-cert", cert.cert);
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/--tls-cert and --tls-key go together/);
     });
 
     it("refuses to start with an unreadable or invalid file", async () => {
-      const missing = await tesseraCli([
-        "serve",
-        "--demo",
-        "--dev",
-        "--port",
-        "0",
-        "--db",
-        join(dir, "refused.db"),
-        "--tls-cert",
-        join(dir, "missing.crt"),
-        "--tls-key",
-        cert.key,
-      ]);
+      const missing = await serveRefused("--tls-cert", join(dir, "missing.crt"), "--tls-key", cert.key);
       expect(missing.code).toBe(1);
       expect(missing.stderr).toMatch(/--tls-cert .*missing\.crt cannot be read \(ENOENT\)/);
       const garbage = join(dir, "garbage.pem");
       writeFileSync(garbage, "nope");
-      const invalid = await tesseraCli([
-        "serve",
-        "--demo",
-        "--dev",
-        "--port",
-        "0",
-        "--db",
-        join(dir, "refused.db"),
-        "--tls-cert",
-        garbage,
-        "--tls-key",
-        cert.key,
-      ]);
+      const invalid = await serveRefused("--tls-cert", garbage, "--tls-key", cert.key);
       expect(invalid.code).toBe(1);
       expect(invalid.stderr).toMatch(/not a usable PEM certificate/);
     });

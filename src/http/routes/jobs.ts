@@ -79,6 +79,32 @@ async function waitForTerminal(
   return latest;
 }
 
+/**
+ * `waitForTerminal` for a request that asked to wait (`preferred`: its `Prefer: wait`, if any),
+ * holding one of the tenant's wait slots while it waits when `needsSlot`. Over the cap it
+ * returns null: the request is answered at once, as without the preference (no
+ * Preference-Applied), since a wait is optional (RFC 7240) and so no error.
+ */
+async function holdForTerminal(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: ServerDeps,
+  job: JobRecord,
+  seconds: number,
+  preferred: number | null,
+  needsSlot = true,
+): Promise<JobRecord | null> {
+  const release = needsSlot ? deps.waits.admit(request.tenantId) : () => undefined;
+  if (release === null) return null;
+  try {
+    if (preferred !== null)
+      reply.header("preference-applied", `wait=${Math.min(preferred, deps.config.maxWaitSeconds)}`);
+    return await waitForTerminal(request, reply, deps, job, seconds);
+  } finally {
+    release();
+  }
+}
+
 function sendPending(request: FastifyRequest, reply: FastifyReply, deps: ServerDeps, job: JobRecord) {
   return reply
     .code(202)
@@ -142,21 +168,20 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       return sendPending(request, reply, deps, outcome.job);
     }
     deps.metrics.jobsSubmitted.inc({ type: job.type });
-    // Over the cap of held waits the preference is simply not applied (RFC 7240: optional).
-    const slot = wait === null ? null : deps.waits.admit(request.tenantId);
-    if (wait !== null && slot !== null) {
-      try {
-        const applied = Math.min(wait, config.maxWaitSeconds);
-        reply.header("preference-applied", `wait=${applied}`);
-        const latest = await waitForTerminal(request, reply, deps, outcome.job, applied);
-        if (isTerminal(latest.status))
-          return sendResult(request, reply, latest, deps, { contentLocation: true });
-        return sendPending(request, reply, deps, latest);
-      } finally {
-        slot();
-      }
-    }
-    return sendPending(request, reply, deps, outcome.job);
+    const latest =
+      wait === null
+        ? null
+        : await holdForTerminal(
+            request,
+            reply,
+            deps,
+            outcome.job,
+            Math.min(wait, config.maxWaitSeconds),
+            wait,
+          );
+    if (latest && isTerminal(latest.status))
+      return sendResult(request, reply, latest, deps, { contentLocation: true });
+    return sendPending(request, reply, deps, latest ?? outcome.job);
   });
 
   app.get("/v1/jobs/:id", async (request, reply) => {
@@ -183,19 +208,9 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     // With both onPending=synchronous and Prefer: wait, the shorter bound wins.
     const bounds = [onPending === "synchronous" ? config.maxWaitSeconds : null, preferred];
     const wait = Math.min(config.maxWaitSeconds, ...bounds.filter((b): b is number => b !== null));
-    // Over the cap of held waits the request is answered at once, as without the preference
-    // (no Preference-Applied): a wait is optional (RFC 7240), so this is no error.
-    const wants = bounds.some((b) => b !== null);
-    const holds = wants && wait > 0 && !isTerminal(job.status);
-    const release = holds ? deps.waits.admit(request.tenantId) : () => undefined;
-    if (wants && release !== null) {
-      try {
-        if (preferred !== null)
-          reply.header("preference-applied", `wait=${Math.min(preferred, config.maxWaitSeconds)}`);
-        job = await waitForTerminal(request, reply, deps, job, wait);
-      } finally {
-        release();
-      }
+    if (bounds.some((b) => b !== null)) {
+      const holds = wait > 0 && !isTerminal(job.status);
+      job = (await holdForTerminal(request, reply, deps, job, wait, preferred, holds)) ?? job;
     }
     if (!isTerminal(job.status)) {
       sendPending(request, reply, deps, job);
