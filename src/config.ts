@@ -51,6 +51,12 @@ export const OPTIONS = {
     max: 1000,
     doc: "PostgreSQL connections per process (plus one for LISTEN)",
   },
+  "db-no-prepare": {
+    kind: "bool",
+    env: "TESSERA_DB_NO_PREPARE",
+    default: false,
+    doc: "PostgreSQL: send no named prepared statements (for pgbouncer in transaction mode without max_prepared_statements)",
+  },
   "db-schema": {
     kind: "string",
     env: "TESSERA_DB_SCHEMA",
@@ -420,6 +426,7 @@ export interface Config {
   tlsKey: string | null;
   db: string;
   dbPoolSize: number;
+  dbNoPrepare: boolean;
   dbSchema: string;
   role: "api" | "worker" | "all";
   demo: boolean;
@@ -562,6 +569,7 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     tlsKey: tlsKey ?? null,
     db: v.db as string,
     dbPoolSize: v["db-pool-size"] as number,
+    dbNoPrepare: v["db-no-prepare"] as boolean,
     dbSchema: v["db-schema"] as string,
     role,
     demo: v.demo as boolean,

@@ -80,6 +80,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       db: config.db,
       inlineResultBytes: config.inlineResultBytes,
       poolSize: config.dbPoolSize,
+      preparedStatements: !config.dbNoPrepare,
       schema: config.dbSchema,
       logger,
     }));

@@ -19,6 +19,8 @@ export async function openStore(options: {
   migrate?: boolean;
   /** PostgreSQL: LISTEN for other nodes' events (off for one-shot CLI commands). @default true */
   listen?: boolean;
+  /** PostgreSQL: named prepared statements for the per-job statements. @default true */
+  preparedStatements?: boolean;
   logger?: Logger;
 }): Promise<Store> {
   if (isPostgresUrl(options.db)) {
@@ -29,6 +31,7 @@ export async function openStore(options: {
       ...(options.schema !== undefined ? { schema: options.schema } : {}),
       ...(options.migrate !== undefined ? { migrate: options.migrate } : {}),
       ...(options.listen !== undefined ? { listen: options.listen } : {}),
+      ...(options.preparedStatements !== undefined ? { preparedStatements: options.preparedStatements } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
     }).open();
   }

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { SQL } from "../../src/store/postgres/statements.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { describeStoreSuite } from "./store-suite.js";
@@ -47,7 +48,9 @@ describe("postgres: answers lost to a dead connection", () => {
     let armed = true;
     vi.spyOn(pool, "query").mockImplementation((async (...args: unknown[]) => {
       const result = await real(...args);
-      if (armed && typeof args[0] === "string" && args[0].includes(marker)) {
+      // A statement is its text, or { name, text, values } when it is sent prepared.
+      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text: string }).text;
+      if (armed && text.includes(marker)) {
         armed = false;
         throw dead();
       }
@@ -153,5 +156,106 @@ describe("postgres: a heartbeat never waits for a row another write holds", () =
       await store.dropSchema();
       await store.close();
     }
+  });
+});
+
+describe("postgres: statements per job", () => {
+  const poolOf = (s: PostgresStore) => (s as unknown as { pool: pg.Pool }).pool;
+
+  async function withStore(
+    options: { preparedStatements?: boolean },
+    body: (store: PostgresStore, schema: string) => Promise<void>,
+  ): Promise<void> {
+    const schema = freshSchema("stmt");
+    // One connection: the prepared statements it holds are the ones this store made.
+    const store = await new PostgresStore({
+      connectionString: PG_URL,
+      schema,
+      poolSize: 1,
+      ...options,
+    }).open();
+    try {
+      await body(store, schema);
+    } finally {
+      await store.dropSchema();
+      await store.close();
+    }
+  }
+
+  const preparedNames = async (store: PostgresStore) =>
+    (
+      await poolOf(store).query<{ name: string }>("SELECT name FROM pg_prepared_statements ORDER BY name")
+    ).rows.map((r) => r.name);
+
+  it("are prepared once per connection, and not at all with preparedStatements: false", async () => {
+    await withStore({}, async (store) => {
+      const first = await submitJob(store);
+      await submitJob(store);
+      expect(await store.get({ tenantId: TENANT, id: first.id })).toMatchObject({ status: "queued" });
+      expect(await preparedNames(store)).toEqual(["tessera_getJob", "tessera_insertJob"]);
+    });
+    await withStore({ preparedStatements: false }, async (store) => {
+      const job = await submitJob(store);
+      expect(await store.get({ tenantId: TENANT, id: job.id })).toMatchObject({ status: "queued" });
+      expect(await preparedNames(store)).toEqual([]);
+    });
+  });
+
+  it("fenced by a lease, they find the job by primary key whatever the statistics say", async () => {
+    await withStore({}, async (store, schema) => {
+      const job = await submitJob(store);
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        // Statistics taken while no job runs, and a plan made for any parameters (what a
+        // prepared statement ends up with): the jobs_lease index looks free, yet its dead
+        // entries grow with every job that ran.
+        await client.query(
+          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts)
+           SELECT 'bulk-' || n, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts
+           FROM ${schema}.jobs, generate_series(1, 5000) AS n`,
+        );
+        await client.query(`ANALYZE ${schema}.jobs`);
+        await client.query("SET plan_cache_mode = force_generic_plan");
+        const plan = async (sql: string, types: string, args: string) => {
+          await client.query(`PREPARE p(${types}) AS ${sql.replaceAll("{{s}}", schema)}`);
+          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN EXECUTE p(${args})`);
+          await client.query("DEALLOCATE p");
+          return rows.map((r) => r["QUERY PLAN"]).join("\n");
+        };
+        const fenced = [
+          await plan(
+            SQL.completeManyLean,
+            "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
+            `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
+          ),
+          await plan(SQL.heartbeat, "bigint, text[], text[]", `1, '{${job.id}}', '{t}'`),
+          await plan(
+            SQL.failRetry,
+            "text, text, bigint, text, text, text",
+            `'${job.id}', 't', 1, 'e', 'c', 'n'`,
+          ),
+          await plan(SQL.release, "bigint, text[], text[], text, text", `1, '{${job.id}}', '{t}', 'c', 'n'`),
+        ];
+        for (const text of fenced) {
+          expect(text).toContain("jobs_pkey");
+          expect(text).not.toContain("jobs_lease");
+        }
+      } finally {
+        await client.end();
+      }
+    });
+  });
+
+  it("a lease token exists exactly while a job runs (the database refuses anything else)", async () => {
+    await withStore({}, async (store, schema) => {
+      const job = await submitJob(store);
+      await expect(
+        poolOf(store).query(`UPDATE ${schema}.jobs SET lease_token = 'x' WHERE id = $1`, [job.id]),
+      ).rejects.toThrow(/jobs_lease_while_running/);
+      await expect(
+        poolOf(store).query(`UPDATE ${schema}.jobs SET status = 'running' WHERE id = $1`, [job.id]),
+      ).rejects.toThrow(/jobs_lease_while_running/);
+    });
   });
 });

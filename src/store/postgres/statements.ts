@@ -48,7 +48,7 @@ const COMPLETE_MANY = (outbox: boolean) => `
         result_data = c.data, result_location = c.location, result_size = c.size
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
         AS c(id, token, kind, ctype, data, location, size, now)
-      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+      WHERE j.id = c.id AND j.lease_token = c.token
       RETURNING ${
         outbox
           ? `${J("j")}, c.token),
@@ -60,7 +60,15 @@ const COMPLETE_MANY = (outbox: boolean) => `
       FROM (SELECT id, type, (row_number() OVER ()) / 64 AS chunk FROM done) d GROUP BY chunk)
     SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
 
-/** Every statement, once. Each header says what it returns and what 0 rows means. */
+/**
+ * Every statement, once. Each header says what it returns and what 0 rows means.
+ *
+ * A lease token is set exactly while a job is running (a CHECK constraint holds it), so the
+ * writes fenced by a lease match on (id, token) alone, which only the primary key can serve.
+ * With `status = 'running'` in them, a plan made while the statistics counted few running jobs
+ * walks the jobs_lease index instead, through a dead entry for every job that has run since the
+ * last vacuum: each completion then cost 94 µs instead of 26 a job, and growing.
+ */
 export const SQL = {
   // The inserted row, announced to other nodes' workers; with a lease ($14 token, $15 expiry)
   // it is inserted running instead, unannounced.
@@ -78,6 +86,8 @@ export const SQL = {
       INSERT INTO {{s}}.jobs (${INSERT_COLUMNS})
       SELECT ${INSERT_VALUES} WHERE EXISTS (SELECT 1 FROM idem) RETURNING ${JOB_COLUMNS})
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
+  // The job, or no row (not found, or not this tenant's).
+  getJob: `SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`,
   // One page, newest first; the tenant bound always applies, whatever the cursor says.
   listJobs: `
     SELECT ${JOB_COLUMNS} FROM {{s}}.jobs
@@ -126,23 +136,22 @@ export const SQL = {
   heartbeat: `
     WITH owned AS (
       SELECT j.id, j.lease_token FROM {{s}}.jobs j JOIN unnest($2::text[], $3::text[]) AS c(id, token)
-        ON j.id = c.id AND j.lease_token = c.token
-      WHERE j.status = 'running'),
+        ON j.id = c.id AND j.lease_token = c.token),
     extended AS (
       UPDATE {{s}}.jobs SET lease_expires_at = $1 WHERE id IN (
         SELECT id FROM {{s}}.jobs WHERE (id, lease_token) IN (SELECT id, lease_token FROM owned)
-          AND status = 'running' FOR UPDATE SKIP LOCKED)
+        FOR UPDATE SKIP LOCKED)
       RETURNING id)
     SELECT id FROM owned`,
   progress: `
     UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
     FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
-    WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'
+    WHERE j.id = c.id AND j.lease_token = c.token
     RETURNING j.id, j.lease_token, coalesce(j.callback::jsonb -> 'events' ? 'job.progress', false) AS wants_event`,
   // A coalesced progress event per job: the pending one takes the latest state, else a new one
   // due no sooner than a second after the last.
   progressEvents: `
-    WITH src AS (SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE id = ANY($1) AND status = 'running'),
+    WITH src AS (SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE id = ANY($1) AND lease_token IS NOT NULL),
     pend AS (
       UPDATE {{s}}.webhook_events w SET job_snapshot = row_to_json(src)::text, occurred_at = $2
       FROM src WHERE w.job_id = src.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0
@@ -161,20 +170,20 @@ export const SQL = {
   failFinal: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
-      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING ${JOB_COLUMNS}),
+      WHERE id = $1 AND lease_token = $2 RETURNING ${JOB_COLUMNS}),
     ${OUTBOX("upd")}
     SELECT type, callback, pg_notify($5, 't|' || $6 || '|' || id || '|failed|' || type) FROM upd`,
   failRetry: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'queued', run_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
-      WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING type, run_at)
+      WHERE id = $1 AND lease_token = $2 RETURNING type, run_at)
     SELECT type, pg_notify($5, 'q|' || $6 || '|' || type || '|' || run_at) FROM upd`,
   // Released attempts do not count against maxAttempts.
   release: `
     WITH upd AS (
       UPDATE {{s}}.jobs j SET status = 'queued', attempt = j.attempt - 1, run_at = $1, lease_token = NULL, lease_expires_at = NULL
       FROM unnest($2::text[], $3::text[]) AS c(id, token)
-      WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running' RETURNING j.type)
+      WHERE j.id = c.id AND j.lease_token = c.token RETURNING j.type)
     SELECT type, pg_notify($4, 'q|' || $5 || '|' || type || '|' || $1) FROM upd`,
   // What a claim whose answer was lost may have taken (its token is known only to this node).
   releaseToken: `
@@ -225,3 +234,23 @@ export const SQL = {
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM upd))
     SELECT count(*) AS n FROM upd`,
 };
+
+/**
+ * The statements run once or more per job, sent as named prepared statements (parsed and
+ * planned once per connection, not on every call) unless the store is told not to. Each plan
+ * is one a generic plan cannot get wrong: lookups by primary key, and the claim, whose pool
+ * runs with enable_sort=off so it stays on its ordered index.
+ */
+export const PREPARED: ReadonlySet<keyof typeof SQL> = new Set([
+  "insertJob",
+  "insertJobWithKey",
+  "getJob",
+  "claim",
+  "heartbeat",
+  "progress",
+  "completeMany",
+  "completeManyLean",
+  "failFinal",
+  "failRetry",
+  "release",
+] as const);

@@ -17,7 +17,6 @@ import {
 import { EventHub } from "../event-hub.js";
 import {
   claimOrder,
-  JOB_COLUMNS,
   KEY_COLUMNS,
   KEY_TOUCH_INTERVAL_MS,
   toJob,
@@ -57,7 +56,7 @@ import {
 } from "../tenant-limits.js";
 import { PgListener } from "./listener.js";
 import { migratePostgres } from "./migrate.js";
-import { SQL } from "./statements.js";
+import { PREPARED, SQL } from "./statements.js";
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/database */
@@ -72,6 +71,12 @@ export interface PostgresStoreOptions {
   migrate?: boolean;
   /** LISTEN for other nodes' events. @default true */
   listen?: boolean;
+  /**
+   * Send the per-job statements as named prepared statements. Turn off behind pgbouncer in
+   * transaction mode without `max_prepared_statements` (before 1.21, or that setting at 0).
+   * @default true
+   */
+  preparedStatements?: boolean;
   logger?: Logger;
 }
 
@@ -157,6 +162,8 @@ export class PostgresStore implements Store {
     boolean
   >;
   private readonly t: (sql: string) => string;
+  /** Statement text → its prepared statement's name (empty when prepared statements are off). */
+  private readonly names = new Map<string, string>();
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.schema = options.schema ?? "tessera";
@@ -164,6 +171,9 @@ export class PostgresStore implements Store {
     this.channel = `tessera_${this.schema}`;
     this.inlineResultBytes = options.inlineResultBytes ?? 65_536;
     this.t = (sql) => sql.replaceAll("{{s}}", this.schema);
+    if (options.preparedStatements ?? true) {
+      for (const key of PREPARED) this.names.set(SQL[key], `tessera_${key}`);
+    }
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
@@ -236,7 +246,9 @@ export class PostgresStore implements Store {
     params: unknown[] = [],
     pool: pg.Pool = this.pool,
   ): Promise<R[]> {
-    return (await pool.query<R>(this.t(sql), params)).rows;
+    const name = this.names.get(sql);
+    const text = this.t(sql);
+    return (await (name ? pool.query<R>({ name, text, values: params }) : pool.query<R>(text, params))).rows;
   }
 
   /** After a commit: wake whoever waits on the job, and the deliverer when a callback is owed. */
@@ -321,10 +333,7 @@ export class PostgresStore implements Store {
   }
 
   async get({ tenantId, id }: { tenantId: string; id: string }): Promise<JobRecord | null> {
-    const [row] = await this.query<JobRow>(
-      `SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`,
-      [tenantId, id],
-    );
+    const [row] = await this.query<JobRow>(SQL.getJob, [tenantId, id]);
     return row ? toJob(row) : null;
   }
 
