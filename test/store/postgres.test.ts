@@ -229,7 +229,13 @@ describe("postgres: statements per job", () => {
             "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
             `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
           ),
+          await plan(
+            SQL.completeMany,
+            "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
+            `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
+          ),
           await plan(SQL.heartbeat, "bigint, text[], text[]", `1, '{${job.id}}', '{t}'`),
+          await plan(SQL.progress, "text[], text[], float8[], text[]", `'{${job.id}}', '{t}', '{1}', '{m}'`),
           await plan(
             SQL.failRetry,
             "text, text, bigint, text, text, text",
