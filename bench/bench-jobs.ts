@@ -1,8 +1,8 @@
 /** The job types the benchmark runs, and the jobs it inserts directly through the store. */
 import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
-import { defineJob, type JobDefinition } from "../src/jobs/define.js";
-import type { NewJob, Store } from "../src/store/store.js";
+import { defineJob, type JobDefinition } from "../dist/jobs/define.js";
+import type { NewJob, Store } from "../dist/store/store.js";
 import type { DrainResult } from "./protocol.js";
 
 export const NOOP_TYPE = "bench.noop";

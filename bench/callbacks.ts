@@ -7,8 +7,8 @@
 import { createServer, request, type Server } from "node:http";
 import { join } from "node:path";
 import { pino } from "pino";
-import { createTessera } from "../src/tessera.js";
-import type { NewJob } from "../src/store/store.js";
+import { createTessera } from "../dist/tessera.js";
+import type { NewJob } from "../dist/store/store.js";
 import { newNoopJob, noopJob } from "./bench-jobs.js";
 import { distribution, type Distribution } from "./stats.js";
 

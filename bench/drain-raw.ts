@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
-import { migrateSqlite } from "../src/store/sqlite/migrate.js";
+import { migrateSqlite } from "../dist/store/sqlite/migrate.js";
 import { finalRows, NOOP_TYPE } from "./bench-jobs.js";
 import { childOptions, runChild, sendLast, type DrainOptions, type DrainResult } from "./protocol.js";
 import { cpuMicros, sharedNow } from "./stats.js";

@@ -5,8 +5,8 @@
  * A smaller identical round on another database runs first as the warm-up.
  */
 import { pino } from "pino";
-import { SqliteStore } from "../src/store/sqlite/store.js";
-import { createTessera, DEV_TENANT } from "../src/tessera.js";
+import { SqliteStore } from "../dist/store/sqlite/store.js";
+import { createTessera, DEV_TENANT } from "../dist/tessera.js";
 import { finalRows, insertNoopJobs, noopJob, observeStore } from "./bench-jobs.js";
 import { childOptions, runChild, sendLast, type DrainOptions, type DrainResult } from "./protocol.js";
 import { cpuMicros, sharedNow } from "./stats.js";

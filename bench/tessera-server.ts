@@ -4,8 +4,8 @@
  * and the job finished (shared clock), so the parent can time submit-to-start.
  */
 import { pino } from "pino";
-import { SqliteStore } from "../src/store/sqlite/store.js";
-import { createTessera } from "../src/tessera.js";
+import { SqliteStore } from "../dist/store/sqlite/store.js";
+import { createTessera } from "../dist/tessera.js";
 import { noopJob, observeStore, PROBE_TYPE, probeJob } from "./bench-jobs.js";
 import { childOptions, runChild, toParent } from "./protocol.js";
 import { sharedNow } from "./stats.js";

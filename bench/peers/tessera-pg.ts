@@ -5,8 +5,8 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { pino } from "pino";
-import { PostgresStore } from "../../src/store/postgres/store.js";
-import { createTessera, DEV_TENANT, type Tessera } from "../../src/tessera.js";
+import { PostgresStore } from "../../dist/store/postgres/store.js";
+import { createTessera, DEV_TENANT, type Tessera } from "../../dist/tessera.js";
 import { newNoopJob, noopJob, PROBE_TYPE, probeJob } from "../bench-jobs.js";
 import { cpuMicros, POSTGRES_PROCESSES, serverCpuMicros } from "../stats.js";
 import { RunCounter, sequentialLatency, type Peer, type PeerDrain, type PeerOptions } from "./types.js";
