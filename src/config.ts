@@ -51,6 +51,12 @@ export const OPTIONS = {
     max: 1000,
     doc: "PostgreSQL connections per process (plus one for LISTEN)",
   },
+  "db-listen-url": {
+    kind: "string",
+    env: "TESSERA_DB_LISTEN_URL",
+    default: undefined,
+    doc: "PostgreSQL URL for the LISTEN connection (default: --db); point it past a pgbouncer in transaction mode",
+  },
   "db-no-prepare": {
     kind: "bool",
     env: "TESSERA_DB_NO_PREPARE",
@@ -427,6 +433,7 @@ export interface Config {
   db: string;
   dbPoolSize: number;
   dbNoPrepare: boolean;
+  dbListenUrl: string | null;
   dbSchema: string;
   role: "api" | "worker" | "all";
   demo: boolean;
@@ -550,6 +557,13 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
   const headersTimeout = v["headers-timeout"] as number;
   if (requestTimeout > 0 && headersTimeout > requestTimeout)
     throw new ConfigError("--headers-timeout must not exceed --request-timeout");
+  const dbListenUrl = v["db-listen-url"] as string | undefined;
+  if (dbListenUrl !== undefined) {
+    if (!/^postgres(ql)?:\/\//i.test(dbListenUrl))
+      throw new ConfigError(`--db-listen-url must be a postgres:// URL, got "${dbListenUrl}"`);
+    if (!/^postgres(ql)?:\/\//i.test(v.db as string))
+      throw new ConfigError("--db-listen-url applies to PostgreSQL only: --db is not a postgres:// URL");
+  }
   const role = v.role as string;
   if (role !== "api" && role !== "worker" && role !== "all")
     throw new ConfigError(`--role must be api, worker or all, got "${role}"`);
@@ -570,6 +584,7 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     db: v.db as string,
     dbPoolSize: v["db-pool-size"] as number,
     dbNoPrepare: v["db-no-prepare"] as boolean,
+    dbListenUrl: dbListenUrl ?? null,
     dbSchema: v["db-schema"] as string,
     role,
     demo: v.demo as boolean,

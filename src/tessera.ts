@@ -81,6 +81,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       inlineResultBytes: config.inlineResultBytes,
       poolSize: config.dbPoolSize,
       preparedStatements: !config.dbNoPrepare,
+      ...(config.dbListenUrl !== null ? { listenUrl: config.dbListenUrl } : {}),
       schema: config.dbSchema,
       logger,
     }));

@@ -40,6 +40,20 @@ describe("config", () => {
     expect(() => loadConfig({ dev: true, "public-url": "ftp://x" }, {})).toThrow(/public-url/);
   });
 
+  it("takes a separate LISTEN URL for PostgreSQL only, and prepared statements unless told not to", () => {
+    const pg = "postgres://app@bouncer:6432/jobs";
+    const direct = "postgres://app@db:5432/jobs";
+    const config = loadConfig({ dev: true, db: pg }, { TESSERA_DB_LISTEN_URL: direct });
+    expect(config).toMatchObject({ db: pg, dbListenUrl: direct, dbNoPrepare: false });
+    expect(loadConfig({ dev: true, db: pg, "db-no-prepare": true }, {}).dbNoPrepare).toBe(true);
+    expect(loadConfig({ dev: true }, { TESSERA_DB_NO_PREPARE: "true" }).dbNoPrepare).toBe(true);
+    expect(loadConfig({ dev: true, db: pg }, {}).dbListenUrl).toBeNull();
+    expect(() => loadConfig({ dev: true, db: pg, "db-listen-url": "db:5432" }, {})).toThrow(
+      /--db-listen-url/,
+    );
+    expect(() => loadConfig({ dev: true, "db-listen-url": direct }, {})).toThrow(/PostgreSQL only/);
+  });
+
   it("splits list variables on commas", () => {
     const config = loadConfig({ dev: true }, { TESSERA_JOBS: "a.js, b.ts,," });
     expect(config.jobs).toEqual(["a.js", "b.ts"]);

@@ -21,6 +21,8 @@ export async function openStore(options: {
   listen?: boolean;
   /** PostgreSQL: named prepared statements for the per-job statements. @default true */
   preparedStatements?: boolean;
+  /** PostgreSQL: the URL of the LISTEN connection. @default db */
+  listenUrl?: string;
   logger?: Logger;
 }): Promise<Store> {
   if (isPostgresUrl(options.db)) {
@@ -32,6 +34,7 @@ export async function openStore(options: {
       ...(options.migrate !== undefined ? { migrate: options.migrate } : {}),
       ...(options.listen !== undefined ? { listen: options.listen } : {}),
       ...(options.preparedStatements !== undefined ? { preparedStatements: options.preparedStatements } : {}),
+      ...(options.listenUrl !== undefined ? { listenConnectionString: options.listenUrl } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
     }).open();
   }

@@ -193,6 +193,11 @@ describe("postgres: statements per job", () => {
       await submitJob(store);
       expect(await store.get({ tenantId: TENANT, id: first.id })).toMatchObject({ status: "queued" });
       expect(await preparedNames(store)).toEqual(["tessera_getJob", "tessera_insertJob"]);
+      await store.claim({ types: [first.type], limit: 5, leaseMs: LEASE_MS, now: T0 + 1 });
+      // The claim runs on the lease pool (its one connection so far).
+      const leasePool = (store as unknown as { leasePool: pg.Pool }).leasePool;
+      const leased = await leasePool.query<{ name: string }>("SELECT name FROM pg_prepared_statements");
+      expect(leased.rows.map((r) => r.name)).toEqual(["tessera_claim"]);
     });
     await withStore({ preparedStatements: false }, async (store) => {
       const job = await submitJob(store);
@@ -201,7 +206,7 @@ describe("postgres: statements per job", () => {
     });
   });
 
-  it("fenced by a lease, they find the job by primary key whatever the statistics say", async () => {
+  it("fenced by a lease, and the claim, they find jobs by primary key whatever the statistics say", async () => {
     await withStore({}, async (store, schema) => {
       const job = await submitJob(store);
       const client = new pg.Client({ connectionString: PG_URL });
@@ -234,6 +239,7 @@ describe("postgres: statements per job", () => {
             "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
             `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
           ),
+          await plan(SQL.claim, "text, bigint, bigint, text[], integer", `'t', 1, 1, '{x}', 32`),
           await plan(SQL.heartbeat, "bigint, text[], text[]", `1, '{${job.id}}', '{t}'`),
           await plan(SQL.progress, "text[], text[], float8[], text[]", `'{${job.id}}', '{t}', '{1}', '{m}'`),
           await plan(

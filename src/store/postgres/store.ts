@@ -72,6 +72,12 @@ export interface PostgresStoreOptions {
   /** LISTEN for other nodes' events. @default true */
   listen?: boolean;
   /**
+   * Where the LISTEN connection goes. A LISTEN does not survive pgbouncer in transaction mode
+   * (the next transaction may run on another server connection): give PostgreSQL's own address.
+   * @default connectionString
+   */
+  listenConnectionString?: string;
+  /**
    * Send the per-job statements as named prepared statements. Turn off behind pgbouncer in
    * transaction mode without `max_prepared_statements` (before 1.21, or that setting at 0).
    * @default true
@@ -181,20 +187,16 @@ export class PostgresStore implements Store {
       types,
       connectionTimeoutMillis: 5000,
     });
-    // Claims, heartbeats and progress need no fsync before they return: if the database
-    // crashes and loses one, the job simply is queued (or its lease shorter) again, and the
-    // fence refuses the stale attempt's writes. Skipping the WAL flush wait halves their latency.
-    // Submits, completions and failures stay on the durable pool (P1, P4).
-    // enable_sort=off keeps the claim on its ordered index (jobs_claim) even when the planner's
-    // statistics are stale: after a burst of submits, before (auto)ANALYZE, it would otherwise
-    // bitmap-scan and sort every queued row on each claim (29 ms instead of 0.8 ms at 20k queued).
+    // Claims, heartbeats, progress and the rate counters have a small pool of their own, so a
+    // burst of them never queues behind submits and completions (or the other way round).
+    // Claims, heartbeats and progress commit without waiting for the WAL flush (ASYNC_COMMIT in
+    // statements.ts); submits, completions and failures wait for it (P1, P4).
     this.leasePool = new pg.Pool({
       connectionString: options.connectionString,
       max: 3,
       application_name: "tessera",
       types,
       connectionTimeoutMillis: 5000,
-      options: "-c synchronous_commit=off -c enable_sort=off",
     });
     // An idle client's error (the server restarted) must not kill the process (pg-boss #365).
     for (const pool of [this.pool, this.leasePool]) {
@@ -204,7 +206,7 @@ export class PostgresStore implements Store {
       options.listen === false
         ? null
         : new PgListener({
-            connectionString: options.connectionString,
+            connectionString: options.listenConnectionString ?? options.connectionString,
             channel: this.channel,
             types,
             ...(options.logger ? { logger: options.logger } : {}),
