@@ -8,6 +8,11 @@ import { TesseraError } from "./jobs/errors.js";
 
 type Kind = "string" | "int" | "bool" | "list";
 
+/** A `--db` (or `--db-listen-url`) that names PostgreSQL rather than a SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(db);
+}
+
 interface OptionSpec {
   kind: Kind;
   env: string;
@@ -559,9 +564,9 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     throw new ConfigError("--headers-timeout must not exceed --request-timeout");
   const dbListenUrl = v["db-listen-url"] as string | undefined;
   if (dbListenUrl !== undefined) {
-    if (!/^postgres(ql)?:\/\//i.test(dbListenUrl))
+    if (!isPostgresUrl(dbListenUrl))
       throw new ConfigError(`--db-listen-url must be a postgres:// URL, got "${dbListenUrl}"`);
-    if (!/^postgres(ql)?:\/\//i.test(v.db as string))
+    if (!isPostgresUrl(v.db as string))
       throw new ConfigError("--db-listen-url applies to PostgreSQL only: --db is not a postgres:// URL");
   }
   const role = v.role as string;

@@ -1,11 +1,8 @@
 import type { Logger } from "pino";
+import { isPostgresUrl } from "../config.js";
 import { PostgresStore } from "./postgres/store.js";
 import { SqliteStore } from "./sqlite/store.js";
 import type { Store } from "./store.js";
-
-export function isPostgresUrl(db: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(db);
-}
 
 /**
  * Open the store `db` names: a `postgres://…` URL selects PostgreSQL, anything else is a SQLite

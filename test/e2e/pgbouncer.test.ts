@@ -19,14 +19,7 @@ import {
 import { hasPgbouncer, startPgbouncer } from "../helpers/pgbouncer.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { bearer, http, TEST_SECRET } from "../helpers/server.js";
-
-interface Representation {
-  id: string;
-  status: string;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+import type { Job } from "./support.js";
 
 describe.skipIf(!hasPgbouncer())("e2e: behind pgbouncer in transaction mode", { timeout: 60_000 }, () => {
   const schema = freshSchema("pgb");
@@ -72,7 +65,7 @@ describe.skipIf(!hasPgbouncer())("e2e: behind pgbouncer in transaction mode", { 
           headers: bearer(key),
         });
         expect(response.status).toBe(202);
-        return (await response.json()) as Representation;
+        return (await response.json()) as Job;
       }),
     );
     const answers = await Promise.all(
@@ -83,7 +76,7 @@ describe.skipIf(!hasPgbouncer())("e2e: behind pgbouncer in transaction mode", { 
         return {
           status: response.status,
           answeredAt: Date.now(),
-          job: (await response.json()) as Representation,
+          job: (await response.json()) as Job,
         };
       }),
     );

@@ -168,8 +168,11 @@ export class PostgresStore implements Store {
     boolean
   >;
   private readonly t: (sql: string) => string;
-  /** Statement text → its prepared statement's name (empty when prepared statements are off). */
-  private readonly names = new Map<string, string>();
+  /**
+   * The per-job statements (PREPARED) with the schema filled in once, and their prepared
+   * statement's name unless prepared statements are off.
+   */
+  private readonly perJob = new Map<string, { text: string; name?: string }>();
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.schema = options.schema ?? "tessera";
@@ -177,8 +180,10 @@ export class PostgresStore implements Store {
     this.channel = `tessera_${this.schema}`;
     this.inlineResultBytes = options.inlineResultBytes ?? 65_536;
     this.t = (sql) => sql.replaceAll("{{s}}", this.schema);
-    if (options.preparedStatements ?? true) {
-      for (const key of PREPARED) this.names.set(SQL[key], `tessera_${key}`);
+    const prepare = options.preparedStatements ?? true;
+    for (const key of PREPARED) {
+      const text = this.t(SQL[key]);
+      this.perJob.set(SQL[key], prepare ? { text, name: `tessera_${key}` } : { text });
     }
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
@@ -248,9 +253,10 @@ export class PostgresStore implements Store {
     params: unknown[] = [],
     pool: pg.Pool = this.pool,
   ): Promise<R[]> {
-    const name = this.names.get(sql);
-    const text = this.t(sql);
-    return (await (name ? pool.query<R>({ name, text, values: params }) : pool.query<R>(text, params))).rows;
+    const perJob = this.perJob.get(sql);
+    return (
+      await pool.query<R>(perJob ? { ...perJob, values: params } : { text: this.t(sql), values: params })
+    ).rows;
   }
 
   /** After a commit: wake whoever waits on the job, and the deliverer when a callback is owed. */
