@@ -112,12 +112,10 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     },
     onAttemptFinished: (timing) => {
       estimator.observe(timing);
-      metrics.attempts.inc({ type: timing.type });
-      metrics.attemptDuration.observe({ type: timing.type }, timing.runMs / 1000);
-      metrics.queueWait.observe({ type: timing.type }, timing.queueWaitMs / 1000);
+      metrics.observeAttempt(timing.type, timing.runMs, timing.queueWaitMs);
     },
-    onRunningChanged: (n) => metrics.running.set(n),
   });
+  metrics.countRunning = () => worker.runningCount;
   const minRetryDelay = Math.min(...registry.definitions().map((d) => d.retryDelayMs), 1000);
   const services: PeriodicTask[] = [
     createLeaseSweeper({

@@ -42,10 +42,13 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300],
     registers: [this.registry],
   });
-  readonly running = new Gauge({
+  /** What the running gauge reports; the worker sets it (read at scrape, not per job). */
+  countRunning: () => number = () => 0;
+  readonly running: Gauge = new Gauge({
     name: "tessera_jobs_running",
     help: "Handlers running in this process",
     registers: [this.registry],
+    collect: (): void => this.running.set(this.countRunning()),
   });
   readonly callbackAttempts = new Counter({
     name: "tessera_callback_attempts_total",
@@ -71,7 +74,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** The attempt metrics' children per job type: labels are hashed once, not on every attempt. */
+  private readonly attemptsByType = new Map<
+    string,
+    { count: Counter.Internal; duration: Histogram.Internal<"type">; wait: Histogram.Internal<"type"> }
+  >();
+
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "tessera_" });
+  }
+
+  /** One finished attempt of `type`: its run time and how long it waited past its runAt. */
+  observeAttempt(type: string, runMs: number, queueWaitMs: number): void {
+    let children = this.attemptsByType.get(type);
+    if (!children) {
+      children = {
+        count: this.attempts.labels({ type }),
+        duration: this.attemptDuration.labels({ type }),
+        wait: this.queueWait.labels({ type }),
+      };
+      this.attemptsByType.set(type, children);
+    }
+    children.count.inc();
+    children.duration.observe(runMs / 1000);
+    children.wait.observe(queueWaitMs / 1000);
   }
 }

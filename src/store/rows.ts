@@ -4,7 +4,7 @@
  */
 import type { JobProblem } from "../jobs/errors.js";
 import type { JobStatus } from "../jobs/states.js";
-import type { ApiKeyRecord, ApiKeyState, JobRecord, StoredApiKey } from "./store.js";
+import type { ApiKeyRecord, ApiKeyState, ClaimedJob, JobRecord, StoredApiKey } from "./store.js";
 
 export interface JobRow {
   id: string;
@@ -79,6 +79,14 @@ export function toJob(row: JobRow): JobRecord {
     callback: row.callback === null ? null : (JSON.parse(row.callback) as JobRecord["callback"]),
     resultPurged: row.result_purged === 1 || row.result_purged === true,
   };
+}
+
+/** A claimed row: the job under the claim's lease (one object: a claim maps every row). */
+export function toClaimedJob(row: JobRow, leaseToken: string, leaseExpiresAt: number): ClaimedJob {
+  const job = toJob(row) as ClaimedJob;
+  job.leaseToken = leaseToken;
+  job.leaseExpiresAt = leaseExpiresAt;
+  return job;
 }
 
 export function toKey(row: KeyRow): ApiKeyRecord {

@@ -5,7 +5,8 @@ import type { ClaimedJob } from "../store/store.js";
 /** Build the `ctx` a handler receives for one attempt. */
 export function createJobContext(params: {
   job: ClaimedJob;
-  signal: AbortSignal;
+  /** Made on first read (see Attempt). */
+  signal: () => AbortSignal;
   logger: Logger;
   progress: (percent: number | null, message: string | null) => void;
 }): JobContext {
@@ -18,7 +19,9 @@ export function createJobContext(params: {
     type: job.type,
     attempt: job.attempt,
     maxAttempts: job.maxAttempts,
-    signal: params.signal,
+    get signal() {
+      return params.signal();
+    },
     deadlineAt: new Date(job.deadlineAt),
     metadata: Object.freeze({ ...job.metadata }),
     progress(percent, message) {

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { coerceError, JobAbortedError, JobError, type AbortCause, type JobProblem } from "../jobs/errors.js";
+import { coerceError, JobError, type AbortCause, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { JobStatus } from "../jobs/states.js";
-import type { ClaimedJob, Lease, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
+import type { ClaimedJob, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
+import { Attempt, type AttemptOutcome } from "./attempt.js";
 import { retryDelay } from "./backoff.js";
 import { createJobContext } from "./context.js";
 import { toResultPayload } from "./result-payload.js";
@@ -34,12 +35,8 @@ export interface AttemptTiming {
   runMs: number;
 }
 
-interface Running {
-  job: ClaimedJob;
-  lease: Lease;
-  controller: AbortController;
-  done: Promise<void>;
-}
+/** Node's timers take at most 2^31 - 1 ms; a later deadline re-arms when this passes. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 const ABORT_BY_STATUS: Partial<Record<JobStatus, AbortCause>> = {
   canceled: "canceled",
@@ -55,7 +52,7 @@ const ABORT_BY_STATUS: Partial<Record<JobStatus, AbortCause>> = {
  * tight loop.
  */
 export class WorkerRuntime {
-  private readonly running = new Map<string, Running>();
+  private readonly running = new Map<string, Attempt>();
   /** Claimed ahead (see `prefetch`), in claim order, waiting for a slot. */
   private prefetched: ClaimedJob[] = [];
   private readonly runningByType = new Map<string, number>();
@@ -66,18 +63,21 @@ export class WorkerRuntime {
   private wakeTimer: NodeJS.Timeout | null = null;
   private wakeAt = Infinity;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** One timer for the earliest deadline of the running attempts, not one per attempt. */
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineTimerAt = Infinity;
   private lastHeartbeatOk = 0;
   private unsubscribe: (() => void) | null = null;
   /** Latest unwritten progress per attempt (keyed by run, so a stale attempt never writes under a newer lease). */
-  private readonly pendingProgress = new Map<Running, { percent: number | null; message: string | null }>();
+  private readonly pendingProgress = new Map<Attempt, { percent: number | null; message: string | null }>();
   private progressScheduled = false;
   /**
    * Attempts whose outcome is being recorded (their slot is free already): a lost lease reported
    * by a heartbeat or a progress write sent before the handler ended must not abort them.
    */
-  private readonly finishing = new Set<Running>();
+  private readonly finishing = new Set<Attempt>();
   /** Every attempt until its outcome is recorded, past the end of its handler (stop waits for them). */
-  private readonly recording = new Set<Promise<void>>();
+  private readonly recording = new Map<Attempt, Promise<void>>();
   /** The claim loop in progress, if any (stop waits for it). */
   private fillRun: Promise<void> | null = null;
   /** Slots promised to jobs being submitted through `submit` (see there). */
@@ -93,7 +93,6 @@ export class WorkerRuntime {
       logger: Logger;
       now?: () => number;
       onAttemptFinished?: (timing: AttemptTiming) => void;
-      onRunningChanged?: (running: number) => void;
     },
   ) {}
 
@@ -124,7 +123,7 @@ export class WorkerRuntime {
     this.stopping = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     // A claim already sent hands its jobs straight back (see fill): nothing starts after stop.
-    const settled = Promise.all([this.fillRun, ...this.recording]);
+    const settled = Promise.all([this.fillRun, ...this.recording.values()]);
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([settled, new Promise((resolve) => (graceTimer = setTimeout(resolve, graceMs)))]);
     clearTimeout(graceTimer);
@@ -132,8 +131,8 @@ export class WorkerRuntime {
     this.prefetched = [];
     const leftover = [...this.running.values()];
     if (leftover.length > 0) {
-      for (const r of leftover) r.controller.abort(new JobAbortedError("shutdown", r.job.id));
-      await Promise.all(leftover.map((r) => r.done));
+      for (const attempt of leftover) attempt.abort("shutdown");
+      await Promise.all(leftover.map((attempt) => this.recording.get(attempt)));
     }
     const release = [...unstarted, ...leftover.map((r) => r.lease)];
     if (release.length > 0) {
@@ -143,6 +142,9 @@ export class WorkerRuntime {
     }
     await this.flushProgress();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    this.deadlineTimerAt = Infinity;
     this.unsubscribe?.();
     this.started = false;
   }
@@ -208,9 +210,7 @@ export class WorkerRuntime {
     const local = this.running.get(event.jobId);
     const cause = ABORT_BY_STATUS[event.status];
     // Our own completion also arrives here, but its attempt has left `running` by then.
-    if (local && cause && !local.controller.signal.aborted) {
-      local.controller.abort(new JobAbortedError(cause, event.jobId));
-    }
+    if (local && cause) local.abort(cause);
   }
 
   private scheduleWake(at: number): void {
@@ -242,8 +242,11 @@ export class WorkerRuntime {
       .finally(() => {
         this.filling = false;
         this.fillRun = null;
+        // A slot freed after the loop's last look (its job ended while the fill was returning)
+        // asked for a refill that no loop will see: look again now, not at the fallback poll.
+        if (this.refill) this.wake();
         // Whatever happens, look again later: the fallback poll covers missed wake-ups.
-        this.scheduleWake(this.now() + this.deps.options.pollIntervalMs);
+        else this.scheduleWake(this.now() + this.deps.options.pollIntervalMs);
       });
   }
 
@@ -332,55 +335,72 @@ export class WorkerRuntime {
 
   private execute(job: ClaimedJob): void {
     const registered = this.deps.registry.get(job.type)!;
-    const controller = new AbortController();
-    const lease: Lease = { id: job.id, leaseToken: job.leaseToken };
-    const entry: Running = { job, lease, controller, done: Promise.resolve() };
+    const attempt = new Attempt(job);
     // Claimed again while an earlier attempt still runs here: that attempt's lease is gone.
-    this.running.get(job.id)?.controller.abort(new JobAbortedError("lease-lost", job.id));
-    this.running.set(job.id, entry);
+    this.running.get(job.id)?.abort("lease-lost");
+    this.running.set(job.id, attempt);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 0) + 1);
-    this.deps.onRunningChanged?.(this.running.size);
-
     // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
-    const deadlineTimer = setTimeout(
-      () => controller.abort(new JobAbortedError("timed_out", job.id)),
-      Math.max(0, job.deadlineAt - this.now()),
-    );
-    deadlineTimer.unref();
+    this.watchDeadline(job.deadlineAt);
 
     const ctx = createJobContext({
       job,
-      signal: controller.signal,
+      signal: () => attempt.signal,
       logger: this.deps.logger,
-      progress: (percent, message) => this.queueProgress(entry, percent, message),
+      progress: (percent, message) => this.queueProgress(attempt, percent, message),
     });
-
     const startedAt = this.now();
-    entry.done = this.runHandler(() => registered.definition.run(job.input, ctx), controller.signal)
-      .then((outcome) => {
-        // The handler is done: its slot is free now, while its outcome commits. The next claim
-        // overlaps that commit instead of waiting for it (the lease still fences the job).
-        clearTimeout(deadlineTimer);
-        this.freeSlot(entry, startedAt);
-        return this.record(entry, outcome);
-      })
-      .catch((error: unknown) =>
-        this.deps.logger.error({ err: error, jobId: job.id }, "recording outcome failed"),
-      )
-      .finally(() => {
-        this.finishing.delete(entry);
-        this.pendingProgress.delete(entry);
-        this.recording.delete(entry.done);
-      });
-    this.recording.add(entry.done);
+    attempt.run(() => registered.definition.run(job.input, ctx));
+    this.recording.set(attempt, this.finish(attempt, startedAt));
   }
 
-  private freeSlot(entry: Running, startedAt: number): void {
-    const { job } = entry;
+  /**
+   * Once the handler is done its slot is free, while its outcome commits: the next claim
+   * overlaps that commit instead of waiting for it (the lease still fences the job).
+   */
+  private async finish(attempt: Attempt, startedAt: number): Promise<void> {
+    try {
+      const outcome = await attempt.outcome;
+      this.freeSlot(attempt, startedAt);
+      await this.record(attempt, outcome);
+    } catch (error) {
+      this.deps.logger.error({ err: error, jobId: attempt.job.id }, "recording outcome failed");
+    } finally {
+      this.finishing.delete(attempt);
+      this.pendingProgress.delete(attempt);
+      this.recording.delete(attempt);
+    }
+  }
+
+  private watchDeadline(at: number): void {
+    if (at >= this.deadlineTimerAt) return;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimerAt = at;
+    this.deadlineTimer = setTimeout(
+      () => this.enforceDeadlines(),
+      Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())),
+    );
+    this.deadlineTimer.unref();
+  }
+
+  /** Abort the attempts past their deadline; watch the earliest of the others. */
+  private enforceDeadlines(): void {
+    this.deadlineTimer = null;
+    this.deadlineTimerAt = Infinity;
+    const now = this.now();
+    let next = Infinity;
+    for (const attempt of this.running.values()) {
+      if (attempt.job.deadlineAt <= now) attempt.abort("timed_out");
+      else if (!attempt.aborted) next = Math.min(next, attempt.job.deadlineAt);
+    }
+    if (next < Infinity) this.watchDeadline(next);
+  }
+
+  private freeSlot(attempt: Attempt, startedAt: number): void {
+    const { job } = attempt;
     // A newer attempt of the same job may have replaced this one (lease lost, claimed again).
-    if (this.running.get(job.id) === entry) this.running.delete(job.id);
+    if (this.running.get(job.id) === attempt) this.running.delete(job.id);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 1) - 1);
-    this.deps.onRunningChanged?.(this.running.size);
     this.deps.onAttemptFinished?.({
       type: job.type,
       queueWaitMs: Math.max(0, startedAt - job.runAt),
@@ -389,42 +409,16 @@ export class WorkerRuntime {
     this.wake();
   }
 
-  /**
-   * Run the handler, but stop waiting for it the moment its signal fires: a handler that
-   * ignores the signal cannot hold its slot, and whatever it returns later is discarded.
-   */
-  private async runHandler(
-    run: () => unknown,
-    signal: AbortSignal,
-  ): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown } | { aborted: AbortCause }> {
-    const aborted = new Promise<{ aborted: AbortCause }>((resolve) => {
-      const onAbort = () => resolve({ aborted: (signal.reason as JobAbortedError).reason ?? "canceled" });
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    });
-    const work = (async () => {
-      try {
-        return { ok: true as const, value: await run() };
-      } catch (error) {
-        return { ok: false as const, error };
-      }
-    })();
-    return Promise.race([work, aborted]);
-  }
-
-  private async record(
-    entry: Running,
-    outcome: { ok: true; value: unknown } | { ok: false; error: unknown } | { aborted: AbortCause },
-  ): Promise<void> {
-    const { job, lease } = entry;
+  private async record(attempt: Attempt, outcome: AttemptOutcome): Promise<void> {
+    const { job, lease } = attempt;
     const { store, logger } = this.deps;
     // Canceled, timed out, lease lost or shutting down: someone else owns the state now.
-    if ("aborted" in outcome || entry.controller.signal.aborted) return;
-    this.finishing.add(entry);
+    if ("aborted" in outcome || attempt.aborted) return;
+    this.finishing.add(attempt);
     // The handler's last progress report lands before its outcome.
-    const lastProgress = this.pendingProgress.get(entry);
+    const lastProgress = this.pendingProgress.get(attempt);
     if (lastProgress) {
-      this.pendingProgress.delete(entry);
+      this.pendingProgress.delete(attempt);
       await store.progress({ lease, ...lastProgress, now: this.now() }).catch(() => false);
     }
     const now = this.now();
@@ -454,10 +448,10 @@ export class WorkerRuntime {
     );
   }
 
-  private queueProgress(entry: Running, percent: number | null, message: string | null): void {
+  private queueProgress(attempt: Attempt, percent: number | null, message: string | null): void {
     // After the signal fired the attempt no longer owns the job: its reports are dropped.
-    if (entry.controller.signal.aborted) return;
-    this.pendingProgress.set(entry, { percent, message });
+    if (attempt.aborted) return;
+    this.pendingProgress.set(attempt, { percent, message });
     if (this.progressScheduled) return;
     this.progressScheduled = true;
     setImmediate(() => void this.flushProgress());
@@ -469,15 +463,12 @@ export class WorkerRuntime {
     const batch = [...this.pendingProgress.entries()];
     this.pendingProgress.clear();
     await Promise.all(
-      batch.map(async ([entry, { percent, message }]) => {
-        if (entry.controller.signal.aborted) return;
-        const jobId = entry.job.id;
+      batch.map(async ([attempt, { percent, message }]) => {
+        if (attempt.aborted) return;
         const applied = await this.deps.store
-          .progress({ lease: entry.lease, percent, message, now: this.now() })
+          .progress({ lease: attempt.lease, percent, message, now: this.now() })
           .catch(() => true); // a transient store error is not proof the lease is lost
-        if (!applied && !this.finishing.has(entry)) {
-          entry.controller.abort(new JobAbortedError("lease-lost", jobId));
-        }
+        if (!applied && !this.finishing.has(attempt)) attempt.abort("lease-lost");
       }),
     );
   }
@@ -504,18 +495,16 @@ export class WorkerRuntime {
         !lostSet.has(j.id) || !waiting.some((w) => w.id === j.id && w.leaseToken === j.leaseToken);
       this.prefetched = this.prefetched.filter(stillOwned);
       // The attempts whose leases were sent, not whatever runs under that job id by now.
-      const sent = new Map(entries.map((r) => [r.job.id, r]));
+      const sent = new Map(entries.map((attempt) => [attempt.job.id, attempt]));
       for (const id of lost) {
-        const entry = sent.get(id);
-        if (entry && !this.finishing.has(entry)) {
-          entry.controller.abort(new JobAbortedError("lease-lost", id));
-        }
+        const attempt = sent.get(id);
+        if (attempt && !this.finishing.has(attempt)) attempt.abort("lease-lost");
       }
     } catch (error) {
       this.deps.logger.warn({ err: error }, "heartbeat failed");
       // Cut off from the store for a whole lease: we can no longer prove we own these jobs.
       if (this.now() - this.lastHeartbeatOk >= this.deps.options.leaseMs) {
-        for (const entry of entries) entry.controller.abort(new JobAbortedError("lease-lost", entry.job.id));
+        for (const attempt of entries) attempt.abort("lease-lost");
         this.prefetched = this.prefetched.filter((j) => !waiting.some((w) => w.id === j.id));
       }
     }

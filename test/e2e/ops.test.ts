@@ -37,6 +37,11 @@ describe("operations endpoints and cross-cutting HTTP behaviour", () => {
     expect(text).toMatch(/^# TYPE tessera_\w+ (counter|gauge|histogram|summary)$/m);
     expect(text).toMatch(/^tessera_http_requests_total\{/m);
     expect(text).toMatch(/^tessera_jobs_submitted_total\{type="demo.echo"\} [1-9]/m);
+    // The worker's metrics: attempts by type (one per finished attempt), the running gauge.
+    expect(text).toMatch(/^tessera_job_attempts_total\{type="demo.echo"\} [1-9]/m);
+    expect(text).toMatch(/^tessera_job_attempt_duration_seconds_count\{type="demo.echo"\} [1-9]/m);
+    expect(text).toMatch(/^tessera_job_queue_wait_seconds_count\{type="demo.echo"\} [1-9]/m);
+    expect(text).toMatch(/^tessera_jobs_running 0$/m);
     // Every sample line is "name{labels} value" or "name value".
     for (const line of text.split("\n")) {
       if (line === "" || line.startsWith("#")) continue;

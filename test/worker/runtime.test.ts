@@ -4,7 +4,9 @@
  * (F4 in process) and graceful stop with lease release (F7 in process).
  */
 import { randomUUID } from "node:crypto";
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
@@ -583,6 +585,42 @@ describe("worker runtime: prefetch", () => {
       expect(await store.get({ tenantId, id })).toMatchObject({ status: "queued", attempt: 0 });
     await store.close();
     expect(runs.some((r) => r.key === "held1" || r.key === "held2")).toBe(false);
+  });
+});
+
+describe("worker runtime: short jobs", () => {
+  it("a queue of instant jobs drains without waiting for the fallback poll", async () => {
+    // Handlers that end at once free their slots while the claim loop is returning: each such
+    // wake-up must start another claim, not wait a minute for the fallback poll.
+    const dir = mkdtempSync(join(tmpdir(), "tessera-drain-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const db = join(dir, "tessera.db");
+    const store = new SqliteStore({ path: db });
+    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+    const now = Date.now();
+    for (let n = 0; n < 300; n++) {
+      await store.submit({
+        job: {
+          id: randomUUID(),
+          tenantId,
+          type: "test.ordered",
+          input: { n },
+          priority: 0,
+          runAt: now,
+          deadlineAt: now + 60_000,
+          maxAttempts: 1,
+          metadata: {},
+          callback: null,
+        },
+        idempotency: null,
+        now,
+      });
+    }
+    await store.close();
+    order.length = 0;
+    await server({ db, concurrency: 2, prefetch: 4, pollIntervalMs: 60_000 });
+    await waitFor("all 300 jobs to run", () => order.length === 300, 10_000);
+    expect(new Set(order).size).toBe(300);
   });
 });
 

@@ -24,7 +24,9 @@ export class PgListener {
       channel: string;
       types: pg.CustomTypesConfig;
       logger?: Logger;
-      onEvent: (nodeId: string, event: StoreEvent) => void;
+      /** This node's id: its own notifications are dropped unparsed (it knew before sending). */
+      self: string;
+      onEvent: (event: StoreEvent) => void;
       onReconnect: () => void;
     },
   ) {}
@@ -54,11 +56,15 @@ export class PgListener {
     });
     client.on("error", (error) => this.lost(client, error));
     client.on("end", () => this.lost(client, new Error("connection ended")));
+    // Every line of a payload comes from one statement, so one node: its first line says whose.
+    const own = [`q|${this.options.self}|`, `t|${this.options.self}|`];
     client.on("notification", (message) => {
-      if (message.channel !== this.options.channel || !message.payload) return;
-      for (const line of message.payload.split("\n")) {
+      const payload = message.payload;
+      if (message.channel !== this.options.channel || !payload) return;
+      if (payload.startsWith(own[0]!) || payload.startsWith(own[1]!)) return;
+      for (const line of payload.split("\n")) {
         const parsed = parsePayload(line);
-        if (parsed) this.options.onEvent(parsed.nodeId, parsed.event);
+        if (parsed && parsed.nodeId !== this.options.self) this.options.onEvent(parsed.event);
       }
     });
     try {

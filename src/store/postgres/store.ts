@@ -19,6 +19,7 @@ import {
   claimOrder,
   KEY_COLUMNS,
   KEY_TOUCH_INTERVAL_MS,
+  toClaimedJob,
   toJob,
   toKey,
   toStoredKey,
@@ -215,9 +216,8 @@ export class PostgresStore implements Store {
             channel: this.channel,
             types,
             ...(options.logger ? { logger: options.logger } : {}),
-            onEvent: (nodeId, event) => {
-              if (nodeId !== this.nodeId) this.events.emit(event);
-            },
+            self: this.nodeId,
+            onEvent: (event) => this.events.emit(event),
             onReconnect: () => this.events.emit({ kind: "resync" }),
           });
     this.completions = new Batcher((items) => this.completeMany(items));
@@ -471,9 +471,7 @@ export class PostgresStore implements Store {
       if (isConnectionError(error)) void this.releaseToken(token);
       throw error;
     }
-    return rows
-      .map((row) => ({ ...toJob(row), leaseToken: token, leaseExpiresAt: now + leaseMs }))
-      .sort(claimOrder);
+    return rows.map((row) => toClaimedJob(row, token, now + leaseMs)).sort(claimOrder);
   }
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
@@ -533,7 +531,7 @@ export class PostgresStore implements Store {
   }
 
   async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
-    const columns = await this.placeResult(lease, result);
+    const columns = result.kind === "none" ? NO_RESULT : await this.placeResult(lease, result);
     const item = { lease, result: columns, now, outbox: hasCallback !== false };
     // The lease fences the write, so trying again is safe; giving up would leave the job
     // running until its lease expires, and then run it again.
@@ -597,17 +595,18 @@ export class PostgresStore implements Store {
         this.nodeId,
       ],
     );
-    const done = new Map(
-      rows.map((r) => [`${r.id}|${r.token}`, { type: r.type, hasCallback: r.has_callback }]),
-    );
-    return items.map((i) => done.get(`${i.lease.id}|${i.lease.leaseToken}`) ?? null);
+    const done = new Map(rows.map((r) => [r.id, r]));
+    return items.map(({ lease }) => {
+      const row = done.get(lease.id);
+      return row?.token === lease.leaseToken ? { type: row.type, hasCallback: row.has_callback } : null;
+    });
   }
 
   private async placeResult(lease: Lease, result: ResultPayload): Promise<StoredColumns> {
     const base = { chunked: false, contentType: null as string | null, location: null as string | null };
     switch (result.kind) {
       case "none":
-        return { ...base, kind: "none", data: null, size: 0 };
+        return NO_RESULT;
       case "created": {
         const data = Buffer.from(result.json);
         return {
@@ -1078,3 +1077,13 @@ interface StoredColumns {
   size: number;
   chunked: boolean;
 }
+
+/** The columns of a handler that returned nothing (most of them): one shared object. */
+const NO_RESULT: Readonly<StoredColumns> = Object.freeze({
+  kind: "none",
+  contentType: null,
+  data: null,
+  location: null,
+  size: 0,
+  chunked: false,
+});

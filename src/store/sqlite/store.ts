@@ -30,6 +30,7 @@ import type {
 import {
   claimOrder,
   KEY_TOUCH_INTERVAL_MS,
+  toClaimedJob,
   toJob,
   toKey,
   toStoredKey,
@@ -276,9 +277,7 @@ export class SqliteStore implements Store {
     const rows = await this.writes.run(
       () => this.sql.claim.all(token, now + leaseMs, now, now, JSON.stringify(types), limit) as JobRow[],
     );
-    return rows
-      .map((row) => ({ ...toJob(row), leaseToken: token, leaseExpiresAt: now + leaseMs }))
-      .sort(claimOrder);
+    return rows.map((row) => toClaimedJob(row, token, now + leaseMs)).sort(claimOrder);
   }
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {

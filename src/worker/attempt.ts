@@ -1,0 +1,72 @@
+import { JobAbortedError, type AbortCause } from "../jobs/errors.js";
+import type { ClaimedJob, Lease } from "../store/store.js";
+
+/** How an attempt's handler ended, as far as the worker is concerned. */
+export type AttemptOutcome =
+  { ok: true; value: unknown } | { ok: false; error: unknown } | { aborted: AbortCause };
+
+/**
+ * One attempt of a job in this process: its lease, its abort state and the outcome the worker
+ * waits for. The worker stops waiting the moment the attempt is aborted, so a handler that
+ * ignores its signal cannot hold the slot; whatever it returns later is discarded.
+ *
+ * The AbortController behind `signal` is made only when the handler reads it: a short handler
+ * that never looks at it (most of them) costs no controller, no event target and no listener.
+ */
+export class Attempt {
+  readonly lease: Lease;
+  /** Settles once: with the handler's outcome, or with the abort that came first. */
+  readonly outcome: Promise<AttemptOutcome>;
+  private settle!: (outcome: AttemptOutcome) => void;
+  private reason: JobAbortedError | null = null;
+  private controller: AbortController | null = null;
+
+  constructor(readonly job: ClaimedJob) {
+    this.lease = { id: job.id, leaseToken: job.leaseToken };
+    this.outcome = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  get aborted(): boolean {
+    return this.reason !== null;
+  }
+
+  /** The handler's signal; aborted with a JobAbortedError naming the cause. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Call the handler now (synchronously: a job starts the moment its slot is given). */
+  run(handler: () => unknown): void {
+    let value: unknown;
+    try {
+      value = handler();
+    } catch (error) {
+      this.settle({ ok: false, error });
+      return;
+    }
+    if (isThenable(value)) {
+      value.then(
+        (resolved) => this.settle({ ok: true, value: resolved }),
+        (error: unknown) => this.settle({ ok: false, error }),
+      );
+    } else this.settle({ ok: true, value });
+  }
+
+  /** Stop the attempt: its signal fires and its outcome is `aborted` (unless it had ended). */
+  abort(cause: AbortCause): void {
+    if (this.reason) return;
+    this.reason = new JobAbortedError(cause, this.job.id);
+    this.controller?.abort(this.reason);
+    this.settle({ aborted: cause });
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
+  );
+}
