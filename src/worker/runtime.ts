@@ -298,15 +298,17 @@ export class WorkerRuntime {
 
   /** Start waiting jobs, in claim order, as far as free slots and per-type limits allow. */
   private startPrefetched(): void {
-    if (this.prefetched.length === 0 || this.freeSlots() <= 0) return;
-    const waiting: ClaimedJob[] = [];
-    for (const job of this.prefetched) {
+    const list = this.prefetched;
+    // In place: called whenever a slot frees, it stops at the first moment no slot is left.
+    let kept = 0;
+    let next = 0;
+    for (; next < list.length && this.freeSlots() > 0 && !this.stopping; next++) {
+      const job = list[next]!;
       const limit = this.deps.registry.get(job.type)?.definition.concurrency;
-      const full = limit !== undefined && (this.runningByType.get(job.type) ?? 0) >= limit;
-      if (this.freeSlots() > 0 && !full && !this.stopping) this.execute(job);
-      else waiting.push(job);
+      if (limit !== undefined && (this.runningByType.get(job.type) ?? 0) >= limit) list[kept++] = job;
+      else this.execute(job);
     }
-    this.prefetched = waiting;
+    if (next > kept) list.splice(kept, next - kept);
   }
 
   /**
@@ -406,6 +408,8 @@ export class WorkerRuntime {
       queueWaitMs: Math.max(0, startedAt - job.runAt),
       runMs: this.now() - startedAt,
     });
+    // A job claimed ahead takes the slot at once, without waiting for the claim loop's turn.
+    this.startPrefetched();
     this.wake();
   }
 
