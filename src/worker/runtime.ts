@@ -7,7 +7,7 @@ import type { JobStatus } from "../jobs/states.js";
 import type { ClaimedJob, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
 import { Attempt, type AttemptOutcome } from "./attempt.js";
 import { retryDelay } from "./backoff.js";
-import { createJobContext } from "./context.js";
+import { AttemptContext } from "./context.js";
 import { toResultPayload } from "./result-payload.js";
 
 export interface WorkerOptions {
@@ -345,12 +345,9 @@ export class WorkerRuntime {
     // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
     this.watchDeadline(job.deadlineAt);
 
-    const ctx = createJobContext({
-      job,
-      signal: () => attempt.signal,
-      logger: this.deps.logger,
-      progress: (percent, message) => this.queueProgress(attempt, percent, message),
-    });
+    const ctx = new AttemptContext(job, attempt, this.deps.logger, (percent, message) =>
+      this.queueProgress(attempt, percent, message),
+    );
     const startedAt = this.now();
     attempt.run(() => registered.definition.run(job.input, ctx));
     this.recording.set(attempt, this.finish(attempt, startedAt));

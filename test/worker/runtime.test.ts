@@ -278,6 +278,53 @@ describe("worker runtime: aborts", () => {
   });
 });
 
+describe("worker runtime: the handler's ctx", () => {
+  it("names the attempt, carries the deadline and frozen metadata; progress and log survive destructuring", async () => {
+    const s = await server();
+    const submittedAt = Date.now();
+    const id = await submit(s, {
+      type: "test.gate",
+      input: { key: "ctx" },
+      timeoutSeconds: 90,
+      metadata: { order: "o-1" },
+    });
+    const { ctx, finish } = await gateRun("ctx");
+    expect(ctx).toMatchObject({ jobId: id, type: "test.gate", attempt: 1, maxAttempts: 3 });
+    expect(ctx.deadlineAt).toBeInstanceOf(Date);
+    expect(ctx.deadlineAt.getTime()).toBeGreaterThanOrEqual(submittedAt + 89_000);
+    expect(ctx.deadlineAt.getTime()).toBeLessThanOrEqual(Date.now() + 90_000);
+    expect(ctx.metadata).toEqual({ order: "o-1" });
+    expect(Object.isFrozen(ctx.metadata)).toBe(true);
+    expect(ctx.signal.aborted).toBe(false);
+    const { progress, log } = ctx;
+    progress(40, "destructured");
+    log.info("from a destructured logger");
+    await waitFor("the progress report", async () => (await status(s, id)).progress?.percent === 40);
+    expect((await status(s, id)).progress).toEqual({ percent: 40, message: "destructured" });
+    finish("done");
+    expect((await terminal(s, id)).status).toBe("succeeded");
+  });
+});
+
+describe("worker runtime: deadlines enforced by the worker", () => {
+  it("one timer aborts each running attempt at its own deadline, the earliest first", async () => {
+    // The sweeper is held off: only the worker's own deadline timer can fire these signals.
+    const s = await server({ concurrency: 3, sweepIntervalMs: 60_000 });
+    await submit(s, { type: "test.gate", input: { key: "late" }, timeoutSeconds: 3 });
+    const late = await gateRun("late");
+    await submit(s, { type: "test.gate", input: { key: "early" }, timeoutSeconds: 1 });
+    const early = await gateRun("early");
+    await submit(s, { type: "test.gate", input: { key: "later" }, timeoutSeconds: 60 });
+    const later = await gateRun("later");
+    await waitFor("the earliest deadline", () => early.signal.aborted, 3000);
+    expect(abortReason(early.signal)).toBe("timed_out");
+    expect(late.signal.aborted).toBe(false);
+    await waitFor("the next deadline", () => late.signal.aborted, 4000);
+    expect(abortReason(late.signal)).toBe("timed_out");
+    expect(later.signal.aborted).toBe(false);
+  });
+});
+
 describe("worker runtime: deadline with no live worker (F8 in process)", () => {
   it("an API-only server times the job out; a worker started later does not run it", async () => {
     const api = await server({ concurrency: 0 });
