@@ -14,10 +14,11 @@ import { RunCounter, sequentialLatency, type Peer, type PeerDrain, type PeerOpti
 const POOL_SIZE = 10;
 const INSERT_BATCH = 1000;
 /**
- * Jobs claimed ahead of free slots (`--prefetch`), as docs/deployment.md advises for short
- * jobs; `TESSERA_BENCH_PREFETCH` overrides it (0 is the server's default).
+ * Jobs claimed ahead of free slots (`--prefetch`), as docs/deployment.md advises for many short
+ * jobs: with the concurrency (32), up to 500 jobs a claim, as graphile-worker's local queue
+ * fetches. `TESSERA_BENCH_PREFETCH` overrides it (0 is the server's default).
  */
-const PREFETCH = Number(process.env["TESSERA_BENCH_PREFETCH"] ?? 64);
+const PREFETCH = Number(process.env["TESSERA_BENCH_PREFETCH"] ?? 468);
 
 async function withTessera<T>(
   options: PeerOptions,
