@@ -298,17 +298,18 @@ export class WorkerRuntime {
 
   /** Start waiting jobs, in claim order, as far as free slots and per-type limits allow. */
   private startPrefetched(): void {
-    const list = this.prefetched;
-    // In place: called whenever a slot frees, it stops at the first moment no slot is left.
-    let kept = 0;
-    let next = 0;
-    for (; next < list.length && this.freeSlots() > 0 && !this.stopping; next++) {
-      const job = list[next]!;
+    // Called whenever a slot frees. Each job leaves the buffer before it starts: a handler may
+    // cause an event that filters the buffer (a job canceled) while this loop runs.
+    let i = 0;
+    while (i < this.prefetched.length && this.freeSlots() > 0 && !this.stopping) {
+      const job = this.prefetched[i]!;
       const limit = this.deps.registry.get(job.type)?.definition.concurrency;
-      if (limit !== undefined && (this.runningByType.get(job.type) ?? 0) >= limit) list[kept++] = job;
-      else this.execute(job);
+      if (limit !== undefined && (this.runningByType.get(job.type) ?? 0) >= limit) i++;
+      else {
+        this.prefetched.splice(i, 1);
+        this.execute(job);
+      }
     }
-    if (next > kept) list.splice(kept, next - kept);
   }
 
   /**
