@@ -237,14 +237,19 @@ export class WorkerRuntime {
       return;
     }
     this.filling = true;
+    let failed = false;
     this.fillRun = this.fill()
-      .catch((error: unknown) => this.deps.logger.error({ err: error }, "claiming jobs failed"))
+      .catch((error: unknown) => {
+        failed = true;
+        this.deps.logger.error({ err: error }, "claiming jobs failed");
+      })
       .finally(() => {
         this.filling = false;
         this.fillRun = null;
         // A slot freed after the loop's last look (its job ended while the fill was returning)
         // asked for a refill that no loop will see: look again now, not at the fallback poll.
-        if (this.refill) this.wake();
+        // Not after a failed claim: a store that is down is not asked again in a tight loop.
+        if (this.refill && !failed) this.wake();
         // Whatever happens, look again later: the fallback poll covers missed wake-ups.
         else this.scheduleWake(this.now() + this.deps.options.pollIntervalMs);
       });
