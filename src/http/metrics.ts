@@ -74,7 +74,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** The attempt metrics' children per job type: labels are hashed once, not on every attempt. */
+  /** The attempt metrics' labelled children, kept per job type (not looked up on every attempt). */
   private readonly attemptsByType = new Map<
     string,
     { count: Counter.Internal; duration: Histogram.Internal<"type">; wait: Histogram.Internal<"type"> }

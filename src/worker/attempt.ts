@@ -41,19 +41,20 @@ export class Attempt {
 
   /** Call the handler now (synchronously: a job starts the moment its slot is given). */
   run(handler: () => unknown): void {
-    let value: unknown;
     try {
-      value = handler();
-    } catch (error) {
-      this.settle({ ok: false, error });
-      return;
-    }
-    if (isThenable(value)) {
+      const value = handler();
+      if (!isThenable(value)) {
+        this.settle({ ok: true, value });
+        return;
+      }
+      // Inside the try: a hostile thenable may throw from its `then` (or from reading it).
       value.then(
         (resolved) => this.settle({ ok: true, value: resolved }),
         (error: unknown) => this.settle({ ok: false, error }),
       );
-    } else this.settle({ ok: true, value });
+    } catch (error) {
+      this.settle({ ok: false, error });
+    }
   }
 
   /** Stop the attempt: its signal fires and its outcome is `aborted` (unless it had ended). */

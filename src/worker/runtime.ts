@@ -7,7 +7,7 @@ import type { JobStatus } from "../jobs/states.js";
 import type { ClaimedJob, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
 import { Attempt, type AttemptOutcome } from "./attempt.js";
 import { retryDelay } from "./backoff.js";
-import { AttemptContext } from "./context.js";
+import { createJobContext } from "./context.js";
 import { toResultPayload } from "./result-payload.js";
 
 export interface WorkerOptions {
@@ -292,7 +292,9 @@ export class WorkerRuntime {
       }
       if (!this.refill && !this.stopping && this.freeSlots() > 0) {
         const next = await this.deps.store.nextRunAt({ types: this.deps.registry.types });
-        if (next !== null) this.scheduleWake(next);
+        // A job already due that the claim did not take waits for a slot of its own type (the
+        // slot's end wakes us) or a row another claim holds: not for a claim again at once.
+        if (next !== null && next > this.now()) this.scheduleWake(next);
       }
     } while (this.refill && !this.stopping);
   }
@@ -351,12 +353,15 @@ export class WorkerRuntime {
     // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
     this.watchDeadline(job.deadlineAt);
 
-    const ctx = new AttemptContext(job, attempt, this.deps.logger, (percent, message) =>
-      this.queueProgress(attempt, percent, message),
-    );
+    const ctx = createJobContext({
+      job,
+      source: attempt,
+      logger: this.deps.logger,
+      progress: (percent, message) => this.queueProgress(attempt, percent, message),
+    });
     const startedAt = this.now();
-    attempt.run(() => registered.definition.run(job.input, ctx));
     this.recording.set(attempt, this.finish(attempt, startedAt));
+    attempt.run(() => registered.definition.run(job.input, ctx));
   }
 
   /**
@@ -366,7 +371,12 @@ export class WorkerRuntime {
   private async finish(attempt: Attempt, startedAt: number): Promise<void> {
     try {
       const outcome = await attempt.outcome;
-      this.freeSlot(attempt, startedAt);
+      try {
+        this.freeSlot(attempt, startedAt);
+      } catch (error) {
+        // Starting the next job went wrong: that must not cost this job its outcome.
+        this.deps.logger.error({ err: error }, "starting a job failed");
+      }
       await this.record(attempt, outcome);
     } catch (error) {
       this.deps.logger.error({ err: error, jobId: attempt.job.id }, "recording outcome failed");
@@ -490,6 +500,10 @@ export class WorkerRuntime {
       this.lastHeartbeatOk = this.now();
       return;
     }
+    // The attempts whose leases are sent, not whatever runs under that job id by the answer;
+    // and the jobs sent while waiting here, which may have started by then.
+    const sent = new Map(entries.map((attempt) => [attempt.job.id, attempt]));
+    const waitingTokens = new Map(waiting.map((w) => [w.id, w.leaseToken]));
     try {
       const lost = await this.deps.store.heartbeat({
         leases: [...entries.map((r) => r.lease), ...waiting],
@@ -498,23 +512,29 @@ export class WorkerRuntime {
       });
       this.lastHeartbeatOk = this.now();
       const lostSet = new Set(lost);
-      const stillOwned = (j: ClaimedJob) =>
-        !lostSet.has(j.id) || !waiting.some((w) => w.id === j.id && w.leaseToken === j.leaseToken);
-      this.prefetched = this.prefetched.filter(stillOwned);
-      // The attempts whose leases were sent, not whatever runs under that job id by now.
-      const sent = new Map(entries.map((attempt) => [attempt.job.id, attempt]));
-      for (const id of lost) {
-        const attempt = sent.get(id);
-        if (attempt && !this.finishing.has(attempt)) attempt.abort("lease-lost");
-      }
+      this.prefetched = this.prefetched.filter(
+        (j) => !lostSet.has(j.id) || waitingTokens.get(j.id) !== j.leaseToken,
+      );
+      for (const id of lost) this.abortLost(sent.get(id) ?? this.startedSince(id, waitingTokens));
     } catch (error) {
       this.deps.logger.warn({ err: error }, "heartbeat failed");
       // Cut off from the store for a whole lease: we can no longer prove we own these jobs.
       if (this.now() - this.lastHeartbeatOk >= this.deps.options.leaseMs) {
         for (const attempt of entries) attempt.abort("lease-lost");
-        this.prefetched = this.prefetched.filter((j) => !waiting.some((w) => w.id === j.id));
+        for (const id of waitingTokens.keys()) this.abortLost(this.startedSince(id, waitingTokens));
+        this.prefetched = this.prefetched.filter((j) => !waitingTokens.has(j.id));
       }
     }
+  }
+
+  /** A job whose lease was sent while it waited in the prefetch buffer and that runs now. */
+  private startedSince(id: string, waitingTokens: Map<string, string>): Attempt | undefined {
+    const attempt = this.running.get(id);
+    return attempt && attempt.lease.leaseToken === waitingTokens.get(id) ? attempt : undefined;
+  }
+
+  private abortLost(attempt: Attempt | undefined): void {
+    if (attempt && !this.finishing.has(attempt)) attempt.abort("lease-lost");
   }
 }
 

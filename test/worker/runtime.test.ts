@@ -13,8 +13,11 @@ import type { Config } from "../../src/config.js";
 import { demoJobs } from "../../src/demo/jobs.js";
 import { defineJob, type JobContext, type JobDefinition } from "../../src/jobs/define.js";
 import { JobAbortedError } from "../../src/jobs/errors.js";
+import { JobRegistry } from "../../src/jobs/registry.js";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
 import { DEV_TENANT } from "../../src/tessera.js";
+import { WorkerRuntime } from "../../src/worker/runtime.js";
+import { captureLogger } from "../helpers/log-capture.js";
 import { http, startServer, type TestServer } from "../helpers/server.js";
 
 // --- a job type the test drives by hand -------------------------------------------------------
@@ -105,7 +108,20 @@ const ordered = defineJob({
   },
 });
 
-const JOBS = [...demoJobs, gate, failing, limited, unlimited, ordered] as JobDefinition[];
+/** `test.bad-thenable`: returns a thenable whose `then` throws (a hostile or broken handler). */
+const badThenable = defineJob({
+  type: "test.bad-thenable",
+  input: {},
+  maxAttempts: 1,
+  run: () =>
+    ({
+      then() {
+        throw new Error("then exploded");
+      },
+    }) as unknown as Promise<null>,
+});
+
+const JOBS = [...demoJobs, gate, failing, limited, unlimited, ordered, badThenable] as JobDefinition[];
 
 // --- helpers ----------------------------------------------------------------------------------
 
@@ -296,6 +312,24 @@ describe("worker runtime: the handler's ctx", () => {
     expect(ctx.metadata).toEqual({ order: "o-1" });
     expect(Object.isFrozen(ctx.metadata)).toBe(true);
     expect(ctx.signal.aborted).toBe(false);
+    // A wrapper may spread ctx: every member is an own property, and nothing else is.
+    const copy = { ...ctx };
+    expect(copy.signal).toBe(ctx.signal);
+    expect(copy.deadlineAt.getTime()).toBe(ctx.deadlineAt.getTime());
+    expect(copy.metadata).toEqual({ order: "o-1" });
+    expect(Object.keys(ctx).sort()).toEqual(
+      [
+        "attempt",
+        "deadlineAt",
+        "jobId",
+        "log",
+        "maxAttempts",
+        "metadata",
+        "progress",
+        "signal",
+        "type",
+      ].sort(),
+    );
     const { progress, log } = ctx;
     progress(40, "destructured");
     log.info("from a destructured logger");
@@ -668,6 +702,96 @@ describe("worker runtime: short jobs", () => {
     await server({ db, concurrency: 2, prefetch: 4, pollIntervalMs: 60_000 });
     await waitFor("all 300 jobs to run", () => order.length === 300, 10_000);
     expect(new Set(order).size).toBe(300);
+  });
+});
+
+describe("worker runtime: hostile handlers", () => {
+  it("a thenable whose `then` throws fails its job; the slot is freed and the next job runs", async () => {
+    const s = await server({ concurrency: 1, prefetch: 1 });
+    const bad = await submit(s, { type: "test.bad-thenable", input: {} });
+    const next = await submit(s, { type: "test.ordered", input: { n: 1 } });
+    const after = await submit(s, { type: "test.ordered", input: { n: 2 } });
+    const failed = await terminal(s, bad);
+    expect(failed.status).toBe("failed");
+    expect(failed.error?.detail).toMatch(/then exploded/);
+    expect((await terminal(s, next)).status).toBe("succeeded");
+    expect((await terminal(s, after)).status).toBe("succeeded");
+  });
+});
+
+describe("worker runtime: a type at its own limit", () => {
+  it("due jobs waiting for their type's slot do not make the worker look for work in a loop", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-limit-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const store = new SqliteStore({ path: join(dir, "tessera.db") });
+    cleanups.push(() => store.close());
+    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+    let lookups = 0; // claims and next-due queries
+    const counted = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === "claim") {
+          return (params: Parameters<SqliteStore["claim"]>[0]) => {
+            lookups++;
+            return target.claim(params);
+          };
+        }
+        if (property === "nextRunAt") {
+          return (params: Parameters<SqliteStore["nextRunAt"]>[0]) => {
+            lookups++;
+            return target.nextRunAt(params);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const done: number[] = [];
+    const one = defineJob({
+      type: "test.one-at-a-time",
+      input: {},
+      concurrency: 1,
+      run: async () => {
+        await sleep(200);
+        done.push(Date.now());
+        return null;
+      },
+    }) as JobDefinition;
+    const now = Date.now();
+    for (let i = 0; i < 3; i++) {
+      await store.submit({
+        job: {
+          id: randomUUID(),
+          tenantId,
+          type: one.type,
+          input: {},
+          priority: 0,
+          runAt: now,
+          deadlineAt: now + 60_000,
+          maxAttempts: 1,
+          metadata: {},
+          callback: null,
+        },
+        idempotency: null,
+        now,
+      });
+    }
+    const worker = new WorkerRuntime({
+      store: counted,
+      registry: new JobRegistry([one]),
+      logger: captureLogger().logger,
+      options: {
+        concurrency: 4,
+        leaseMs: 30_000,
+        heartbeatMs: 10_000,
+        pollIntervalMs: 60_000,
+        maxResultBytes: 1 << 20,
+      },
+    });
+    worker.start();
+    cleanups.push(() => worker.stop(1000));
+    await waitFor("the three jobs, one at a time", () => done.length === 3, 5000);
+    // A claim per job and a few more; a look at every turn while the type is full is hundreds.
+    expect(lookups).toBeLessThan(20);
   });
 });
 
