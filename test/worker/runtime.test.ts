@@ -150,6 +150,27 @@ async function waitFor<T>(
   }
 }
 
+/** Jobs queued straight into a store (due now), before any worker looks at it. */
+async function queueDirectly(store: SqliteStore, tenantId: string, type: string, inputs: unknown[]) {
+  const now = Date.now();
+  for (const input of inputs) {
+    const job = {
+      id: randomUUID(),
+      tenantId,
+      type,
+      input,
+      priority: 0,
+      runAt: now,
+      deadlineAt: now + 60_000,
+    };
+    await store.submit({
+      job: { ...job, maxAttempts: 1, metadata: {}, callback: null },
+      idempotency: null,
+      now,
+    });
+  }
+}
+
 async function submit(server: TestServer, body: Record<string, unknown>): Promise<string> {
   const response = await http(`${server.url}/v1/jobs`, { json: body });
   expect(response.status, await response.clone().text()).toBe(202);
@@ -678,25 +699,12 @@ describe("worker runtime: short jobs", () => {
     const db = join(dir, "tessera.db");
     const store = new SqliteStore({ path: db });
     const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
-    const now = Date.now();
-    for (let n = 0; n < 300; n++) {
-      await store.submit({
-        job: {
-          id: randomUUID(),
-          tenantId,
-          type: "test.ordered",
-          input: { n },
-          priority: 0,
-          runAt: now,
-          deadlineAt: now + 60_000,
-          maxAttempts: 1,
-          metadata: {},
-          callback: null,
-        },
-        idempotency: null,
-        now,
-      });
-    }
+    await queueDirectly(
+      store,
+      tenantId,
+      "test.ordered",
+      Array.from({ length: 300 }, (_, n) => ({ n })),
+    );
     await store.close();
     order.length = 0;
     await server({ db, concurrency: 2, prefetch: 4, pollIntervalMs: 60_000 });
@@ -756,25 +764,7 @@ describe("worker runtime: a type at its own limit", () => {
         return null;
       },
     }) as JobDefinition;
-    const now = Date.now();
-    for (let i = 0; i < 3; i++) {
-      await store.submit({
-        job: {
-          id: randomUUID(),
-          tenantId,
-          type: one.type,
-          input: {},
-          priority: 0,
-          runAt: now,
-          deadlineAt: now + 60_000,
-          maxAttempts: 1,
-          metadata: {},
-          callback: null,
-        },
-        idempotency: null,
-        now,
-      });
-    }
+    await queueDirectly(store, tenantId, one.type, [{}, {}, {}]);
     const worker = new WorkerRuntime({
       store: counted,
       registry: new JobRegistry([one]),
