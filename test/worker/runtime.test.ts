@@ -15,6 +15,7 @@ import { defineJob, type JobContext, type JobDefinition } from "../../src/jobs/d
 import { JobAbortedError } from "../../src/jobs/errors.js";
 import { JobRegistry } from "../../src/jobs/registry.js";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
+import type { Store } from "../../src/store/store.js";
 import { DEV_TENANT } from "../../src/tessera.js";
 import { WorkerRuntime } from "../../src/worker/runtime.js";
 import { captureLogger } from "../helpers/log-capture.js";
@@ -148,6 +149,18 @@ async function waitFor<T>(
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/** The store with some of its methods replaced (the rest bound to it). */
+function withOverrides(store: SqliteStore, overrides: Partial<Store>): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const override = (overrides as Record<PropertyKey, unknown>)[property];
+      if (override !== undefined) return override;
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 /** Jobs queued straight into a store (due now), before any worker looks at it. */
@@ -735,22 +748,14 @@ describe("worker runtime: a type at its own limit", () => {
     cleanups.push(() => store.close());
     const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
     let lookups = 0; // claims and next-due queries
-    const counted = new Proxy(store, {
-      get(target, property, receiver) {
-        if (property === "claim") {
-          return (params: Parameters<SqliteStore["claim"]>[0]) => {
-            lookups++;
-            return target.claim(params);
-          };
-        }
-        if (property === "nextRunAt") {
-          return (params: Parameters<SqliteStore["nextRunAt"]>[0]) => {
-            lookups++;
-            return target.nextRunAt(params);
-          };
-        }
-        const value: unknown = Reflect.get(target, property, receiver);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const counted = withOverrides(store, {
+      claim: (params) => {
+        lookups++;
+        return store.claim(params);
+      },
+      nextRunAt: (params) => {
+        lookups++;
+        return store.nextRunAt(params);
       },
     });
     const done: number[] = [];
@@ -782,6 +787,61 @@ describe("worker runtime: a type at its own limit", () => {
     await waitFor("the three jobs, one at a time", () => done.length === 3, 5000);
     // A claim per job and a few more; a look at every turn while the type is full is hundreds.
     expect(lookups).toBeLessThan(20);
+  });
+});
+
+describe("worker runtime: leases of jobs claimed ahead", () => {
+  it("a job that started while the heartbeat carrying its lease was out is aborted when that heartbeat reports it lost", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-heartbeat-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const store = new SqliteStore({ path: join(dir, "tessera.db") });
+    cleanups.push(() => store.close());
+    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+    const signals = new Map<string, AbortSignal>();
+    const releases = new Map<string, () => void>();
+    const held = defineJob({
+      type: "test.held",
+      input: {},
+      run: (_input: unknown, ctx) => {
+        signals.set(ctx.jobId, ctx.signal);
+        return new Promise<null>((resolve) => releases.set(ctx.jobId, () => resolve(null)));
+      },
+    }) as JobDefinition;
+    await queueDirectly(store, tenantId, held.type, [{}, {}]);
+    let armed = false;
+    const faked = withOverrides(store, {
+      // Once armed: the answer comes back only after the job that waited in the buffer when the
+      // heartbeat was sent has started, and says that job's lease is lost.
+      heartbeat: async (params) => {
+        if (!armed) return store.heartbeat(params);
+        armed = false;
+        const waiting = params.leases.find((l) => !signals.has(l.id))!.id;
+        for (const release of releases.values()) release();
+        await waitFor("the waiting job to start", () => signals.has(waiting), 2000);
+        return [waiting];
+      },
+    });
+    const worker = new WorkerRuntime({
+      store: faked,
+      registry: new JobRegistry([held]),
+      logger: captureLogger().logger,
+      options: {
+        concurrency: 1,
+        prefetch: 1,
+        leaseMs: 30_000,
+        heartbeatMs: 100,
+        pollIntervalMs: 60_000,
+        maxResultBytes: 1 << 20,
+      },
+    });
+    worker.start();
+    cleanups.push(() => worker.stop(200));
+    await waitFor("one running, one waiting in the buffer", () => signals.size === 1, 2000);
+    armed = true;
+    await waitFor("both started", () => signals.size === 2, 3000);
+    const [, second] = [...signals.values()];
+    await waitFor("the second job's signal", () => second!.aborted, 2000);
+    expect(abortReason(second!)).toBe("lease-lost");
   });
 });
 
