@@ -17,7 +17,7 @@ import { JobRegistry } from "../../src/jobs/registry.js";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
 import type { Store } from "../../src/store/store.js";
 import { DEV_TENANT } from "../../src/tessera.js";
-import { WorkerRuntime } from "../../src/worker/runtime.js";
+import { WorkerRuntime, type WorkerOptions } from "../../src/worker/runtime.js";
 import { captureLogger } from "../helpers/log-capture.js";
 import { http, startServer, type TestServer } from "../helpers/server.js";
 
@@ -151,6 +151,36 @@ async function waitFor<T>(
   }
 }
 
+/** A fresh SQLite store in a temporary directory (both removed after the test) and its dev tenant. */
+async function tempStore(): Promise<{ store: SqliteStore; tenantId: string; db: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-worker-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, "tessera.db");
+  const store = new SqliteStore({ path: db });
+  const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+  return { store, tenantId, db };
+}
+
+/** A worker runtime on `store` alone (no server), stopped after the test. */
+function startWorker(store: Store, jobs: JobDefinition[], options: Partial<WorkerOptions>): WorkerRuntime {
+  const worker = new WorkerRuntime({
+    store,
+    registry: new JobRegistry(jobs),
+    logger: captureLogger().logger,
+    options: {
+      concurrency: 1,
+      leaseMs: 30_000,
+      heartbeatMs: 10_000,
+      pollIntervalMs: 60_000,
+      maxResultBytes: 1 << 20,
+      ...options,
+    },
+  });
+  worker.start();
+  cleanups.push(() => worker.stop(200));
+  return worker;
+}
+
 /** The store with some of its methods replaced (the rest bound to it). */
 function withOverrides(store: SqliteStore, overrides: Partial<Store>): Store {
   return new Proxy(store, {
@@ -239,7 +269,8 @@ afterEach(async () => {
   for (const run of runs.splice(0)) run.finish(null);
   await Promise.all(servers.map((s) => s.close().catch(() => undefined)));
   servers = [];
-  for (const cleanup of cleanups.splice(0)) await cleanup();
+  // Last in, first out: a worker stops before the store it uses closes.
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 // --- tests ------------------------------------------------------------------------------------
@@ -707,11 +738,7 @@ describe("worker runtime: short jobs", () => {
   it("a queue of instant jobs drains without waiting for the fallback poll", async () => {
     // Handlers that end at once free their slots while the claim loop is returning: each such
     // wake-up must start another claim, not wait a minute for the fallback poll.
-    const dir = mkdtempSync(join(tmpdir(), "tessera-drain-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const db = join(dir, "tessera.db");
-    const store = new SqliteStore({ path: db });
-    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
+    const { store, tenantId, db } = await tempStore();
     await queueDirectly(
       store,
       tenantId,
@@ -742,11 +769,8 @@ describe("worker runtime: hostile handlers", () => {
 
 describe("worker runtime: a type at its own limit", () => {
   it("due jobs waiting for their type's slot do not make the worker look for work in a loop", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tessera-limit-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const store = new SqliteStore({ path: join(dir, "tessera.db") });
+    const { store, tenantId } = await tempStore();
     cleanups.push(() => store.close());
-    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
     let lookups = 0; // claims and next-due queries
     const counted = withOverrides(store, {
       claim: (params) => {
@@ -770,20 +794,7 @@ describe("worker runtime: a type at its own limit", () => {
       },
     }) as JobDefinition;
     await queueDirectly(store, tenantId, one.type, [{}, {}, {}]);
-    const worker = new WorkerRuntime({
-      store: counted,
-      registry: new JobRegistry([one]),
-      logger: captureLogger().logger,
-      options: {
-        concurrency: 4,
-        leaseMs: 30_000,
-        heartbeatMs: 10_000,
-        pollIntervalMs: 60_000,
-        maxResultBytes: 1 << 20,
-      },
-    });
-    worker.start();
-    cleanups.push(() => worker.stop(1000));
+    startWorker(counted, [one], { concurrency: 4 });
     await waitFor("the three jobs, one at a time", () => done.length === 3, 5000);
     // A claim per job and a few more; a look at every turn while the type is full is hundreds.
     expect(lookups).toBeLessThan(20);
@@ -792,11 +803,8 @@ describe("worker runtime: a type at its own limit", () => {
 
 describe("worker runtime: leases of jobs claimed ahead", () => {
   it("a job that started while the heartbeat carrying its lease was out is aborted when that heartbeat reports it lost", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tessera-heartbeat-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const store = new SqliteStore({ path: join(dir, "tessera.db") });
+    const { store, tenantId } = await tempStore();
     cleanups.push(() => store.close());
-    const tenantId = await store.ensureTenant({ name: DEV_TENANT, now: Date.now() });
     const signals = new Map<string, AbortSignal>();
     const releases = new Map<string, () => void>();
     const held = defineJob({
@@ -821,21 +829,7 @@ describe("worker runtime: leases of jobs claimed ahead", () => {
         return [waiting];
       },
     });
-    const worker = new WorkerRuntime({
-      store: faked,
-      registry: new JobRegistry([held]),
-      logger: captureLogger().logger,
-      options: {
-        concurrency: 1,
-        prefetch: 1,
-        leaseMs: 30_000,
-        heartbeatMs: 100,
-        pollIntervalMs: 60_000,
-        maxResultBytes: 1 << 20,
-      },
-    });
-    worker.start();
-    cleanups.push(() => worker.stop(200));
+    startWorker(faked, [held], { prefetch: 1, heartbeatMs: 100 });
     await waitFor("one running, one waiting in the buffer", () => signals.size === 1, 2000);
     armed = true;
     await waitFor("both started", () => signals.size === 2, 3000);
