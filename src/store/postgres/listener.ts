@@ -57,14 +57,15 @@ export class PgListener {
     client.on("error", (error) => this.lost(client, error));
     client.on("end", () => this.lost(client, new Error("connection ended")));
     // Every line of a payload comes from one statement, so one node: its first line says whose.
-    const own = [`q|${this.options.self}|`, `t|${this.options.self}|`];
+    const ownQueued = `q|${this.options.self}|`;
+    const ownTerminal = `t|${this.options.self}|`;
     client.on("notification", (message) => {
       const payload = message.payload;
       if (message.channel !== this.options.channel || !payload) return;
-      if (payload.startsWith(own[0]!) || payload.startsWith(own[1]!)) return;
+      if (payload.startsWith(ownQueued) || payload.startsWith(ownTerminal)) return;
       for (const line of payload.split("\n")) {
         const parsed = parsePayload(line);
-        if (parsed && parsed.nodeId !== this.options.self) this.options.onEvent(parsed.event);
+        if (parsed) this.options.onEvent(parsed.event);
       }
     });
     try {

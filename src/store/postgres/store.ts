@@ -531,7 +531,7 @@ export class PostgresStore implements Store {
   }
 
   async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
-    const columns = result.kind === "none" ? NO_RESULT : await this.placeResult(lease, result);
+    const columns = await this.placeResult(lease, result);
     const item = { lease, result: columns, now, outbox: hasCallback !== false };
     // The lease fences the write, so trying again is safe; giving up would leave the job
     // running until its lease expires, and then run it again.
