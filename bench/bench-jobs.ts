@@ -1,7 +1,7 @@
 /** The job types the benchmark runs, and the jobs it inserts directly through the store. */
-import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
 import { defineJob, type JobDefinition } from "../dist/jobs/define.js";
+import { newJobId } from "../dist/jobs/ids.js";
 import type { NewJob, Store } from "../dist/store/store.js";
 import type { DrainResult } from "./protocol.js";
 
@@ -38,7 +38,7 @@ export function probeJob(onStart: (jobId: string) => void): JobDefinition {
 
 export function newNoopJob(tenantId: string, now: number): NewJob {
   return {
-    id: randomUUID(),
+    id: newJobId(now),
     tenantId,
     type: NOOP_TYPE,
     input: {},

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
+import { newJobId } from "../dist/jobs/ids.js";
 import { migrateSqlite } from "../dist/store/sqlite/migrate.js";
 import { finalRows, NOOP_TYPE } from "./bench-jobs.js";
 import { childOptions, runChild, sendLast, type DrainOptions, type DrainResult } from "./protocol.js";
@@ -49,7 +50,7 @@ function drain(path: string, jobs: number, concurrency: number): DrainResult {
   );
   const types = JSON.stringify([NOOP_TYPE]);
   const insertBatch = db.transaction((count: number, now: number) => {
-    for (let i = 0; i < count; i++) insert.run(randomUUID(), NOOP_TYPE, now, now, now + 3_600_000);
+    for (let i = 0; i < count; i++) insert.run(newJobId(now), NOOP_TYPE, now, now, now + 3_600_000);
   });
   const claimBatch = db.transaction(
     (token: string, now: number) =>

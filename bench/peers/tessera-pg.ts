@@ -2,7 +2,6 @@
  * Tessera on PostgreSQL: `createTessera` with a `PostgresStore` in a fresh schema, `concurrency`
  * workers in this process. Jobs are inserted through `store.submit` (group commit).
  */
-import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { pino } from "pino";
 import { PostgresStore } from "../../dist/store/postgres/store.js";
@@ -158,7 +157,7 @@ export const tesseraPg: Peer = {
       await tessera.start();
       return sequentialLatency(options, counter, async () => {
         const now = Date.now();
-        const job = { ...newNoopJob(tenantId, now), id: randomUUID(), type: PROBE_TYPE };
+        const job = { ...newNoopJob(tenantId, now), type: PROBE_TYPE };
         // What the HTTP API calls once a request is validated (an idle worker takes the job at once).
         await tessera.worker.submit({ job, idempotency: null, now });
         return job.id;

@@ -50,7 +50,8 @@ export function waitOptions(
   handle: JobHandle,
 ): { options: WaitOptions; stop: () => void } {
   const display = progressDisplay(io.err, {
-    label: `job ${handle.id.slice(0, 8)}`,
+    // An id's last digits are random (its first ones are the same for jobs made together).
+    label: `job …${handle.id.slice(-8)}`,
     quiet: values.quiet ?? false,
   });
   const options: WaitOptions = { onProgress: (job) => display.update(job) };

@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import type { Config } from "../config.js";
+import { newJobId } from "../jobs/ids.js";
 import { createAjv, toIssues, type JobRegistry, type ValidationIssue } from "../jobs/registry.js";
 import { CALLBACK_EVENTS, type NewJob } from "../store/store.js";
 import { findUnsafeString } from "./json-body.js";
@@ -101,7 +101,7 @@ export function buildJob(
   if (issues.length > 0) throw validationProblem(issues);
 
   return {
-    id: randomUUID(),
+    id: newJobId(ctx.now),
     tenantId: ctx.tenantId,
     type: body.type,
     input: body.input ?? null,

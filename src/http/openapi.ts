@@ -11,7 +11,14 @@ const problem = (description: string) => ({
 });
 const header = (description: string, schema: object = { type: "string" }) => ({ description, schema });
 
-const idParam = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
+const idParam = {
+  name: "id",
+  in: "path",
+  required: true,
+  description:
+    "`job_`, 10 base32 digits of the creation time, 26 random ones (UUIDv4 for jobs created before)",
+  schema: { type: "string", maxLength: 40 },
+};
 const preferParam = {
   name: "Prefer",
   in: "header",

@@ -34,7 +34,7 @@ describe("tessera submit", { timeout: 60_000 }, () => {
     const plain = await runCli(["submit", "demo.echo", "--input", '{"a":1}'], { env });
     expect(plain.code).toBe(EXIT.ok);
     const id = plain.stdout.trim();
-    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(id).toMatch(/^job_[0-9a-z]{36}$/);
     expect((await api().get(id)).type).toBe("demo.echo");
 
     const json = await runCli(
@@ -263,7 +263,7 @@ describe("progress display", { timeout: 60_000 }, () => {
     expect(run.stderr).not.toContain("\r");
     const lines = run.stderr.trim().split("\n");
     expect(
-      lines.some((l) => /^job [0-9a-f]{8}: running \d+% slept \d+ of 3000 ms \(\d+\.\ds\)$/.test(l)),
+      lines.some((l) => /^job …[0-9a-z]{8}: running \d+% slept \d+ of 3000 ms \(\d+\.\ds\)$/.test(l)),
     ).toBe(true);
     expect(JSON.parse(run.stdout)).toEqual({ sleptMs: 3000 });
   });

@@ -5,13 +5,14 @@
  * title, detail or timing-free difference tells B that A's job exists. A's jobs are unchanged
  * afterwards, B's listings never show them, and job ids are unique and random.
  */
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newJobId } from "../../src/jobs/ids.js";
 import { BatchGuard, expectProblem } from "../helpers/pass-criteria.js";
 import { answer, type Answer } from "../helpers/raw-http.js";
 import { bearer, startServer, type TestServer } from "../helpers/server.js";
 
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const JOB_ID = /^job_[0-9a-hjkmnp-tv-z]{36}$/;
+const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
 
 let server: TestServer;
 let keyA: string;
@@ -171,7 +172,7 @@ describe("S1 BOLA: B calls every route with A's ids", () => {
     let compared = 0;
     for (const [state, idA] of Object.entries(jobsA)) {
       for (const c of CALLS) {
-        const random = randomUUID();
+        const random = newJobId(Date.now());
         const [forA, forRandom] = await Promise.all([call(c, idA, keyB), call(c, random, keyB)]);
         const context = `${c.label} on A's ${state} job`;
         expect(forA.status, context).toBe(404);
@@ -192,7 +193,7 @@ describe("S1 BOLA: B calls every route with A's ids", () => {
   it("without credentials, A's ids and random ids get the same 401", async () => {
     for (const [state, idA] of Object.entries(jobsA)) {
       for (const c of CALLS.filter((x) => !x.label.includes("result") && x.method !== "HEAD")) {
-        const random = randomUUID();
+        const random = newJobId(Date.now());
         const [forA, forRandom] = await Promise.all([call(c, idA, null), call(c, random, null)]);
         const context = `${c.label} on A's ${state} job, no key`;
         if (c.label === "GET deliveries" && forA.status === 404) {
@@ -241,7 +242,7 @@ describe("S1 BOLA: B calls every route with A's ids", () => {
 });
 
 describe("S1 job ids", () => {
-  it("1,000 generated ids are unique UUIDv4s (122 random bits) with no visible pattern", async () => {
+  it("1,000 generated ids are unique, carry 130 random bits, and the random part shows no pattern", async () => {
     const keyC = await server.key("tenant-c");
     const guard = new BatchGuard(server.url, { c: keyC });
     await guard.baseline();
@@ -261,18 +262,19 @@ describe("S1 job ids", () => {
     await guard.check();
 
     expect(new Set(ids).size).toBe(1000);
-    for (const id of ids) expect(id).toMatch(UUID_V4);
-    // Consecutive ids share no long prefix (no counter or timestamp in front) ...
-    for (let i = 1; i < ids.length; i++) expect(ids[i]!.slice(0, 8)).not.toBe(ids[i - 1]!.slice(0, 8));
-    // ... and the 30 fully random hex digits of each id are spread evenly (7 sigma bounds).
-    const counts = new Array<number>(16).fill(0);
-    for (const id of ids) {
-      const hex = id.replace(/-/g, "");
-      for (let i = 0; i < 32; i++) if (i !== 12 && i !== 16) counts[parseInt(hex[i]!, 16)]!++;
-    }
+    for (const id of ids) expect(id).toMatch(JOB_ID);
+    // The first 10 digits are the creation time; the 26 after them are random. Consecutive ids
+    // share no long run of the random part (no counter) ...
+    const randomParts = ids.map((id) => id.slice(14));
+    for (let i = 1; i < ids.length; i++)
+      expect(randomParts[i]!.slice(0, 6)).not.toBe(randomParts[i - 1]!.slice(0, 6));
+    // ... and its digits (5 random bits each) are spread evenly over the 32 (7 sigma bounds).
+    const counts = new Array<number>(32).fill(0);
+    for (const part of randomParts) for (const digit of part) counts[BASE32.indexOf(digit)]!++;
+    const expected = (1000 * 26) / 32;
     for (const n of counts) {
-      expect(n).toBeGreaterThan(1875 - 300);
-      expect(n).toBeLessThan(1875 + 300);
+      expect(n).toBeGreaterThan(expected - 7 * Math.sqrt(expected));
+      expect(n).toBeLessThan(expected + 7 * Math.sqrt(expected));
     }
   });
 });

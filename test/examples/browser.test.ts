@@ -119,7 +119,9 @@ describe.skipIf(!existsSync(CHROMIUM))("browser example (headless Chromium)", { 
     await page.fill("#ms", "5000");
     await page.click("#submit");
     const card = page.locator("article.job").first();
-    await expect.poll(() => card.getAttribute("data-job-id"), { timeout: 10_000 }).toMatch(/^[0-9a-f-]{36}$/);
+    await expect
+      .poll(() => card.getAttribute("data-job-id"), { timeout: 10_000 })
+      .toMatch(/^job_[0-9a-z]{36}$/);
 
     const seen = new Set<number>();
     const clocks = new Set<string>();

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { isJobId } from "../../jobs/ids.js";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
 import type { CallbackSpec, JobRecord } from "../../store/store.js";
 import { auditJob } from "../auth.js";
@@ -11,15 +12,14 @@ import { sendResult } from "../result-response.js";
 import type { ServerDeps } from "../server.js";
 import { jobPath, origin } from "../urls.js";
 
-/** Lower-case UUIDv4, as `randomUUID()` makes them; anything else cannot be a job id. */
-const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const MAX_PAGE = 500;
 
 const notFound = () => new ProblemError("not-found", "no such job");
 
 /** The caller's job, or 404 for an unknown id and another tenant's job alike. */
 export async function findJob(request: FastifyRequest, deps: ServerDeps, id: string): Promise<JobRecord> {
-  if (!JOB_ID.test(id)) throw notFound();
+  // Anything that cannot be a job id is not looked up.
+  if (!isJobId(id)) throw notFound();
   const job = await deps.store.get({ tenantId: request.tenantId, id });
   if (!job) throw notFound();
   return job;
@@ -354,7 +354,7 @@ function decodeCursor(value: unknown): { createdAt: number; id: string } | undef
       parsed.length === 2 &&
       Number.isSafeInteger(parsed[0]) &&
       typeof parsed[1] === "string" &&
-      JOB_ID.test(parsed[1])
+      isJobId(parsed[1])
     ) {
       return { createdAt: parsed[0] as number, id: parsed[1] };
     }
