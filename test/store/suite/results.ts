@@ -123,6 +123,35 @@ export function describeResults(ctx: SuiteContext): void {
       expect((await bytesOf(result!)).toString()).toBe('"winner"');
     });
 
+    it("completions batched together land on their own jobs, whatever characters the ids hold", async () => {
+      // Batches of ids that a driver may write bare in a PostgreSQL array literal, one of them
+      // spelled like its NULL, and of ids it must quote or escape: each job gets its own result.
+      const batches = [
+        ["plain-id", "NULL", "null", "plain_2"],
+        ['a,b "c" {d} \\e', " spaced ", "plain-3"],
+      ];
+      let n = 0;
+      for (const ids of batches) {
+        const jobs = [];
+        for (const id of ids) jobs.push(await submitAndClaim(ctx.store, { id }));
+        const done = await Promise.all(
+          jobs.map((job) =>
+            ctx.store.complete({
+              lease: leaseOf(job),
+              result: { kind: "json", json: JSON.stringify(job.id) },
+              now: T0 + ++n,
+            }),
+          ),
+        );
+        expect(done).toEqual(ids.map(() => true));
+      }
+      for (const id of batches.flat()) {
+        expect(await getJob(ctx.store, id)).toMatchObject({ status: "succeeded" });
+        const result = await ctx.store.getResult({ tenantId: TENANT, id });
+        expect(JSON.parse((await bytesOf(result!)).toString())).toBe(id);
+      }
+    });
+
     it("a purged large result is gone and the job says so", async () => {
       const data = randomBytes(LARGE_RESULT_BYTES);
       const job = await submitAndClaim(ctx.store);
