@@ -54,13 +54,15 @@ export async function jobsCommand(
       io.out.write("no jobs\n");
       return EXIT.ok;
     }
+    // Ids of both forms (40 characters, or 36 for a job from before time-ordered ids) line up.
+    const idWidth = Math.max(...jobs.map((job) => job.id.length));
     io.out.write(
-      `${"ID".padEnd(36)}  ${"TYPE".padEnd(20)}  ${"STATUS".padEnd(9)}  ${"PROGRESS".padEnd(8)}  CREATED\n`,
+      `${"ID".padEnd(idWidth)}  ${"TYPE".padEnd(20)}  ${"STATUS".padEnd(9)}  ${"PROGRESS".padEnd(8)}  CREATED\n`,
     );
     for (const job of jobs) {
       const progress = job.progress?.percent != null ? `${Math.floor(job.progress.percent)}%` : "-";
       io.out.write(
-        `${job.id.padEnd(36)}  ${job.type.padEnd(20)}  ${job.status.padEnd(9)}  ${progress.padEnd(8)}  ${job.createdAt}\n`,
+        `${job.id.padEnd(idWidth)}  ${job.type.padEnd(20)}  ${job.status.padEnd(9)}  ${progress.padEnd(8)}  ${job.createdAt}\n`,
       );
     }
     return EXIT.ok;

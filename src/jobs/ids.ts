@@ -24,13 +24,19 @@ const ID = /^job_[0-9a-hjkmnp-tv-z]{36}$/;
 const LEGACY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 // Random bytes drawn from the system in blocks, as randomUUID() does: one call per 240 ids.
-const pool = Buffer.allocUnsafe(RANDOM_BYTES * 240);
+// Its own memory (not a slice of Node's shared pool), so that no other buffer's view reaches it.
+const pool = Buffer.allocUnsafeSlow(RANDOM_BYTES * 240);
 let offset = pool.length;
 
-/** A new job id for a job created at `now` (unix ms). */
+/** The latest creation time an id can carry: 10 base32 digits, 50 bits of milliseconds. */
+const MAX_TIME = 2 ** 50 - 1;
+
+/** A new job id for a job created at `now` (unix ms, 0 to 2^50 − 1: until the year 37,648). */
 export function newJobId(now: number): string {
+  // Out of range, the time digits would be garbage or wrap, and ids would no longer sort by time.
+  if (!(now >= 0 && now <= MAX_TIME)) throw new RangeError(`a job id cannot carry the time ${now}`);
   let id = PREFIX;
-  let time = Math.max(0, Math.floor(now));
+  let time = Math.floor(now);
   let timeDigits = "";
   for (let i = 0; i < TIME_DIGITS; i++) {
     timeDigits = DIGITS[time % 32]! + timeDigits;

@@ -206,7 +206,11 @@ describe("tessera status, result, wait, cancel, jobs", { timeout: 60_000 }, () =
     expect(jobs.every((j) => j.status === "failed")).toBe(true);
     const table = await runCli(["jobs", "--limit", "2"], { env });
     expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+TYPE\s+STATUS/);
-    expect(table.stdout.trim().split("\n")).toHaveLength(3);
+    const lines = table.stdout.trim().split("\n");
+    expect(lines).toHaveLength(3);
+    // The columns line up under their headings: each row's type starts where TYPE does.
+    const typeAt = lines[0]!.indexOf("TYPE");
+    for (const line of lines.slice(1)) expect(line.slice(typeAt)).toMatch(/^demo\.\w+\s/);
     expect((await runCli(["jobs", "--status", "sleeping"], { env })).code).toBe(EXIT.usage);
   });
 });

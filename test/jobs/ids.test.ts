@@ -11,6 +11,8 @@ describe("job ids", () => {
     expect(jobIdTime(newJobId(0))).toBe(0);
     // 50 bits of milliseconds: good for the next 35,000 years.
     expect(jobIdTime(newJobId(2 ** 50 - 1))).toBe(2 ** 50 - 1);
+    // A time it cannot carry is refused, not written as a broken or wrapped id.
+    for (const bad of [-1, 2 ** 50, Number.NaN, Infinity]) expect(() => newJobId(bad)).toThrow(RangeError);
   });
 
   it("sort by creation time, whatever their random part", () => {

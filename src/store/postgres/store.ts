@@ -91,41 +91,39 @@ const CHUNK_BYTES = 1024 * 1024;
 /** Backoff between attempts at a write whose connection failed (up to ~8 s in all). */
 const RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600, 2000, 3000];
 
+/** A value that an array literal can hold unquoted: no separator, brace, quote or space. */
+const UNQUOTED = /^[0-9A-Za-z_.:-]+$/;
+
+type ArrayValue = string | number | Buffer | null;
+
+/**
+ * One column of a batch as an array parameter, built as cheaply as its values allow. The
+ * driver's own encoding quotes and escapes every element in turn (~1 KB of short-lived strings
+ * per completed job); so: all NULL (the result columns of jobs that return nothing) is sent as
+ * NULL, which `unnest` pads with NULLs; values that need no quoting (ids, lease tokens, kinds,
+ * integers, NULLs) as an array literal joined at once; anything else the driver's way.
+ */
+function arrayParam(values: ArrayValue[]): string | ArrayValue[] | null {
+  let plain = true;
+  let allNull = true;
+  for (const value of values) {
+    if (value === null) continue;
+    allNull = false;
+    if (
+      typeof value === "number"
+        ? !Number.isSafeInteger(value)
+        : typeof value !== "string" || !UNQUOTED.test(value) || /^null$/i.test(value)
+    )
+      plain = false;
+  }
+  if (allNull) return null;
+  return plain ? `{${values.map((v) => (v === null ? "NULL" : v)).join(",")}}` : values;
+}
+
 /**
  * Run `write` again, with backoff, while it fails transiently (see `isTransient`); `retried`
  * tells it whether an earlier try may have committed. Other errors, and the last one, are thrown.
  */
-/** A value that an array literal can hold unquoted: no separator, brace, quote or space, not NULL. */
-const UNQUOTED = /^[0-9A-Za-z_.:-]+$/;
-
-/**
- * An array parameter as PostgreSQL's array literal, joined at once: the driver's own encoding
- * quotes and escapes every element in turn (~1 KB of short-lived strings per completed job).
- * Only where every value needs no quoting (ids, lease tokens, kinds, integers); any other
- * array goes the driver's way.
- */
-function plainArray(values: (string | number)[]): string | (string | number)[] {
-  for (const value of values) {
-    if (
-      typeof value === "number"
-        ? !Number.isSafeInteger(value)
-        : !UNQUOTED.test(value) || /^null$/i.test(value)
-    )
-      return values;
-  }
-  return `{${values.join(",")}}`;
-}
-
-/**
- * One column of a batch as an array parameter, or NULL when every value is NULL (jobs that
- * return nothing): `unnest` pads a NULL array with NULLs, and the driver does not build a
- * literal of 500 NULLs for it.
- */
-function nullableColumn<T, V>(items: readonly T[], pick: (item: T) => V | null): (V | null)[] | null {
-  const values = items.map(pick);
-  return values.every((v) => v === null) ? null : values;
-}
-
 async function retryTransient<T>(write: (retried: boolean) => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
@@ -614,14 +612,14 @@ export class PostgresStore implements Store {
     const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(
       items.some((i) => i.outbox) ? SQL.completeMany : SQL.completeManyLean,
       [
-        plainArray(sorted.map((i) => i.lease.id)),
-        plainArray(sorted.map((i) => i.lease.leaseToken)),
-        plainArray(sorted.map((i) => i.result.kind)),
-        nullableColumn(sorted, (i) => i.result.contentType),
-        nullableColumn(sorted, (i) => i.result.data),
-        nullableColumn(sorted, (i) => i.result.location),
-        nullableColumn(sorted, (i) => i.result.size),
-        plainArray(sorted.map((i) => i.now)),
+        arrayParam(sorted.map((i) => i.lease.id)),
+        arrayParam(sorted.map((i) => i.lease.leaseToken)),
+        arrayParam(sorted.map((i) => i.result.kind)),
+        arrayParam(sorted.map((i) => i.result.contentType)),
+        arrayParam(sorted.map((i) => i.result.data)),
+        arrayParam(sorted.map((i) => i.result.location)),
+        arrayParam(sorted.map((i) => i.result.size)),
+        arrayParam(sorted.map((i) => i.now)),
         this.channel,
         this.nodeId,
       ],
