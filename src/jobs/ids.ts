@@ -35,14 +35,11 @@ const MAX_TIME = 2 ** 50 - 1;
 export function newJobId(now: number): string {
   // Out of range, the time digits would be garbage or wrap, and ids would no longer sort by time.
   if (!(now >= 0 && now <= MAX_TIME)) throw new RangeError(`a job id cannot carry the time ${now}`);
-  let id = PREFIX;
   let time = Math.floor(now);
   let timeDigits = "";
-  for (let i = 0; i < TIME_DIGITS; i++) {
+  for (let i = 0; i < TIME_DIGITS; i++, time = Math.floor(time / 32))
     timeDigits = DIGITS[time % 32]! + timeDigits;
-    time = Math.floor(time / 32);
-  }
-  id += timeDigits;
+  let id = PREFIX + timeDigits;
   if (offset + RANDOM_BYTES > pool.length) {
     randomFillSync(pool);
     offset = 0;

@@ -7,12 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newJobId } from "../../src/jobs/ids.js";
+import { BASE32 } from "../helpers/ids.js";
 import { BatchGuard, expectProblem } from "../helpers/pass-criteria.js";
 import { answer, type Answer } from "../helpers/raw-http.js";
 import { bearer, startServer, type TestServer } from "../helpers/server.js";
 
 const JOB_ID = /^job_[0-9a-hjkmnp-tv-z]{36}$/;
-const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
 
 let server: TestServer;
 let keyA: string;

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { jobIdTime, newJobId } from "../../src/jobs/ids.js";
 
-const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
+/** The digits of a job id, in the order of their values (Crockford base32, lower case). */
+export const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
 const HEX = "0123456789abcdef";
 
 /** A well-formed id one step (`delta`) from `id` in its last digit: its closest neighbour. */

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { isJobId, jobIdTime, newJobId } from "../../src/jobs/ids.js";
+import { BASE32 } from "../helpers/ids.js";
 
 describe("job ids", () => {
   it("are job_, 10 time digits and 26 random ones, and carry their creation time", () => {
@@ -27,12 +28,11 @@ describe("job ids", () => {
     const ids = Array.from({ length: 10_000 }, () => newJobId(1_700_000_000_000));
     expect(new Set(ids).size).toBe(ids.length);
     // Every bit of the random part takes both values about equally often (no fixed bits).
-    const DIGITS = "0123456789abcdefghjkmnpqrstvwxyz";
     const ones = new Array<number>(130).fill(0);
     for (const id of ids) {
       const random = id.slice(14);
       for (let d = 0; d < 26; d++) {
-        const value = DIGITS.indexOf(random[d]!);
+        const value = BASE32.indexOf(random[d]!);
         for (let b = 0; b < 5; b++) if ((value >> (4 - b)) & 1) ones[d * 5 + b]!++;
       }
     }
