@@ -38,7 +38,7 @@ export function probeJob(onStart: (jobId: string) => void): JobDefinition {
 
 export function newNoopJob(tenantId: string, now: number): NewJob {
   return {
-    id: newJobId(now),
+    id: newJobId(now, tenantId),
     tenantId,
     type: NOOP_TYPE,
     input: {},

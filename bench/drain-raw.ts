@@ -50,7 +50,7 @@ function drain(path: string, jobs: number, concurrency: number): DrainResult {
   );
   const types = JSON.stringify([NOOP_TYPE]);
   const insertBatch = db.transaction((count: number, now: number) => {
-    for (let i = 0; i < count; i++) insert.run(newJobId(now), NOOP_TYPE, now, now, now + 3_600_000);
+    for (let i = 0; i < count; i++) insert.run(newJobId(now, "bench"), NOOP_TYPE, now, now, now + 3_600_000);
   });
   const claimBatch = db.transaction(
     (token: string, now: number) =>

@@ -112,7 +112,7 @@ async function drain(client: pg.Client, variant: Variant): Promise<{ insert: num
   if (variant.reshape) await client.query(variant.reshape);
   const now = Date.now();
   const insertStart = serverCpuMicros(POSTGRES_PROCESSES);
-  const ids = Array.from({ length: JOBS }, (_, i) => newJobId(now + Math.floor(i / 50)));
+  const ids = Array.from({ length: JOBS }, (_, i) => newJobId(now + Math.floor(i / 50), "bench"));
   await client.query(
     `INSERT INTO ${S}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
        max_attempts, metadata)

@@ -54,7 +54,7 @@ export async function jobsCommand(
       io.out.write("no jobs\n");
       return EXIT.ok;
     }
-    // Ids of both forms (40 characters, or 36 for a job from before time-ordered ids) line up.
+    // Ids of both forms (48 characters, or 36 for a job from before time-ordered ids) line up.
     const idWidth = Math.max(...jobs.map((job) => job.id.length));
     io.out.write(
       `${"ID".padEnd(idWidth)}  ${"TYPE".padEnd(20)}  ${"STATUS".padEnd(9)}  ${"PROGRESS".padEnd(8)}  CREATED\n`,

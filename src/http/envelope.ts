@@ -101,7 +101,7 @@ export function buildJob(
   if (issues.length > 0) throw validationProblem(issues);
 
   return {
-    id: newJobId(ctx.now),
+    id: newJobId(ctx.now, ctx.tenantId),
     tenantId: ctx.tenantId,
     type: body.type,
     input: body.input ?? null,

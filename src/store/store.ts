@@ -84,6 +84,11 @@ export interface ClaimedJob extends JobRecord {
 }
 
 export interface NewJob {
+  /**
+   * `newJobId(now, tenantId)` with the submit's `now`: the id sorts by creation time within its
+   * tenant, which is the listing's order. The PostgreSQL driver refuses any other id (it lists
+   * a tenant's jobs from their range of the primary key).
+   */
   id: string;
   tenantId: string;
   type: string;
@@ -121,7 +126,10 @@ export interface ListFilter {
   status?: JobStatus;
   type?: string;
   limit: number;
-  /** Exclusive upper bound of the page: (createdAt, id) of the last item already seen. */
+  /**
+   * Exclusive upper bound of the page: (createdAt, id) of the last item already seen. Pages are
+   * newest first, ties by id; for ids made by `newJobId` that is the ids' own order.
+   */
   before?: { createdAt: number; id: string };
 }
 

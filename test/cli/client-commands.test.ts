@@ -34,7 +34,7 @@ describe("tessera submit", { timeout: 60_000 }, () => {
     const plain = await runCli(["submit", "demo.echo", "--input", '{"a":1}'], { env });
     expect(plain.code).toBe(EXIT.ok);
     const id = plain.stdout.trim();
-    expect(id).toMatch(/^job_[0-9a-z]{36}$/);
+    expect(id).toMatch(/^job_[0-9a-z]{44}$/);
     expect((await api().get(id)).type).toBe("demo.echo");
 
     const json = await runCli(

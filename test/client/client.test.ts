@@ -31,7 +31,7 @@ describe("client: results", () => {
 
   it("returns a handle with id, status URL and representation at once", async () => {
     const job = await client.submit(echo, { hello: "world" });
-    expect(job.id).toMatch(/^job_[0-9a-z]{36}$/);
+    expect(job.id).toMatch(/^job_[0-9a-z]{44}$/);
     expect(job.statusUrl).toBe(`${server.url}/v1/jobs/${job.id}`);
     expect(job.job.type).toBe("demo.echo");
     expect(["queued", "running", "succeeded"]).toContain(job.job.status);

@@ -5,6 +5,7 @@
  * title, detail or timing-free difference tells B that A's job exists. A's jobs are unchanged
  * afterwards, B's listings never show them, and job ids are unique and random.
  */
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newJobId } from "../../src/jobs/ids.js";
 import { BASE32 } from "../helpers/ids.js";
@@ -12,7 +13,7 @@ import { BatchGuard, expectProblem } from "../helpers/pass-criteria.js";
 import { answer, type Answer } from "../helpers/raw-http.js";
 import { bearer, startServer, type TestServer } from "../helpers/server.js";
 
-const JOB_ID = /^job_[0-9a-hjkmnp-tv-z]{36}$/;
+const JOB_ID = /^job_[0-9a-hjkmnp-tv-z]{44}$/;
 
 let server: TestServer;
 let keyA: string;
@@ -172,7 +173,7 @@ describe("S1 BOLA: B calls every route with A's ids", () => {
     let compared = 0;
     for (const [state, idA] of Object.entries(jobsA)) {
       for (const c of CALLS) {
-        const random = newJobId(Date.now());
+        const random = newJobId(Date.now(), randomUUID());
         const [forA, forRandom] = await Promise.all([call(c, idA, keyB), call(c, random, keyB)]);
         const context = `${c.label} on A's ${state} job`;
         expect(forA.status, context).toBe(404);
@@ -193,7 +194,7 @@ describe("S1 BOLA: B calls every route with A's ids", () => {
   it("without credentials, A's ids and random ids get the same 401", async () => {
     for (const [state, idA] of Object.entries(jobsA)) {
       for (const c of CALLS.filter((x) => !x.label.includes("result") && x.method !== "HEAD")) {
-        const random = newJobId(Date.now());
+        const random = newJobId(Date.now(), randomUUID());
         const [forA, forRandom] = await Promise.all([call(c, idA, null), call(c, random, null)]);
         const context = `${c.label} on A's ${state} job, no key`;
         if (c.label === "GET deliveries" && forA.status === 404) {
@@ -263,9 +264,10 @@ describe("S1 job ids", () => {
 
     expect(new Set(ids).size).toBe(1000);
     for (const id of ids) expect(id).toMatch(JOB_ID);
-    // The first 10 digits are the creation time; the 26 after them are random. Consecutive ids
-    // share no long run of the random part (no counter) ...
-    const randomParts = ids.map((id) => id.slice(14));
+    // The tenant's code and the creation time come first (all of C's ids share the code); the
+    // last 26 digits are random. Consecutive ids share no long run of those (no counter) ...
+    expect(new Set(ids.map((id) => id.slice(0, 12))).size).toBe(1);
+    const randomParts = ids.map((id) => id.slice(-26));
     for (let i = 1; i < ids.length; i++)
       expect(randomParts[i]!.slice(0, 6)).not.toBe(randomParts[i - 1]!.slice(0, 6));
     // ... and its digits (5 random bits each) are spread evenly over the 32 (7 sigma bounds).

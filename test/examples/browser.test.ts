@@ -121,7 +121,7 @@ describe.skipIf(!existsSync(CHROMIUM))("browser example (headless Chromium)", { 
     const card = page.locator("article.job").first();
     await expect
       .poll(() => card.getAttribute("data-job-id"), { timeout: 10_000 })
-      .toMatch(/^job_[0-9a-z]{36}$/);
+      .toMatch(/^job_[0-9a-z]{44}$/);
 
     const seen = new Set<number>();
     const clocks = new Set<string>();

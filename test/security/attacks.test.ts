@@ -150,14 +150,14 @@ describe("object-level authorization: guessed, sequential and foreign ids", () =
         .toString(16)
         .padStart(12, "0")
         .replace(/^(.{8})(.{4})$/, "$1-$2")}-7000-8000-000000000001`,
-      // Ids close to one of A's: neighbours, its creation time, new ids of both forms.
+      // Ids close to one of A's: neighbours, its tenant and creation time, new ids of both forms.
       ...guessesFrom(doneA.id).map(([, id]) => id),
     ];
   }
 
   it("every {id} route answers guessed ids exactly as it answers a random missing id", async () => {
     for (const route of ID_ROUTES) {
-      const reference = await get(route.path(newJobId(Date.now())), {
+      const reference = await get(route.path(newJobId(Date.now(), randomUUID())), {
         method: route.method,
         headers: bearer(keyB),
       });

@@ -1,10 +1,11 @@
 import pg from "pg";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { newJobId, tenantIdRange } from "../../src/jobs/ids.js";
 import { SQL } from "../../src/store/postgres/statements.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { describeStoreSuite } from "./store-suite.js";
-import { LEASE_MS, newJob, submitJob, T0, TENANT } from "./suite/context.js";
+import { LEASE_MS, claimOne, newJob, submitJob, T0, TENANT } from "./suite/context.js";
 
 describeStoreSuite("postgres", async () => {
   const store = await new PostgresStore({
@@ -12,6 +13,50 @@ describeStoreSuite("postgres", async () => {
     schema: freshSchema("suite"),
     inlineResultBytes: 1024,
     poolSize: 4,
+  }).open();
+  const cleanup = async () => {
+    await store.dropSchema();
+    await store.close();
+  };
+  return { store, cleanup };
+});
+
+/**
+ * The whole suite again in a database whose collation is not bytewise (ICU's en-US, where
+ * punctuation is ignored at first), as most production databases are: job ids compare bytewise
+ * there too (migration 007), and no statement may mix two collations it cannot reconcile.
+ */
+const icuDatabase = (async () => {
+  const name = freshSchema("tessera_icu");
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    await admin.query(
+      `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`,
+    );
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return { name, url: url.toString() };
+})();
+afterAll(async () => {
+  const { name } = await icuDatabase;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+});
+describeStoreSuite("postgres, ICU en-US collation", async () => {
+  const store = await new PostgresStore({
+    connectionString: (await icuDatabase).url,
+    schema: freshSchema("suite"),
+    inlineResultBytes: 1024,
+    poolSize: 2,
   }).open();
   const cleanup = async () => {
     await store.dropSchema();
@@ -256,6 +301,140 @@ describe("postgres: statements per job", () => {
       } finally {
         await client.end();
       }
+    });
+  });
+
+  it("with hundreds of ids, a plan made for their values finds the jobs by primary key too", async () => {
+    await withStore({}, async (store, schema) => {
+      const job = await submitJob(store);
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        await client.query(
+          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts)
+           SELECT 'bulk-' || n, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts
+           FROM ${schema}.jobs, generate_series(1, 20000) AS n`,
+        );
+        await client.query(`ANALYZE ${schema}.jobs`);
+        // The plans PostgreSQL makes for a prepared statement's first five runs on a connection:
+        // given 500 ids, it would rather scan 20,000 rows and hash them than look 500 up.
+        await client.query("SET plan_cache_mode = force_custom_plan");
+        const ids = `'{${[job.id, ...Array.from({ length: 499 }, (_, i) => `bulk-${i + 1}`)].join(",")}}'`;
+        const tokens = `'{${Array.from({ length: 500 }, () => "t").join(",")}}'`;
+        const plan = async (sql: string, types: string, args: string) => {
+          await client.query(`PREPARE p(${types}) AS ${sql.replaceAll("{{s}}", schema)}`);
+          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN EXECUTE p(${args})`);
+          await client.query("DEALLOCATE p");
+          return rows.map((r) => r["QUERY PLAN"]).join("\n");
+        };
+        const nows = `'{${Array.from({ length: 500 }, () => "1").join(",")}}'`;
+        for (const [sql, types, args] of [
+          [
+            SQL.completeManyLean,
+            "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
+            `${ids}, ${tokens}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n'`,
+          ],
+          [SQL.heartbeat, "bigint, text[], text[]", `1, ${ids}, ${tokens}`],
+          [SQL.progress, "text[], text[], float8[], text[]", `${ids}, ${tokens}, NULL, NULL`],
+          [SQL.release, "bigint, text[], text[], text, text", `1, ${ids}, ${tokens}, 'c', 'n'`],
+        ] as const) {
+          const text = await plan(sql, types, args);
+          expect(text).toContain("jobs_pkey");
+          expect(text).not.toMatch(/Seq Scan on jobs/);
+        }
+      } finally {
+        await client.end();
+      }
+    });
+  });
+
+  it("the tenant listing reads its range of the primary key backwards: no other index, no sort", async () => {
+    await withStore({}, async (store, schema) => {
+      for (let i = 0; i < 3; i++) await submitJob(store, {}, T0 + i);
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        await client.query(
+          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts)
+           SELECT 'bulk-' || n, 'tenant-' || (n % 50), type, status, input, run_at, created_at, deadline_at, max_attempts
+           FROM (SELECT * FROM ${schema}.jobs LIMIT 1) AS j, generate_series(1, 5000) AS n`,
+        );
+        await client.query(`ANALYZE ${schema}.jobs`);
+        const { first, last } = tenantIdRange(TENANT);
+        for (const [status, type, before] of [
+          [null, null, null],
+          ["queued", "test.echo", newJobId(T0 + 1, TENANT)],
+        ]) {
+          const { rows } = await client.query<{ "QUERY PLAN": string }>(
+            `EXPLAIN ${SQL.listJobs.replaceAll("{{s}}", schema)}`.replace(
+              /\$(\d)/g,
+              (_, n: string) =>
+                [
+                  `'${TENANT}'`,
+                  status ? `'${status}'` : "NULL",
+                  type ? `'${type}'` : "NULL",
+                  `'${first}'`,
+                  `'${last}'`,
+                  before ? `'${before}'` : "NULL",
+                  "50",
+                ][Number(n) - 1]!,
+            ),
+          );
+          const text = rows.map((r) => r["QUERY PLAN"]).join("\n");
+          expect(text).toContain("Index Scan Backward using jobs_pkey");
+          expect(text).not.toContain("Sort");
+        }
+      } finally {
+        await client.end();
+      }
+      // And the listing is the tenant's jobs, newest first, whatever else the table holds.
+      const listed = await store.list({ tenantId: TENANT, limit: 50 });
+      expect(listed.map((j) => j.createdAt)).toEqual([T0 + 2, T0 + 1, T0]);
+    });
+  });
+
+  it("refuses a job whose id was not made for its tenant: it would never be listed", async () => {
+    await withStore({}, async (store) => {
+      for (const id of [newJobId(T0, "tenant-b"), "a-uuid-or-anything", newJobId(T0, TENANT).slice(0, -1)])
+        await expect(store.submit({ job: { ...newJob(), id }, idempotency: null, now: T0 })).rejects.toThrow(
+          /not made by newJobId/,
+        );
+      expect(await store.list({ tenantId: TENANT, limit: 10 })).toEqual([]);
+    });
+  });
+
+  it("a lease never outlives its job's deadline, and the deadline sweep finds the job through it", async () => {
+    await withStore({}, async (store, schema) => {
+      const deadlineAt = T0 + 10_000;
+      await submitJob(store, { deadlineAt });
+      const claimed = await claimOne(store, { leaseMs: LEASE_MS });
+      expect(claimed.leaseExpiresAt).toBe(deadlineAt);
+      const lease = { id: claimed.id, leaseToken: claimed.leaseToken };
+      expect(await store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 5000 })).toEqual([]);
+      const handed = newJob({ deadlineAt });
+      await store.submit({
+        job: handed,
+        idempotency: null,
+        now: T0,
+        lease: { token: "h", expiresAt: T0 + LEASE_MS },
+      });
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ lease_expires_at: string }>(
+          `SELECT lease_expires_at FROM ${schema}.jobs WHERE id = ANY($1) ORDER BY id`,
+          [[claimed.id, handed.id].sort()],
+        );
+        expect(rows.map((r) => Number(r.lease_expires_at))).toEqual([deadlineAt, deadlineAt]);
+      } finally {
+        await client.end();
+      }
+      // Past the deadline: the lease sweep leaves the jobs alone (they are not retried) ...
+      expect(await store.sweepExpiredLeases({ now: deadlineAt, retryDelayMs: 0, limit: 10 })).toBe(0);
+      // ... and the deadline sweep times them out.
+      expect(await store.sweepDeadlines({ now: deadlineAt, limit: 10 })).toBe(2);
+      for (const id of [claimed.id, handed.id])
+        expect(await store.get({ tenantId: TENANT, id })).toMatchObject({ status: "timed_out", attempt: 1 });
     });
   });
 

@@ -7,7 +7,16 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SchemaTooNewError } from "../../src/store/migrations.js";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
 import { LARGE_RESULT_BYTES, describeStoreSuite } from "./store-suite.js";
-import { LEASE_MS, T0, TENANT, claimOne, leaseOf, newJob, submitAndClaim } from "./suite/context.js";
+import {
+  LEASE_MS,
+  T0,
+  TENANT,
+  claimOne,
+  labelledId,
+  leaseOf,
+  newJob,
+  submitAndClaim,
+} from "./suite/context.js";
 
 describeStoreSuite("sqlite", async () => {
   const dir = mkdtempSync(join(tmpdir(), "tessera-store-"));
@@ -109,7 +118,7 @@ describe("SqliteStore", () => {
       await first.close();
       const second = open();
       try {
-        expect(await second.get({ tenantId: TENANT, id: "kept" })).not.toBeNull();
+        expect(await second.get({ tenantId: TENANT, id: labelledId("kept") })).not.toBeNull();
       } finally {
         await second.close();
       }
@@ -161,7 +170,9 @@ describe("SqliteStore", () => {
         ]);
 
         expect(await store.list({ tenantId: TENANT, limit: 50 })).toHaveLength(10);
-        expect((await store.get({ tenantId: TENANT, id: "taken" }))?.input).toEqual({ original: true });
+        expect((await store.get({ tenantId: TENANT, id: labelledId("taken") }))?.input).toEqual({
+          original: true,
+        });
         // The failed submit's idempotency record was rolled back with it: the key is free.
         const retry = await store.submit({ job: newJob({ id: "retried" }), idempotency: key, now: T0 + 1 });
         expect(retry.kind).toBe("created");
@@ -177,7 +188,7 @@ describe("SqliteStore", () => {
       expect((await pending).kind).toBe("created");
       const reopened = open();
       try {
-        expect(await reopened.get({ tenantId: TENANT, id: "in-flight" })).not.toBeNull();
+        expect(await reopened.get({ tenantId: TENANT, id: labelledId("in-flight") })).not.toBeNull();
       } finally {
         await reopened.close();
       }
@@ -192,7 +203,7 @@ describe("SqliteStore", () => {
         const status = reader.prepare("SELECT status FROM jobs WHERE id = ?").pluck();
         const seen: unknown[] = [];
         store.subscribe((event) => {
-          if (event.kind === "queued") seen.push(status.get("watched") ?? "missing");
+          if (event.kind === "queued") seen.push(status.get(labelledId("watched")) ?? "missing");
           if (event.kind === "terminal") seen.push(status.get(event.jobId) ?? "missing");
         });
         await store.submit({ job: newJob({ id: "watched" }), idempotency: null, now: T0 });

@@ -31,6 +31,16 @@ const OUTBOX = (from: string) => `
  */
 const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
 
+/**
+ * A match of `alias.id` against the text array `param` that every plan serves through the
+ * primary key. Given the array itself, a plan made for one statement's values (PostgreSQL makes
+ * five of them on each connection before it may settle on a generic plan) sees its 500 ids and,
+ * on a table of tens of thousands of rows, prefers a sequential scan and a hash: twice the time
+ * of a completion, and growing with the table. Read through a subquery, the ids are a value the
+ * plan does not see, and a few index lookups are what it picks.
+ */
+const ID_IN = (alias: string, param: string) => `${alias}.id = ANY(ARRAY(SELECT unnest(${param}::text[])))`;
+
 // Notification payloads: q|node|type|runAt and t|node|jobId|status|type, several of them joined
 // by newlines in one notification where a statement moves many jobs (PgListener parses them).
 const NOTIFY_QUEUED = (alias: string) =>
@@ -56,7 +66,7 @@ const COMPLETE_MANY = (outbox: boolean) => `
         result_data = c.data, result_location = c.location, result_size = c.size
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
         AS c(id, token, kind, ctype, data, location, size, now)
-      WHERE j.id = c.id AND j.lease_token = c.token
+      WHERE ${ID_IN("j", "$1")} AND j.id = c.id AND j.lease_token = c.token
       RETURNING ${
         outbox
           ? `${J("j")}, c.token),
@@ -96,12 +106,13 @@ export const SQL = {
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
   // The job, or no row (not found, or not this tenant's).
   getJob: `SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`,
-  // One page, newest first; the tenant bound always applies, whatever the cursor says.
+  // One page, newest first: the tenant's range of the primary key ($4 to $5, see tenantIdRange)
+  // read backwards from the cursor ($6). The tenant bound always applies, whatever the cursor says.
   listJobs: `
     SELECT ${JOB_COLUMNS} FROM {{s}}.jobs
-    WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)
-      AND ($4::bigint IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5))
-    ORDER BY created_at DESC, id DESC LIMIT $6`,
+    WHERE id BETWEEN $4 AND $5 AND ($6::text IS NULL OR id < $6) AND tenant_id = $1
+      AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)
+    ORDER BY id DESC LIMIT $7`,
   // The moved row (cancel); no row: not active (or not this tenant's).
   finishActive: `
     WITH upd AS (
@@ -129,7 +140,8 @@ export const SQL = {
   // The claimed rows (any order). SKIP LOCKED (in claimable(), migration 006): concurrent
   // claimers never wait on each other.
   claim: `
-    UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1, lease_expires_at = $2,
+    UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1,
+      lease_expires_at = least($2, j.deadline_at),
       started_at = $3, progress_percent = NULL, progress_message = NULL
     WHERE j.id = ANY(ARRAY(SELECT {{s}}.claimable($4, $3, $5))) AND ${ASYNC_COMMIT}
     RETURNING ${JOB_COLUMNS.split(",")
@@ -141,9 +153,9 @@ export const SQL = {
   heartbeat: `
     WITH owned AS (
       SELECT j.id, j.lease_token FROM {{s}}.jobs j JOIN unnest($2::text[], $3::text[]) AS c(id, token)
-        ON j.id = c.id AND j.lease_token = c.token),
+        ON j.id = c.id AND j.lease_token = c.token WHERE ${ID_IN("j", "$2")}),
     extended AS (
-      UPDATE {{s}}.jobs SET lease_expires_at = $1 WHERE id IN (
+      UPDATE {{s}}.jobs SET lease_expires_at = least($1, deadline_at) WHERE id IN (
         SELECT id FROM {{s}}.jobs WHERE (id, lease_token) IN (SELECT id, lease_token FROM owned)
         FOR UPDATE SKIP LOCKED)
       RETURNING id)
@@ -151,7 +163,7 @@ export const SQL = {
   progress: `
     UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
     FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
-    WHERE j.id = c.id AND j.lease_token = c.token AND ${ASYNC_COMMIT}
+    WHERE ${ID_IN("j", "$1")} AND j.id = c.id AND j.lease_token = c.token AND ${ASYNC_COMMIT}
     RETURNING j.id, j.lease_token, coalesce(j.callback::jsonb -> 'events' ? 'job.progress', false) AS wants_event`,
   // A coalesced progress event per job: the pending one takes the latest state, else a new one
   // due no sooner than a second after the last.
@@ -188,7 +200,7 @@ export const SQL = {
     WITH upd AS (
       UPDATE {{s}}.jobs j SET status = 'queued', attempt = j.attempt - 1, run_at = $1, lease_token = NULL, lease_expires_at = NULL
       FROM unnest($2::text[], $3::text[]) AS c(id, token)
-      WHERE j.id = c.id AND j.lease_token = c.token RETURNING j.type)
+      WHERE ${ID_IN("j", "$2")} AND j.id = c.id AND j.lease_token = c.token RETURNING j.type)
     SELECT type, pg_notify($4, 'q|' || $5 || '|' || type || '|' || $1) FROM upd`,
   // What a claim whose answer was lost may have taken (its token is known only to this node).
   releaseToken: `
@@ -199,7 +211,7 @@ export const SQL = {
   // The moved rows with their new status.
   sweepLeases: `
     WITH expired AS (
-      SELECT id FROM {{s}}.jobs WHERE status = 'running' AND lease_expires_at <= $1
+      SELECT id FROM {{s}}.jobs WHERE status = 'running' AND lease_expires_at <= $1 AND deadline_at > $1
       ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
     upd AS (
       UPDATE {{s}}.jobs j SET
@@ -213,10 +225,18 @@ export const SQL = {
     SELECT id, type, status, callback, CASE WHEN status = 'failed'
       THEN pg_notify($6, 't|' || $7 || '|' || id || '|failed|' || type)
       ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END FROM upd`,
+  // A lease never outlives its job's deadline (claims, heartbeats and leased inserts cap it):
+  // a running job past its deadline has an expired lease too, so jobs_lease finds it, and
+  // jobs_deadline need only hold queued jobs (a claim writes one index entry fewer). The lease
+  // sweep leaves such jobs to this one: past its deadline, a job is timed out, not retried.
   sweepDeadlines: `
-    WITH due AS (
-      SELECT id FROM {{s}}.jobs WHERE status IN ('queued', 'running') AND deadline_at <= $1
+    WITH queued AS (
+      SELECT id FROM {{s}}.jobs WHERE status = 'queued' AND deadline_at <= $1
       ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    running AS (
+      SELECT id FROM {{s}}.jobs WHERE status = 'running' AND lease_expires_at <= $1 AND deadline_at <= $1
+      ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    due AS (SELECT id FROM queued UNION ALL SELECT id FROM running LIMIT $2),
     upd AS (
       UPDATE {{s}}.jobs j SET status = 'timed_out', finished_at = $1, lease_token = NULL, lease_expires_at = NULL,
         error = (($3::jsonb) || jsonb_build_object('detail', 'the job passed its deadline (' ||

@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import pg from "pg";
 import type { Logger } from "pino";
 import { jobProblem, PROBLEMS } from "../../jobs/problems.js";
+import { isJobIdOf, tenantIdRange } from "../../jobs/ids.js";
 import { Batcher } from "../batcher.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
 import {
@@ -318,6 +319,9 @@ export class PostgresStore implements Store {
     now,
     lease,
   }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+    // Any other id would be stored outside its tenant's range of the primary key: never listed.
+    if (!isJobIdOf(job.id, job.tenantId))
+      throw new TypeError(`job id "${job.id}" was not made by newJobId for tenant "${job.tenantId}"`);
     const jobParams = [
       job.id,
       job.tenantId,
@@ -333,7 +337,8 @@ export class PostgresStore implements Store {
       this.channel,
       this.nodeId,
       lease?.token ?? null,
-      lease?.expiresAt ?? null,
+      // A lease never outlives the job's deadline (see SQL.sweepDeadlines).
+      lease ? Math.min(lease.expiresAt, job.deadlineAt) : null,
     ];
     if (!idempotency) {
       const [row] = await this.query<JobRow>(SQL.insertJob, jobParams);
@@ -375,11 +380,13 @@ export class PostgresStore implements Store {
   }
 
   async list(filter: ListFilter): Promise<JobRecord[]> {
+    const range = tenantIdRange(filter.tenantId);
     const rows = await this.query<JobRow>(SQL.listJobs, [
       filter.tenantId,
       filter.status ?? null,
       filter.type ?? null,
-      filter.before?.createdAt ?? null,
+      range.first,
+      range.last,
       filter.before?.id ?? null,
       filter.limit,
     ]);
@@ -500,7 +507,10 @@ export class PostgresStore implements Store {
       if (isConnectionError(error)) void this.releaseToken(token);
       throw error;
     }
-    return rows.map((row) => toClaimedJob(row, token, now + leaseMs)).sort(claimOrder);
+    // The statement capped each lease at its job's deadline.
+    const claimed = rows.map((row) => toClaimedJob(row, token, now + leaseMs));
+    for (const job of claimed) job.leaseExpiresAt = Math.min(job.leaseExpiresAt, job.deadlineAt);
+    return claimed.sort(claimOrder);
   }
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {

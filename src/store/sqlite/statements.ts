@@ -55,8 +55,9 @@ export const STATEMENTS = {
   release: `UPDATE jobs SET status = 'queued', attempt = attempt - 1, run_at = ?, lease_token = NULL,
          lease_expires_at = NULL
        WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING type`,
+  // A job past its deadline is the deadline sweep's: timed out, not retried.
   expiredLeases: `SELECT ${JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at <= ?
-       ORDER BY lease_expires_at LIMIT ?`,
+       AND deadline_at > ? ORDER BY lease_expires_at LIMIT ?`,
   requeueExpired: `UPDATE jobs SET status = 'queued', run_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
        WHERE id = ? AND lease_token = ? AND status = 'running'`,
   failExpired: `UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL

@@ -400,7 +400,7 @@ export class SqliteStore implements Store {
     limit,
   }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
     const moved = await this.writes.run(() => {
-      const expired = this.sql.expiredLeases.all(now, limit) as JobRow[];
+      const expired = this.sql.expiredLeases.all(now, now, limit) as JobRow[];
       return expired.map((row) => {
         const detail = `attempt ${row.attempt} lost its lease (the worker crashed, stalled or was cut off)`;
         const error = JSON.stringify(jobProblem("job-failed", detail));

@@ -1,6 +1,7 @@
-import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { expect } from "vitest";
+import { jobIdTime, newJobId } from "../../../src/jobs/ids.js";
+import { BASE32 } from "../../helpers/ids.js";
 import type { ClaimedJob, JobRecord, NewJob, Store, StoreEvent } from "../../../src/store/store.js";
 
 /** What every part of the suite sees: the fresh store of the running test. */
@@ -15,9 +16,14 @@ export const TENANT = "tenant-a";
 export const OTHER_TENANT = "tenant-b";
 export const TYPE = "test.echo";
 
-export function newJob(overrides: Partial<NewJob> = {}): NewJob {
+/**
+ * A new job, created at `now`. A label as its id ("job-a") becomes `labelledId(label, now,
+ * tenant)`: stores take only ids made for the job's tenant.
+ */
+export function newJob(overrides: Partial<NewJob> = {}, now = T0): NewJob {
+  const tenantId = overrides.tenantId ?? TENANT;
+  const id = overrides.id === undefined ? newJobId(now, tenantId) : labelledId(overrides.id, now, tenantId);
   return {
-    id: randomUUID(),
     tenantId: TENANT,
     type: TYPE,
     input: { n: 1 },
@@ -28,12 +34,35 @@ export function newJob(overrides: Partial<NewJob> = {}): NewJob {
     metadata: {},
     callback: null,
     ...overrides,
+    id,
   };
+}
+
+/**
+ * A well-formed id of `tenantId`'s job created at `now` whose random part is `label` (up to 13
+ * characters), encoded so that ids of one creation time sort as their labels do: tests name
+ * their jobs and still show the order of ids. An id of the current form is kept as it is.
+ */
+export function labelledId(label: string, now = T0, tenantId = TENANT): string {
+  if (jobIdTime(label) !== null) return label;
+  if (label.length > 13 || !/^[\x21-\x7e]*$/.test(label)) throw new Error(`cannot label an id "${label}"`);
+  const digits = [...label]
+    .map((c) => BASE32[c.charCodeAt(0) >> 5]! + BASE32[c.charCodeAt(0) & 31]!)
+    .join("");
+  return newJobId(now, tenantId).slice(0, -26) + digits.padEnd(26, "0");
+}
+
+/** The label of a `labelledId`. */
+export function labelOf(id: string): string {
+  let label = "";
+  for (let i = id.length - 26; i < id.length && id.slice(i, i + 2) !== "00"; i += 2)
+    label += String.fromCharCode(BASE32.indexOf(id[i]!) * 32 + BASE32.indexOf(id[i + 1]!));
+  return label;
 }
 
 /** Submit without an idempotency key and return the created job. */
 export async function submitJob(store: Store, overrides: Partial<NewJob> = {}, now = T0): Promise<JobRecord> {
-  const outcome = await store.submit({ job: newJob(overrides), idempotency: null, now });
+  const outcome = await store.submit({ job: newJob(overrides, now), idempotency: null, now });
   if (outcome.kind !== "created") throw new Error(`expected a created job, got ${outcome.kind}`);
   return outcome.job;
 }

@@ -6,6 +6,7 @@ import {
   TYPE,
   claimOne,
   getJob,
+  labelOf,
   leaseOf,
   newJob,
   submitAndClaim,
@@ -106,7 +107,7 @@ export function describeJobs(ctx: SuiteContext): void {
     it("lists newest first, ties by id descending", async () => {
       await seed();
       const page = await ctx.store.list({ tenantId: TENANT, limit: 50 });
-      expect(page.map((j) => j.id)).toEqual(["job-d", "job-c", "job-b", "job-a", "job-e"]);
+      expect(page.map((j) => labelOf(j.id))).toEqual(["job-d", "job-c", "job-b", "job-a", "job-e"]);
     });
 
     it("pages with `before` without skipping or repeating a job", async () => {
@@ -117,7 +118,7 @@ export function describeJobs(ctx: SuiteContext): void {
         const page = await ctx.store.list({ tenantId: TENANT, limit: 2, ...(before ? { before } : {}) });
         expect(page.length).toBeLessThanOrEqual(2);
         if (page.length === 0) break;
-        seen.push(...page.map((j) => j.id));
+        seen.push(...page.map((j) => labelOf(j.id)));
         const last = page[page.length - 1]!;
         before = { createdAt: last.createdAt, id: last.id };
       }
@@ -131,7 +132,7 @@ export function describeJobs(ctx: SuiteContext): void {
       await claimOne(ctx.store, { now: T0 + 3 }); // claims q-echo: same priority, same runAt, lowest id
 
       const ids = async (filter: { status?: "queued" | "running"; type?: string }) =>
-        (await ctx.store.list({ tenantId: TENANT, limit: 50, ...filter })).map((j) => j.id);
+        (await ctx.store.list({ tenantId: TENANT, limit: 50, ...filter })).map((j) => labelOf(j.id));
       expect(await ids({ status: "running" })).toEqual(["q-echo"]);
       expect(await ids({ status: "queued" })).toEqual(["r-echo", "q-other"]);
       expect(await ids({ type: "test.other" })).toEqual(["q-other"]);

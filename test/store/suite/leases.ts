@@ -7,6 +7,8 @@ import {
   TYPE,
   claimOne,
   getJob,
+  labelOf,
+  labelledId,
   leaseOf,
   newJob,
   submitAndClaim,
@@ -40,7 +42,7 @@ export function describeLeases(ctx: SuiteContext): void {
       await submitJob(ctx.store, { id: "e", priority: -1, runAt: T0 - 100 });
 
       const oneByOne: string[] = [];
-      for (let i = 0; i < 5; i++) oneByOne.push((await claimOne(ctx.store)).id);
+      for (let i = 0; i < 5; i++) oneByOne.push(labelOf((await claimOne(ctx.store)).id));
       expect(oneByOne).toEqual(["c", "d", "b", "a", "e"]);
     });
 
@@ -48,7 +50,7 @@ export function describeLeases(ctx: SuiteContext): void {
       await submitJob(ctx.store, { id: "low", priority: 1 });
       await submitJob(ctx.store, { id: "high", priority: 9 });
       await submitJob(ctx.store, { id: "mid", priority: 5 });
-      expect((await claim({ limit: 10 })).map((j) => j.id)).toEqual(["high", "mid", "low"]);
+      expect((await claim({ limit: 10 })).map((j) => labelOf(j.id))).toEqual(["high", "mid", "low"]);
     });
 
     it("respects limit and never hands out a running job twice", async () => {
@@ -123,19 +125,22 @@ export function describeLeases(ctx: SuiteContext): void {
       });
       expect(events).not.toContain("queued");
       expect(await claim({ now: T0 + 1 })).toEqual([]);
-      const lease = { id: "handed", leaseToken: "tok-1" };
+      const lease = { id: labelledId("handed"), leaseToken: "tok-1" };
       // The lease is a lease like any other: heartbeats extend it, the wrong token is fenced,
       // and the sweeper takes the job back once it lapses.
       expect(await ctx.store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 10 })).toEqual([]);
       expect(
         await ctx.store.complete({
-          lease: { id: "handed", leaseToken: "other" },
+          lease: { id: labelledId("handed"), leaseToken: "other" },
           result: { kind: "none" },
           now: T0 + 20,
         }),
       ).toBe(false);
       expect(await ctx.store.complete({ lease, result: { kind: "none" }, now: T0 + 20 })).toBe(true);
-      expect(await getJob(ctx.store, "handed")).toMatchObject({ status: "succeeded", attempt: 1 });
+      expect(await getJob(ctx.store, labelledId("handed"))).toMatchObject({
+        status: "succeeded",
+        attempt: 1,
+      });
     });
 
     it("an Idempotency-Key replay returns the existing job and stores nothing under the lease", async () => {
@@ -148,8 +153,11 @@ export function describeLeases(ctx: SuiteContext): void {
         now: T0 + 1,
         lease: { token: "tok-2", expiresAt: T0 + LEASE_MS },
       });
-      expect(again).toMatchObject({ kind: "replayed", job: { id: "first", status: "queued", attempt: 0 } });
-      expect(await ctx.store.get({ tenantId: TENANT, id: "second" })).toBeNull();
+      expect(again).toMatchObject({
+        kind: "replayed",
+        job: { id: labelledId("first"), status: "queued", attempt: 0 },
+      });
+      expect(await ctx.store.get({ tenantId: TENANT, id: labelledId("second") })).toBeNull();
     });
 
     it("a lapsed lease is swept back to the queue like a claimed one", async () => {

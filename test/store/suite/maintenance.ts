@@ -65,6 +65,29 @@ export function describeMaintenance(ctx: SuiteContext): void {
     });
   });
 
+  describe("deadlines and leases", () => {
+    it("a running job whose lease lapsed past its deadline is timed out, not retried", async () => {
+      const late = await submitAndClaim(ctx.store, { deadlineAt: T0 + 1000 }, T0);
+      const lapsed = await submitAndClaim(ctx.store, { deadlineAt: T0 + 100_000 }, T0);
+      const now = T0 + LEASE_MS + 1;
+      // The lease sweep retries the job with time left, and leaves the other to the deadline's.
+      expect(await ctx.store.sweepExpiredLeases({ now, retryDelayMs: 0, limit: 10 })).toBe(1);
+      expect(await getJob(ctx.store, lapsed.id)).toMatchObject({ status: "queued", attempt: 1 });
+      expect(await getJob(ctx.store, late.id)).toMatchObject({ status: "running", attempt: 1 });
+      expect(await ctx.store.sweepDeadlines({ now, limit: 10 })).toBe(1);
+      expect(await getJob(ctx.store, late.id)).toMatchObject({ status: "timed_out", attempt: 1 });
+    });
+
+    it("the deadline sweep's limit counts queued and running jobs together", async () => {
+      for (let i = 0; i < 2; i++) await submitJob(ctx.store, { deadlineAt: T0 + 100, runAt: T0 + 50 });
+      for (let i = 0; i < 2; i++) await submitAndClaim(ctx.store, { deadlineAt: T0 + 100 }, T0);
+      const counts: number[] = [];
+      for (let i = 0; i < 4; i++)
+        counts.push(await ctx.store.sweepDeadlines({ now: T0 + LEASE_MS, limit: 3 }));
+      expect(counts).toEqual([3, 1, 0, 0]);
+    });
+  });
+
   describe("purgeExpired", () => {
     it("purges results sooner than it deletes jobs, and never touches active jobs", async () => {
       const old = await finishedJob(T0 + 10);

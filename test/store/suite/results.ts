@@ -123,32 +123,33 @@ export function describeResults(ctx: SuiteContext): void {
       expect((await bytesOf(result!)).toString()).toBe('"winner"');
     });
 
-    it("completions batched together land on their own jobs, whatever characters the ids hold", async () => {
-      // Batches of ids that a driver may write bare in a PostgreSQL array literal, one of them
-      // spelled like its NULL, and of ids it must quote or escape: each job gets its own result.
+    it("completions batched together land on their own jobs, whatever characters their values hold", async () => {
+      // Batches of values that a driver may write bare in a PostgreSQL array literal, one of them
+      // spelled like its NULL, and of values it must quote or escape: each job gets its own.
       const batches = [
-        ["plain-id", "NULL", "null", "plain_2"],
+        ["plain-type", "NULL", "null", "plain_2"],
         ['a,b "c" {d} \\e', " spaced ", "plain-3"],
       ];
       let n = 0;
-      for (const ids of batches) {
+      for (const types of batches) {
         const jobs = [];
-        for (const id of ids) jobs.push(await submitAndClaim(ctx.store, { id }));
+        for (const _ of types) jobs.push(await submitAndClaim(ctx.store));
         const done = await Promise.all(
-          jobs.map((job) =>
+          jobs.map((job, i) =>
             ctx.store.complete({
               lease: leaseOf(job),
-              result: { kind: "json", json: JSON.stringify(job.id) },
+              result: { kind: "bytes", contentType: types[i]!, data: Buffer.from(job.id) },
               now: T0 + ++n,
             }),
           ),
         );
-        expect(done).toEqual(ids.map(() => true));
-      }
-      for (const id of batches.flat()) {
-        expect(await getJob(ctx.store, id)).toMatchObject({ status: "succeeded" });
-        const result = await ctx.store.getResult({ tenantId: TENANT, id });
-        expect(JSON.parse((await bytesOf(result!)).toString())).toBe(id);
+        expect(done).toEqual(types.map(() => true));
+        for (const [i, job] of jobs.entries()) {
+          expect(await getJob(ctx.store, job.id)).toMatchObject({ status: "succeeded" });
+          const result = await ctx.store.getResult({ tenantId: TENANT, id: job.id });
+          expect(result?.contentType).toBe(types[i]);
+          expect((await bytesOf(result!)).toString()).toBe(job.id);
+        }
       }
     });
 
