@@ -81,6 +81,64 @@ export function toJob(row: JobRow): JobRecord {
   };
 }
 
+/**
+ * What a claim returns of each row (PostgreSQL): the rest of a claimed job is what the claim
+ * itself set (running, started now, under its lease, no progress) or what a queued job holds
+ * (not finished, result not purged). A batch of 500 jobs parses 4,000 fields fewer.
+ */
+export const CLAIM_COLUMNS = `id, tenant_id, type, input, priority, run_at, created_at, deadline_at, attempt,
+  max_attempts, error, metadata, callback`;
+
+export type ClaimRow = Pick<
+  JobRow,
+  | "id"
+  | "tenant_id"
+  | "type"
+  | "input"
+  | "priority"
+  | "run_at"
+  | "created_at"
+  | "deadline_at"
+  | "attempt"
+  | "max_attempts"
+  | "error"
+  | "metadata"
+  | "callback"
+>;
+
+/** A job as a claim at `now` under `leaseToken` left it (see CLAIM_COLUMNS). */
+export function claimedJob(
+  row: ClaimRow,
+  leaseToken: string,
+  leaseExpiresAt: number,
+  now: number,
+): ClaimedJob {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    type: row.type,
+    status: "running",
+    input: JSON.parse(row.input) as unknown,
+    priority: row.priority,
+    runAt: row.run_at,
+    createdAt: row.created_at,
+    startedAt: now,
+    finishedAt: null,
+    deadlineAt: row.deadline_at,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    progressPercent: null,
+    progressMessage: null,
+    error: row.error === null ? null : (JSON.parse(row.error) as JobProblem),
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    callback: row.callback === null ? null : (JSON.parse(row.callback) as JobRecord["callback"]),
+    resultPurged: false,
+    leaseToken,
+    // The statement capped each lease at its job's deadline.
+    leaseExpiresAt: Math.min(leaseExpiresAt, row.deadline_at),
+  };
+}
+
 /** A claimed row: the job under the claim's lease (one object: a claim maps every row). */
 export function toClaimedJob(row: JobRow, leaseToken: string, leaseExpiresAt: number): ClaimedJob {
   const job = toJob(row) as ClaimedJob;

@@ -1,8 +1,9 @@
-import { JOB_COLUMNS } from "../rows.js";
+import { CLAIM_COLUMNS, JOB_COLUMNS } from "../rows.js";
 
-/** Columns of a job row under an alias. */
-const J = (alias: string) =>
-  JOB_COLUMNS.split(",")
+/** Columns of a job row (or the given ones) under an alias. */
+const J = (alias: string, columns = JOB_COLUMNS) =>
+  columns
+    .split(",")
     .map((c) => `${alias}.${c.trim()}`)
     .join(", ");
 
@@ -144,9 +145,7 @@ export const SQL = {
       lease_expires_at = least($2, j.deadline_at),
       started_at = $3, progress_percent = NULL, progress_message = NULL
     WHERE j.id = ANY(ARRAY(SELECT {{s}}.claimable($4, $3, $5))) AND ${ASYNC_COMMIT}
-    RETURNING ${JOB_COLUMNS.split(",")
-      .map((c) => `j.${c.trim()}`)
-      .join(", ")}`,
+    RETURNING ${J("j", CLAIM_COLUMNS)}`,
   // Ids still leased to their tokens; an id missing from the answer lost its lease. A row
   // locked by another write (its completion, most often) is not waited for: never a deadlock
   // with it, and if that write fails the next heartbeat extends the lease.

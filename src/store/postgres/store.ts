@@ -20,7 +20,8 @@ import {
   claimOrder,
   KEY_COLUMNS,
   KEY_TOUCH_INTERVAL_MS,
-  toClaimedJob,
+  claimedJob,
+  type ClaimRow,
   toJob,
   toKey,
   toStoredKey,
@@ -123,16 +124,22 @@ function arrayParam(values: ArrayValue[]): string | ArrayValue[] | null {
 
 /**
  * Run `write` again, with backoff, while it fails transiently (see `isTransient`); `retried`
- * tells it whether an earlier try may have committed. Other errors, and the last one, are thrown.
+ * tells it whether an earlier try may have committed. Other errors, and the last one, are
+ * thrown. `failed`: the error of a first try the caller made itself (its fast path).
  */
-async function retryTransient<T>(write: (retried: boolean) => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await write(attempt > 0);
-    } catch (error) {
-      const delay = RETRY_DELAYS_MS[attempt];
+async function retryTransient<T>(write: (retried: boolean) => Promise<T>, failed?: unknown): Promise<T> {
+  const first = failed === undefined ? 0 : 1;
+  let error = failed;
+  for (let attempt = first; ; attempt++) {
+    if (attempt > 0) {
+      const delay = RETRY_DELAYS_MS[attempt - 1];
       if (!isTransient(error) || delay === undefined) throw error;
       await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+    try {
+      return await write(attempt > 0);
+    } catch (caught) {
+      error = caught;
     }
   }
 }
@@ -494,9 +501,9 @@ export class PostgresStore implements Store {
   }: Parameters<Store["claim"]>[0]): Promise<ClaimedJob[]> {
     if (limit <= 0 || jobTypes.length === 0) return [];
     const token = randomUUID();
-    let rows: JobRow[];
+    let rows: ClaimRow[];
     try {
-      rows = await this.query<JobRow>(
+      rows = await this.query<ClaimRow>(
         SQL.claim,
         [token, now + leaseMs, now, jobTypes, limit],
         this.leasePool,
@@ -507,10 +514,7 @@ export class PostgresStore implements Store {
       if (isConnectionError(error)) void this.releaseToken(token);
       throw error;
     }
-    // The statement capped each lease at its job's deadline.
-    const claimed = rows.map((row) => toClaimedJob(row, token, now + leaseMs));
-    for (const job of claimed) job.leaseExpiresAt = Math.min(job.leaseExpiresAt, job.deadlineAt);
-    return claimed.sort(claimOrder);
+    return rows.map((row) => claimedJob(row, token, now + leaseMs, now)).sort(claimOrder);
   }
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
@@ -570,15 +574,21 @@ export class PostgresStore implements Store {
   }
 
   async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
-    const columns = await this.placeResult(lease, result);
+    // Most results are stored inline, in the completion's own row: no write of their own first.
+    const columns = this.inlineColumns(result) ?? (await this.placeChunks(lease, result));
     const item = { lease, result: columns, now, outbox: hasCallback !== false };
-    // The lease fences the write, so trying again is safe; giving up would leave the job
-    // running until its lease expires, and then run it again.
-    const done = await retryTransient(async (retried) => {
-      const applied = await this.completions.add(item);
-      // A retry that finds nothing to update: did an earlier try commit before its answer was lost?
-      return applied === null && retried ? this.completedBy(lease, columns) : applied;
-    });
+    let done: { type: string; hasCallback: boolean } | null;
+    try {
+      done = await this.completions.add(item);
+    } catch (error) {
+      // The lease fences the write, so trying again is safe; giving up would leave the job
+      // running until its lease expires, and then run it again.
+      done = await retryTransient(async () => {
+        const applied = await this.completions.add(item);
+        // Nothing to update: did an earlier try commit before its answer was lost?
+        return applied === null ? this.completedBy(lease, columns) : applied;
+      }, error);
+    }
     if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.
       if (columns.chunked) {
@@ -641,7 +651,8 @@ export class PostgresStore implements Store {
     });
   }
 
-  private async placeResult(lease: Lease, result: ResultPayload): Promise<StoredColumns> {
+  /** The columns of a result stored in the job's row, or null for one too large for it. */
+  private inlineColumns(result: ResultPayload): StoredColumns | null {
     const base = { chunked: false, contentType: null as string | null, location: null as string | null };
     switch (result.kind) {
       case "none":
@@ -659,32 +670,43 @@ export class PostgresStore implements Store {
       }
       case "json":
       case "bytes": {
+        const size = result.kind === "json" ? Buffer.byteLength(result.json) : result.data.byteLength;
+        if (size > this.inlineResultBytes) return null;
         const data = result.kind === "json" ? Buffer.from(result.json) : Buffer.from(result.data);
         const contentType = result.kind === "json" ? "application/json" : result.contentType;
-        if (data.length <= this.inlineResultBytes)
-          return { ...base, kind: result.kind, contentType, data, size: data.length };
-        // Chunks are keyed by the attempt's lease token: a fenced attempt can never overwrite the winner's.
-        const seqs: number[] = [];
-        const chunks: Buffer[] = [];
-        for (let offset = 0, seq = 0; offset < data.length; offset += CHUNK_BYTES, seq++) {
-          seqs.push(seq);
-          chunks.push(data.subarray(offset, offset + CHUNK_BYTES));
-        }
-        await this.query(
-          `INSERT INTO {{s}}.result_chunks (job_id, lease_token, seq, data)
-           SELECT $1, $2, s, d FROM unnest($3::int[], $4::bytea[]) AS c(s, d)`,
-          [lease.id, lease.leaseToken, seqs, chunks],
-        );
-        return {
-          chunked: true,
-          kind: result.kind,
-          contentType,
-          data: null,
-          location: lease.leaseToken,
-          size: data.length,
-        };
+        return { ...base, kind: result.kind, contentType, data, size };
       }
     }
+  }
+
+  /**
+   * Store a large result in chunks keyed by the attempt's lease token (a fenced attempt can
+   * never overwrite the winner's); the columns point at them.
+   */
+  private async placeChunks(lease: Lease, result: ResultPayload): Promise<StoredColumns> {
+    if (result.kind !== "json" && result.kind !== "bytes")
+      throw new Error(`${result.kind} results are inline`);
+    const data = result.kind === "json" ? Buffer.from(result.json) : Buffer.from(result.data);
+    const contentType = result.kind === "json" ? "application/json" : result.contentType;
+    const seqs: number[] = [];
+    const chunks: Buffer[] = [];
+    for (let offset = 0, seq = 0; offset < data.length; offset += CHUNK_BYTES, seq++) {
+      seqs.push(seq);
+      chunks.push(data.subarray(offset, offset + CHUNK_BYTES));
+    }
+    await this.query(
+      `INSERT INTO {{s}}.result_chunks (job_id, lease_token, seq, data)
+       SELECT $1, $2, s, d FROM unnest($3::int[], $4::bytea[]) AS c(s, d)`,
+      [lease.id, lease.leaseToken, seqs, chunks],
+    );
+    return {
+      chunked: true,
+      kind: result.kind,
+      contentType,
+      data: null,
+      location: lease.leaseToken,
+      size: data.length,
+    };
   }
 
   async fail({ lease, error, retryAt, now }: Parameters<Store["fail"]>[0]): Promise<boolean> {
