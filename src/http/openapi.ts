@@ -16,8 +16,8 @@ const idParam = {
   in: "path",
   required: true,
   description:
-    "`job_`, 10 base32 digits of the creation time, 26 random ones (UUIDv4 for jobs created before)",
-  schema: { type: "string", maxLength: 40 },
+    "`job_`, 8 base32 digits of the tenant's code, 10 of the creation time, 26 random ones (UUIDv4 for jobs created before)",
+  schema: { type: "string", maxLength: 48 },
 };
 const preferParam = {
   name: "Prefer",

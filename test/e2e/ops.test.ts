@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newJobId } from "../../src/jobs/ids.js";
 import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
 import { client, expectProblem, expectSecurityHeaders, settle, submit } from "./support.js";
 
@@ -70,6 +72,13 @@ describe("operations endpoints and cross-cutting HTTP behaviour", () => {
     expect(doc.paths["/v1/jobs/{id}"]).toHaveProperty("get");
     expect(doc.paths["/v1/jobs/{id}"]).toHaveProperty("delete");
     for (const path of ["/healthz", "/readyz", "/metrics"]) expect(doc.paths, path).toHaveProperty([path]);
+    // The id parameter admits the ids this server makes (and the UUIDs of earlier jobs).
+    const { parameters } = doc.paths["/v1/jobs/{id}"]!["get"] as {
+      parameters: { name: string; schema: { maxLength: number } }[];
+    };
+    const idSchema = parameters.find((p) => p.name === "id")!.schema;
+    for (const id of [newJobId(Date.now(), randomUUID()), randomUUID()])
+      expect(id.length).toBeLessThanOrEqual(idSchema.maxLength);
   });
 
   it.each([
