@@ -286,7 +286,10 @@ export interface Store {
   release(params: { leases: Lease[]; now: number }): Promise<number>;
 
   // --- maintenance; batched, safe to run on many nodes -----------------------------------
-  /** Running jobs whose lease expired: requeued (attempts left) or failed. Returns how many. */
+  /**
+   * Running jobs whose lease expired: requeued (attempts left) or failed. Jobs past their
+   * deadline are left to `sweepDeadlines` (timed out, not retried). Returns how many.
+   */
   sweepExpiredLeases(params: { now: number; retryDelayMs: number; limit: number }): Promise<number>;
   /** Active jobs past `deadlineAt` become `timed_out`. Returns how many. */
   sweepDeadlines(params: { now: number; limit: number }): Promise<number>;

@@ -181,7 +181,12 @@ export class WorkerRuntime {
       this.wake(); // the slot it held back is free again
       return outcome;
     }
-    const claimed: ClaimedJob = { ...outcome.job, leaseToken: lease.token, leaseExpiresAt: lease.expiresAt };
+    const claimed: ClaimedJob = {
+      ...outcome.job,
+      leaseToken: lease.token,
+      // As the store keeps it: a lease never outlives the job's deadline.
+      leaseExpiresAt: Math.min(lease.expiresAt, outcome.job.deadlineAt),
+    };
     if (this.stopping) {
       await store.release({ leases: [{ id: claimed.id, leaseToken: lease.token }], now: this.now() });
     } else this.execute(claimed);

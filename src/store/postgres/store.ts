@@ -125,12 +125,14 @@ function arrayParam(values: ArrayValue[]): string | ArrayValue[] | null {
 /**
  * Run `write` again, with backoff, while it fails transiently (see `isTransient`); `retried`
  * tells it whether an earlier try may have committed. Other errors, and the last one, are
- * thrown. `failed`: the error of a first try the caller made itself (its fast path).
+ * thrown. `firstTry`: the caller made the first try itself (its fast path), which failed so.
  */
-async function retryTransient<T>(write: (retried: boolean) => Promise<T>, failed?: unknown): Promise<T> {
-  const first = failed === undefined ? 0 : 1;
-  let error = failed;
-  for (let attempt = first; ; attempt++) {
+async function retryTransient<T>(
+  write: (retried: boolean) => Promise<T>,
+  firstTry?: { error: unknown },
+): Promise<T> {
+  let error = firstTry?.error;
+  for (let attempt = firstTry ? 1 : 0; ; attempt++) {
     if (attempt > 0) {
       const delay = RETRY_DELAYS_MS[attempt - 1];
       if (!isTransient(error) || delay === undefined) throw error;
@@ -310,6 +312,10 @@ export class PostgresStore implements Store {
   // --- submit and read ----------------------------------------------------------------------
 
   async submit(params: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
+    const { job } = params;
+    // Any other id would be stored outside its tenant's range of the primary key: never listed.
+    if (!isJobIdOf(job.id, job.tenantId))
+      throw new TypeError(`job id "${job.id}" was not made by newJobId for tenant "${job.tenantId}"`);
     try {
       return await this.insert(params);
     } catch (error) {
@@ -326,9 +332,6 @@ export class PostgresStore implements Store {
     now,
     lease,
   }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
-    // Any other id would be stored outside its tenant's range of the primary key: never listed.
-    if (!isJobIdOf(job.id, job.tenantId))
-      throw new TypeError(`job id "${job.id}" was not made by newJobId for tenant "${job.tenantId}"`);
     const jobParams = [
       job.id,
       job.tenantId,
@@ -583,11 +586,14 @@ export class PostgresStore implements Store {
     } catch (error) {
       // The lease fences the write, so trying again is safe; giving up would leave the job
       // running until its lease expires, and then run it again.
-      done = await retryTransient(async () => {
-        const applied = await this.completions.add(item);
-        // Nothing to update: did an earlier try commit before its answer was lost?
-        return applied === null ? this.completedBy(lease, columns) : applied;
-      }, error);
+      done = await retryTransient(
+        async () => {
+          const applied = await this.completions.add(item);
+          // Nothing to update: did an earlier try commit before its answer was lost?
+          return applied === null ? this.completedBy(lease, columns) : applied;
+        },
+        { error },
+      );
     }
     if (done === null) {
       // Fenced: this attempt lost its lease; its chunks must not survive.

@@ -13,7 +13,7 @@ export const STATEMENTS = {
        VALUES ($id, $tenant, $type, CASE WHEN $token IS NULL THEN 'queued' ELSE 'running' END, $input,
          $priority, $runAt, $now, $deadlineAt, $maxAttempts, $metadata, $callback,
          CASE WHEN $token IS NULL THEN 0 ELSE 1 END, CASE WHEN $token IS NULL THEN NULL ELSE $now END,
-         $token, $expiresAt) RETURNING ${JOB_COLUMNS}`,
+         $token, min($expiresAt, $deadlineAt)) RETURNING ${JOB_COLUMNS}`,
   // One page, newest first; the tenant bound is always applied, whatever the cursor says.
   listJobs: `SELECT ${JOB_COLUMNS} FROM jobs
        WHERE tenant_id = $tenant
@@ -31,7 +31,8 @@ export const STATEMENTS = {
   finishActive: `UPDATE jobs SET status = ?, finished_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL
        WHERE id = ? AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS}`,
   // The claimed rows (any order). Uses the partial index jobs_claim.
-  claim: `UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ?, lease_expires_at = ?,
+  // A lease never outlives its job's deadline (as on PostgreSQL, where the deadline sweep relies on it).
+  claim: `UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = ?, lease_expires_at = min(?, deadline_at),
          started_at = ?, progress_percent = NULL, progress_message = NULL
        WHERE id IN (
          SELECT id FROM jobs
@@ -39,7 +40,7 @@ export const STATEMENTS = {
          ORDER BY priority DESC, run_at, id LIMIT ?)
        RETURNING ${JOB_COLUMNS}`,
   // 0 changes: the lease is gone (expired and swept, canceled, timed out).
-  heartbeat: `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_token = ? AND status = 'running'`,
+  heartbeat: `UPDATE jobs SET lease_expires_at = min(?, deadline_at) WHERE id = ? AND lease_token = ? AND status = 'running'`,
   progress: `UPDATE jobs SET progress_percent = ?, progress_message = ?
        WHERE id = ? AND lease_token = ? AND status = 'running' RETURNING ${JOB_COLUMNS}`,
   // The updated row when applied; no row: fenced.

@@ -5,7 +5,8 @@ import { PeriodicTask } from "./periodic.js";
 /**
  * Requeues running jobs whose lease expired (their worker crashed, stalled or lost the
  * database), or fails them when their attempts are used up: a crash counts as an attempt.
- * Recovery time is therefore about lease + interval.
+ * Recovery time is therefore about lease + interval. A job past its deadline is the deadline
+ * sweeper's: timed out, not retried.
  */
 export function createLeaseSweeper(deps: {
   store: Store;

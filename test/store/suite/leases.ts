@@ -108,6 +108,15 @@ export function describeLeases(ctx: SuiteContext): void {
     });
   });
 
+  describe("lease and deadline", () => {
+    it("a claim's lease never outlives the job's deadline", async () => {
+      await submitJob(ctx.store, { deadlineAt: T0 + 1000 });
+      await submitJob(ctx.store, { deadlineAt: T0 + LEASE_MS + 5000 });
+      const claimed = await claim({ limit: 2, now: T0 });
+      expect(claimed.map((j) => j.leaseExpiresAt).sort()).toEqual([T0 + 1000, T0 + LEASE_MS]);
+    });
+  });
+
   describe("submit with a lease (handoff to an idle worker)", () => {
     it("stores the job running, attempt 1, under the given lease, unannounced and never claimed", async () => {
       const events: string[] = [];
