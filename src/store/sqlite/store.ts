@@ -277,7 +277,9 @@ export class SqliteStore implements Store {
     const rows = await this.writes.run(
       () => this.sql.claim.all(token, now + leaseMs, now, now, JSON.stringify(types), limit) as JobRow[],
     );
-    return rows.map((row) => toClaimedJob(row, token, row.lease_expires_at ?? now + leaseMs)).sort(claimOrder);
+    return rows
+      .map((row) => toClaimedJob(row, token, row.lease_expires_at ?? now + leaseMs))
+      .sort(claimOrder);
   }
 
   async heartbeat({ leases, leaseMs, now }: Parameters<Store["heartbeat"]>[0]): Promise<string[]> {
