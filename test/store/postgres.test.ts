@@ -7,19 +7,22 @@ import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { describeStoreSuite } from "./store-suite.js";
 import { LEASE_MS, claimOne, newJob, submitJob, T0, TENANT } from "./suite/context.js";
 
-describeStoreSuite("postgres", async () => {
+/** Each test of the suite gets a store in a fresh schema of the database at `url`. */
+const storeIn = (connectionString: string, poolSize: number) => async () => {
   const store = await new PostgresStore({
-    connectionString: PG_URL,
+    connectionString,
     schema: freshSchema("suite"),
     inlineResultBytes: 1024,
-    poolSize: 4,
+    poolSize,
   }).open();
   const cleanup = async () => {
     await store.dropSchema();
     await store.close();
   };
   return { store, cleanup };
-});
+};
+
+describeStoreSuite("postgres", storeIn(PG_URL, 4));
 
 /**
  * The whole suite again in a database whose collation is not bytewise (ICU's en-US, where
@@ -58,20 +61,7 @@ afterAll(async () => {
     await admin.end();
   }
 });
-if (icuDatabase)
-  describeStoreSuite("postgres, ICU en-US collation", async () => {
-    const store = await new PostgresStore({
-      connectionString: icuDatabase.url,
-      schema: freshSchema("suite"),
-      inlineResultBytes: 1024,
-      poolSize: 2,
-    }).open();
-    const cleanup = async () => {
-      await store.dropSchema();
-      await store.close();
-    };
-    return { store, cleanup };
-  });
+if (icuDatabase) describeStoreSuite("postgres, ICU en-US collation", storeIn(icuDatabase.url, 2));
 
 /**
  * Answers lost after a commit (the connection dies between the two): the driver must not leave
@@ -215,9 +205,47 @@ describe("postgres: a heartbeat never waits for a row another write holds", () =
 describe("postgres: statements per job", () => {
   const poolOf = (s: PostgresStore) => (s as unknown as { pool: pg.Pool }).pool;
 
+  /** The test's own connection beside the store's: to set the scene and read plans. */
+  function sceneOf(client: pg.Client, schema: string) {
+    const explain = async (sql: string) =>
+      (await client.query<{ "QUERY PLAN": string }>(`EXPLAIN ${sql}`)).rows
+        .map((r) => r["QUERY PLAN"])
+        .join("\n");
+    return {
+      client,
+      /** `n` copies of the table's first job, ids bulk-1 … bulk-n (`tenant`: SQL, of n), analyzed. */
+      async bulkJobs(n: number, tenant = "tenant_id") {
+        await client.query(
+          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts)
+           SELECT 'bulk-' || n, ${tenant}, type, status, input, run_at, created_at, deadline_at, max_attempts
+           FROM (SELECT * FROM ${schema}.jobs LIMIT 1) AS j, generate_series(1, ${n}) AS n`,
+        );
+        await client.query(`ANALYZE ${schema}.jobs`);
+      },
+      /** The plan of `sql` with its parameters written in as the given SQL literals. */
+      plan: (sql: string, args: string[]) =>
+        explain(sql.replaceAll("{{s}}", schema).replace(/\$(\d+)/g, (_, n: string) => args[Number(n) - 1]!)),
+      /** The plan a prepared `sql` gets for `args`, under plan_cache_mode `mode`. */
+      async preparedPlan(
+        mode: "force_custom_plan" | "force_generic_plan",
+        sql: string,
+        types: string,
+        args: string,
+      ) {
+        await client.query(`SET plan_cache_mode = ${mode}`);
+        await client.query(`PREPARE p(${types}) AS ${sql.replaceAll("{{s}}", schema)}`);
+        try {
+          return await explain(`EXECUTE p(${args})`);
+        } finally {
+          await client.query("DEALLOCATE p");
+        }
+      },
+    };
+  }
+
   async function withStore(
     options: { preparedStatements?: boolean },
-    body: (store: PostgresStore, schema: string) => Promise<void>,
+    body: (store: PostgresStore, schema: string, scene: ReturnType<typeof sceneOf>) => Promise<void>,
   ): Promise<void> {
     const schema = freshSchema("stmt");
     // One connection: the prepared statements it holds are the ones this store made.
@@ -227,9 +255,12 @@ describe("postgres: statements per job", () => {
       poolSize: 1,
       ...options,
     }).open();
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
     try {
-      await body(store, schema);
+      await body(store, schema, sceneOf(client, schema));
     } finally {
+      await client.end();
       await store.dropSchema();
       await store.close();
     }
@@ -260,180 +291,122 @@ describe("postgres: statements per job", () => {
   });
 
   it("fenced by a lease, and the claim, they find jobs by primary key whatever the statistics say", async () => {
-    await withStore({}, async (store, schema) => {
+    await withStore({}, async (store, _schema, scene) => {
       const job = await submitJob(store);
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      try {
-        // Statistics taken while no job runs, and a plan made for any parameters (what a
-        // prepared statement ends up with): the jobs_lease index looks free, yet its dead
-        // entries grow with every job that ran.
-        await client.query(
-          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts)
-           SELECT 'bulk-' || n, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts
-           FROM ${schema}.jobs, generate_series(1, 5000) AS n`,
-        );
-        await client.query(`ANALYZE ${schema}.jobs`);
-        await client.query("SET plan_cache_mode = force_generic_plan");
-        const plan = async (sql: string, types: string, args: string) => {
-          await client.query(`PREPARE p(${types}) AS ${sql.replaceAll("{{s}}", schema)}`);
-          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN EXECUTE p(${args})`);
-          await client.query("DEALLOCATE p");
-          return rows.map((r) => r["QUERY PLAN"]).join("\n");
-        };
-        const fenced = [
-          await plan(
-            SQL.completeManyLean,
-            "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
-            `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
-          ),
-          await plan(
-            SQL.completeMany,
-            "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
-            `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
-          ),
-          await plan(SQL.claim, "text, bigint, bigint, text[], integer", `'t', 1, 1, '{x}', 32`),
-          await plan(SQL.heartbeat, "bigint, text[], text[]", `1, '{${job.id}}', '{t}'`),
-          await plan(SQL.progress, "text[], text[], float8[], text[]", `'{${job.id}}', '{t}', '{1}', '{m}'`),
-          await plan(
-            SQL.failRetry,
-            "text, text, bigint, text, text, text",
-            `'${job.id}', 't', 1, 'e', 'c', 'n'`,
-          ),
-          await plan(SQL.release, "bigint, text[], text[], text, text", `1, '{${job.id}}', '{t}', 'c', 'n'`),
-        ];
-        for (const text of fenced) {
-          expect(text).toContain("jobs_pkey");
-          expect(text).not.toContain("jobs_lease");
-        }
-      } finally {
-        await client.end();
+      // Statistics taken while no job runs, and a plan made for any parameters (what a
+      // prepared statement ends up with): the jobs_lease index looks free, yet its dead
+      // entries grow with every job that ran.
+      await scene.bulkJobs(5000);
+      const plan = (sql: string, types: string, args: string) =>
+        scene.preparedPlan("force_generic_plan", sql, types, args);
+      const completion = "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text";
+      const fenced = [
+        await plan(
+          SQL.completeManyLean,
+          completion,
+          `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
+        ),
+        await plan(
+          SQL.completeMany,
+          completion,
+          `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
+        ),
+        await plan(SQL.claim, "text, bigint, bigint, text[], integer", `'t', 1, 1, '{x}', 32`),
+        await plan(SQL.heartbeat, "bigint, text[], text[]", `1, '{${job.id}}', '{t}'`),
+        await plan(SQL.progress, "text[], text[], float8[], text[]", `'{${job.id}}', '{t}', '{1}', '{m}'`),
+        await plan(
+          SQL.failRetry,
+          "text, text, bigint, text, text, text",
+          `'${job.id}', 't', 1, 'e', 'c', 'n'`,
+        ),
+        await plan(SQL.release, "bigint, text[], text[], text, text", `1, '{${job.id}}', '{t}', 'c', 'n'`),
+      ];
+      for (const text of fenced) {
+        expect(text).toContain("jobs_pkey");
+        expect(text).not.toContain("jobs_lease");
       }
     });
   });
 
   it("with hundreds of ids, a plan made for their values finds the jobs by primary key too", async () => {
-    await withStore({}, async (store, schema) => {
+    await withStore({}, async (store, _schema, scene) => {
       const job = await submitJob(store);
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      try {
-        await client.query(
-          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts)
-           SELECT 'bulk-' || n, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts
-           FROM ${schema}.jobs, generate_series(1, 20000) AS n`,
-        );
-        await client.query(`ANALYZE ${schema}.jobs`);
-        // The plans PostgreSQL makes for a prepared statement's first five runs on a connection:
-        // given 500 ids, it would rather scan 20,000 rows and hash them than look 500 up.
-        await client.query("SET plan_cache_mode = force_custom_plan");
-        const ids = `'{${[job.id, ...Array.from({ length: 499 }, (_, i) => `bulk-${i + 1}`)].join(",")}}'`;
-        const tokens = `'{${Array.from({ length: 500 }, () => "t").join(",")}}'`;
-        const plan = async (sql: string, types: string, args: string) => {
-          await client.query(`PREPARE p(${types}) AS ${sql.replaceAll("{{s}}", schema)}`);
-          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN EXECUTE p(${args})`);
-          await client.query("DEALLOCATE p");
-          return rows.map((r) => r["QUERY PLAN"]).join("\n");
-        };
-        const nows = `'{${Array.from({ length: 500 }, () => "1").join(",")}}'`;
-        for (const [sql, types, args] of [
-          [
-            SQL.completeManyLean,
-            "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
-            `${ids}, ${tokens}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n'`,
-          ],
-          [SQL.heartbeat, "bigint, text[], text[]", `1, ${ids}, ${tokens}`],
-          [SQL.progress, "text[], text[], float8[], text[]", `${ids}, ${tokens}, NULL, NULL`],
-          [SQL.release, "bigint, text[], text[], text, text", `1, ${ids}, ${tokens}, 'c', 'n'`],
-        ] as const) {
-          const text = await plan(sql, types, args);
-          expect(text).toContain("jobs_pkey");
-          expect(text).not.toMatch(/Seq Scan on jobs/);
-        }
-      } finally {
-        await client.end();
+      await scene.bulkJobs(20_000);
+      // The plans PostgreSQL makes for a prepared statement's first five runs on a connection:
+      // given 500 ids, it would rather scan 20,000 rows and hash them than look 500 up.
+      const plan = (sql: string, types: string, args: string) =>
+        scene.preparedPlan("force_custom_plan", sql, types, args);
+      const array = (values: string[]) => `'{${values.join(",")}}'`;
+      const ids = array([job.id, ...Array.from({ length: 499 }, (_, i) => `bulk-${i + 1}`)]);
+      const tokens = array(Array.from({ length: 500 }, () => "t"));
+      const nows = array(Array.from({ length: 500 }, () => "1"));
+      for (const [sql, types, args] of [
+        [
+          SQL.completeManyLean,
+          "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
+          `${ids}, ${tokens}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n'`,
+        ],
+        [SQL.heartbeat, "bigint, text[], text[]", `1, ${ids}, ${tokens}`],
+        [SQL.progress, "text[], text[], float8[], text[]", `${ids}, ${tokens}, NULL, NULL`],
+        [SQL.release, "bigint, text[], text[], text, text", `1, ${ids}, ${tokens}, 'c', 'n'`],
+      ] as const) {
+        const text = await plan(sql, types, args);
+        expect(text).toContain("jobs_pkey");
+        expect(text).not.toMatch(/Seq Scan on jobs/);
       }
     });
   });
 
   it("joins on job ids use the other tables' job_id indexes (the collations agree)", async () => {
-    await withStore({}, async (store, schema) => {
+    await withStore({}, async (store, schema, scene) => {
       const job = await submitJob(store);
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      try {
-        // Tables large enough that only their job_id indexes make these statements cheap.
-        await client.query(
-          `INSERT INTO ${schema}.idempotency_keys SELECT 't', 'k' || n, 'h', 'job_' || n, 0 FROM generate_series(1, 20000) AS n`,
-        );
-        await client.query(
-          `INSERT INTO ${schema}.result_chunks SELECT 'job_' || n, 't', 0, '\\x00' FROM generate_series(1, 20000) AS n`,
-        );
-        await client.query(
-          `INSERT INTO ${schema}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at, status)
-           SELECT 'msg_' || n, 'job_' || n, 't', 'job.progress', 'https://x', 0, '{}', 0, 'delivered' FROM generate_series(1, 20000) AS n`,
-        );
-        for (const table of ["idempotency_keys", "result_chunks", "webhook_events"])
-          await client.query(`ANALYZE ${schema}.${table}`);
-        const plan = async (sql: string, args: string[]) => {
-          const text = sql
-            .replaceAll("{{s}}", schema)
-            .replace(/\$(\d+)/g, (_, n: string) => args[Number(n) - 1]!);
-          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`);
-          return rows.map((r) => r["QUERY PLAN"]).join("\n");
-        };
-        const id = `'${job.id}'`;
-        for (const text of [
-          await plan(SQL.deleteJob, [`'${TENANT}'`, id, "'c'", "'n'", "1", "'e'"]),
-          await plan(SQL.deleteFinished, ["1", "10"]),
-          await plan(SQL.progressEvents, [`ARRAY[${id}]`, "1", "1000"]),
-          await plan(SQL.finishActive, [`'${TENANT}'`, id, "'canceled'", "1", "'e'", "'c'", "'n'"]),
-        ])
-          expect(text).not.toMatch(/Seq Scan on (idempotency_keys|result_chunks|webhook_events)/);
-      } finally {
-        await client.end();
-      }
+      // Tables large enough that only their job_id indexes make these statements cheap.
+      const { client } = scene;
+      await client.query(
+        `INSERT INTO ${schema}.idempotency_keys SELECT 't', 'k' || n, 'h', 'job_' || n, 0 FROM generate_series(1, 20000) AS n`,
+      );
+      await client.query(
+        `INSERT INTO ${schema}.result_chunks SELECT 'job_' || n, 't', 0, '\\x00' FROM generate_series(1, 20000) AS n`,
+      );
+      await client.query(
+        `INSERT INTO ${schema}.webhook_events (id, job_id, tenant_id, event, url, occurred_at, job_snapshot, next_attempt_at, status)
+         SELECT 'msg_' || n, 'job_' || n, 't', 'job.progress', 'https://x', 0, '{}', 0, 'delivered' FROM generate_series(1, 20000) AS n`,
+      );
+      for (const table of ["idempotency_keys", "result_chunks", "webhook_events"])
+        await client.query(`ANALYZE ${schema}.${table}`);
+      const id = `'${job.id}'`;
+      for (const text of [
+        await scene.plan(SQL.deleteJob, [`'${TENANT}'`, id, "'c'", "'n'", "1", "'e'"]),
+        await scene.plan(SQL.deleteFinished, ["1", "10"]),
+        await scene.plan(SQL.progressEvents, [`ARRAY[${id}]`, "1", "1000"]),
+        await scene.plan(SQL.finishActive, [`'${TENANT}'`, id, "'canceled'", "1", "'e'", "'c'", "'n'"]),
+      ])
+        expect(text).not.toMatch(/Seq Scan on (idempotency_keys|result_chunks|webhook_events)/);
     });
   });
 
   it("the tenant listing reads its range of the primary key backwards: no other index, no sort", async () => {
-    await withStore({}, async (store, schema) => {
+    await withStore({}, async (store, _schema, scene) => {
       for (let i = 0; i < 3; i++) await submitJob(store, {}, T0 + i);
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      try {
-        await client.query(
-          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts)
-           SELECT 'bulk-' || n, 'tenant-' || (n % 50), type, status, input, run_at, created_at, deadline_at, max_attempts
-           FROM (SELECT * FROM ${schema}.jobs LIMIT 1) AS j, generate_series(1, 5000) AS n`,
-        );
-        await client.query(`ANALYZE ${schema}.jobs`);
-        const { first, last } = tenantIdRange(TENANT);
-        for (const [status, type, before] of [
-          [null, null, null],
-          ["queued", "test.echo", newJobId(T0 + 1, TENANT)],
-        ]) {
-          const { rows } = await client.query<{ "QUERY PLAN": string }>(
-            `EXPLAIN ${SQL.listJobs.replaceAll("{{s}}", schema)}`.replace(
-              /\$(\d)/g,
-              (_, n: string) =>
-                [
-                  `'${TENANT}'`,
-                  status ? `'${status}'` : "NULL",
-                  type ? `'${type}'` : "NULL",
-                  `'${first}'`,
-                  `'${last}'`,
-                  before ? `'${before}'` : "NULL",
-                  "50",
-                ][Number(n) - 1]!,
-            ),
-          );
-          const text = rows.map((r) => r["QUERY PLAN"]).join("\n");
-          expect(text).toContain("Index Scan Backward using jobs_pkey");
-          expect(text).not.toContain("Sort");
-        }
-      } finally {
-        await client.end();
+      await scene.bulkJobs(5000, "'tenant-' || (n % 50)");
+      const { first, last } = tenantIdRange(TENANT);
+      const literal = (value: string | null) => (value === null ? "NULL" : `'${value}'`);
+      const filters: [status: string | null, type: string | null, before: string | null][] = [
+        [null, null, null],
+        ["queued", "test.echo", newJobId(T0 + 1, TENANT)],
+      ];
+      for (const [status, type, before] of filters) {
+        const text = await scene.plan(SQL.listJobs, [
+          literal(TENANT),
+          literal(status),
+          literal(type),
+          literal(first),
+          literal(last),
+          literal(before),
+          "50",
+        ]);
+        expect(text).toContain("Index Scan Backward using jobs_pkey");
+        expect(text).not.toContain("Sort");
       }
       // And the listing is the tenant's jobs, newest first, whatever else the table holds.
       const listed = await store.list({ tenantId: TENANT, limit: 50 });
@@ -452,7 +425,7 @@ describe("postgres: statements per job", () => {
   });
 
   it("a lease never outlives its job's deadline, and the deadline sweep finds the job through it", async () => {
-    await withStore({}, async (store, schema) => {
+    await withStore({}, async (store, schema, scene) => {
       const deadlineAt = T0 + 10_000;
       await submitJob(store, { deadlineAt });
       const claimed = await claimOne(store, { leaseMs: LEASE_MS });
@@ -466,17 +439,11 @@ describe("postgres: statements per job", () => {
         now: T0,
         lease: { token: "h", expiresAt: T0 + LEASE_MS },
       });
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ lease_expires_at: string }>(
-          `SELECT lease_expires_at FROM ${schema}.jobs WHERE id = ANY($1) ORDER BY id`,
-          [[claimed.id, handed.id].sort()],
-        );
-        expect(rows.map((r) => Number(r.lease_expires_at))).toEqual([deadlineAt, deadlineAt]);
-      } finally {
-        await client.end();
-      }
+      const { rows } = await scene.client.query<{ lease_expires_at: string }>(
+        `SELECT lease_expires_at FROM ${schema}.jobs WHERE id = ANY($1)`,
+        [[claimed.id, handed.id]],
+      );
+      expect(rows.map((r) => Number(r.lease_expires_at))).toEqual([deadlineAt, deadlineAt]);
       // Past the deadline: the lease sweep leaves the jobs alone (they are not retried) ...
       expect(await store.sweepExpiredLeases({ now: deadlineAt, retryDelayMs: 0, limit: 10 })).toBe(0);
       // ... and the deadline sweep times them out.
