@@ -276,7 +276,7 @@ describe("postgres: statements per job", () => {
       const first = await submitJob(store);
       await submitJob(store);
       expect(await store.get({ tenantId: TENANT, id: first.id })).toMatchObject({ status: "queued" });
-      expect(await preparedNames(store)).toEqual(["tessera_getJob", "tessera_insertJob"]);
+      expect(await preparedNames(store)).toEqual(["tessera_getJob", "tessera_insertJobs"]);
       await store.claim({ types: [first.type], limit: 5, leaseMs: LEASE_MS, now: T0 + 1 });
       // The claim runs on the lease pool (its one connection so far).
       const leasePool = (store as unknown as { leasePool: pg.Pool }).leasePool;
@@ -411,6 +411,33 @@ describe("postgres: statements per job", () => {
       // And the listing is the tenant's jobs, newest first, whatever else the table holds.
       const listed = await store.list({ tenantId: TENANT, limit: 50 });
       expect(listed.map((j) => j.createdAt)).toEqual([T0 + 2, T0 + 1, T0]);
+    });
+  });
+
+  it("submits without a key arriving together are inserted in one statement; a bad one fails alone", async () => {
+    await withStore({}, async (store) => {
+      const query = vi.spyOn(poolOf(store), "query");
+      const named = (name: string) =>
+        query.mock.calls.filter(([config]) => (config as { name?: string }).name === name).length;
+      const jobs = Array.from({ length: 50 }, (_, i) => newJob({ priority: i }));
+      const outcomes = await Promise.all(
+        jobs.map((job) => store.submit({ job, idempotency: null, now: T0 })),
+      );
+      expect(outcomes.map((o) => o.kind === "created" && o.job.id)).toEqual(jobs.map((j) => j.id));
+      expect(outcomes.map((o) => o.kind === "created" && o.job.priority)).toEqual(
+        jobs.map((j) => j.priority),
+      );
+      expect([named("tessera_insertJobs"), named("tessera_insertJob")]).toEqual([1, 0]);
+
+      // One job of the next batch has an id that exists already: only its submit fails.
+      const fresh = Array.from({ length: 10 }, () => newJob());
+      const settled = await Promise.allSettled(
+        [...fresh, jobs[0]!].map((job) => store.submit({ job, idempotency: null, now: T0 + 1 })),
+      );
+      expect(settled.map((r) => r.status)).toEqual([...fresh.map(() => "fulfilled"), "rejected"]);
+      expect(String((settled[10] as PromiseRejectedResult).reason)).toMatch(/duplicate key/);
+      for (const job of fresh) expect(await store.get({ tenantId: TENANT, id: job.id })).not.toBeNull();
+      expect(await store.list({ tenantId: TENANT, limit: 100 })).toHaveLength(60);
     });
   });
 

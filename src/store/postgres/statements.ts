@@ -95,6 +95,23 @@ export const SQL = {
     WITH ins AS (
       INSERT INTO {{s}}.jobs (${INSERT_COLUMNS}) VALUES (${INSERT_VALUES}) RETURNING ${JOB_COLUMNS})
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
+  // Queued jobs without a key, many in one statement (a batch of submits): the inserted rows,
+  // announced with one notification line per type (its earliest runAt) per 64 types.
+  insertJobs: `
+    WITH ins AS (
+      INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
+        max_attempts, metadata, callback, attempt)
+      SELECT c.id, c.tenant_id, c.type, 'queued', c.input, c.priority, c.run_at, c.created_at, c.deadline_at,
+        c.max_attempts, c.metadata, c.callback, 0
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
+        $8::bigint[], $9::int[], $10::text[], $11::text[])
+        AS c(id, tenant_id, type, input, priority, run_at, created_at, deadline_at, max_attempts, metadata, callback)
+      RETURNING ${JOB_COLUMNS}),
+    nt AS (
+      SELECT pg_notify($12, string_agg('q|' || $13 || '|' || type || '|' || run_at, E'\n'))
+      FROM (SELECT type, min(run_at) AS run_at, (row_number() OVER ()) / 64 AS chunk FROM ins GROUP BY type) d
+      GROUP BY chunk)
+    SELECT ins.* FROM ins, (SELECT count(*) FROM nt) n`,
   // insertJob with an Idempotency-Key ($16 key, $17 request hash); no row: the key exists
   // already (the caller reads it and replays).
   insertJobWithKey: `
@@ -268,6 +285,7 @@ export const SQL = {
  */
 export const PREPARED: ReadonlySet<keyof typeof SQL> = new Set([
   "insertJob",
+  "insertJobs",
   "insertJobWithKey",
   "getJob",
   "claim",

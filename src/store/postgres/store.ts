@@ -38,6 +38,7 @@ import type {
   JobRecord,
   Lease,
   ListFilter,
+  NewJob,
   PurgeResult,
   ResultPayload,
   Store,
@@ -203,6 +204,8 @@ export class PostgresStore implements Store {
     { lease: Lease; result: StoredColumns; now: number; outbox: boolean },
     { type: string; hasCallback: boolean } | null
   >;
+  /** Submits without a key or a lease, inserted together (one statement, one commit). */
+  private readonly inserts: Batcher<{ job: NewJob; now: number }, JobRow | InsertFailed>;
   private readonly progressWrites: Batcher<
     { lease: Lease; percent: number | null; message: string | null; now: number },
     boolean
@@ -260,6 +263,7 @@ export class PostgresStore implements Store {
             onReconnect: () => this.events.emit({ kind: "resync" }),
           });
     this.completions = new Batcher((items) => this.completeMany(items));
+    this.inserts = new Batcher((items) => this.insertMany(items));
     this.progressWrites = new Batcher((items) => this.progressMany(items));
   }
 
@@ -332,24 +336,12 @@ export class PostgresStore implements Store {
     now,
     lease,
   }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
-    const jobParams = [
-      job.id,
-      job.tenantId,
-      job.type,
-      JSON.stringify(job.input),
-      job.priority,
-      job.runAt,
-      now,
-      job.deadlineAt,
-      job.maxAttempts,
-      JSON.stringify(job.metadata),
-      job.callback === null ? null : JSON.stringify(job.callback),
-      this.channel,
-      this.nodeId,
-      lease?.token ?? null,
-      // A lease never outlives the job's deadline (see SQL.sweepDeadlines).
-      lease ? Math.min(lease.expiresAt, job.deadlineAt) : null,
-    ];
+    if (!idempotency && !lease) {
+      const inserted = await this.inserts.add({ job, now });
+      if (inserted instanceof InsertFailed) throw inserted.error;
+      return this.created(inserted);
+    }
+    const jobParams = this.jobParams(job, now, lease);
     if (!idempotency) {
       const [row] = await this.query<JobRow>(SQL.insertJob, jobParams);
       return this.created(row!);
@@ -376,6 +368,72 @@ export class PostgresStore implements Store {
       ]);
     }
     throw new Error("idempotency key kept changing under a submit");
+  }
+
+  /** The parameters of SQL.insertJob (and the first 15 of SQL.insertJobWithKey). */
+  private jobParams(
+    job: NewJob,
+    now: number,
+    lease: { token: string; expiresAt: number } | undefined,
+  ): unknown[] {
+    return [
+      job.id,
+      job.tenantId,
+      job.type,
+      JSON.stringify(job.input),
+      job.priority,
+      job.runAt,
+      now,
+      job.deadlineAt,
+      job.maxAttempts,
+      JSON.stringify(job.metadata),
+      job.callback === null ? null : JSON.stringify(job.callback),
+      this.channel,
+      this.nodeId,
+      lease?.token ?? null,
+      // A lease never outlives the job's deadline (see SQL.sweepDeadlines).
+      lease ? Math.min(lease.expiresAt, job.deadlineAt) : null,
+    ];
+  }
+
+  /**
+   * A batch of submits in one statement. If the statement fails (not the connection: then the
+   * batch may have committed, and every caller learns the outcome is unknown), each job is
+   * inserted alone, so that one bad job fails its own submit only.
+   */
+  private async insertMany(items: { job: NewJob; now: number }[]): Promise<(JobRow | InsertFailed)[]> {
+    let rows: JobRow[];
+    try {
+      rows = await this.query<JobRow>(SQL.insertJobs, [
+        items.map((i) => i.job.id),
+        items.map((i) => i.job.tenantId),
+        items.map((i) => i.job.type),
+        items.map((i) => JSON.stringify(i.job.input)),
+        items.map((i) => i.job.priority),
+        items.map((i) => i.job.runAt),
+        items.map((i) => i.now),
+        items.map((i) => i.job.deadlineAt),
+        items.map((i) => i.job.maxAttempts),
+        items.map((i) => JSON.stringify(i.job.metadata)),
+        items.map((i) => (i.job.callback === null ? null : JSON.stringify(i.job.callback))),
+        this.channel,
+        this.nodeId,
+      ]);
+    } catch (error) {
+      if (items.length === 1 || isConnectionError(error)) throw error;
+      return Promise.all(
+        items.map(async ({ job, now }) => {
+          try {
+            const [row] = await this.query<JobRow>(SQL.insertJob, this.jobParams(job, now, undefined));
+            return row!;
+          } catch (alone) {
+            return new InsertFailed(alone);
+          }
+        }),
+      );
+    }
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return items.map((i) => byId.get(i.job.id)!);
   }
 
   private created(row: JobRow): SubmitOutcome {
@@ -1143,6 +1201,11 @@ interface StoredColumns {
   location: string | null;
   size: number;
   chunked: boolean;
+}
+
+/** A submit of a batch that failed on its own (see insertMany). */
+class InsertFailed {
+  constructor(readonly error: unknown) {}
 }
 
 /** The columns of a handler that returned nothing (most of them): one shared object. */
