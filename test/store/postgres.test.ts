@@ -118,6 +118,14 @@ describe("postgres: answers lost to a dead connection", () => {
     expect(again).toMatchObject({ id: job.id, attempt: 1 });
   });
 
+  it("a batch of submits whose answer is lost is tried again: each caller learns its job was stored", async () => {
+    const jobs = Array.from({ length: 5 }, () => newJob());
+    loseAnswer(pools(store).pool, "ON CONFLICT (id) DO NOTHING");
+    const outcomes = await Promise.all(jobs.map((job) => store.submit({ job, idempotency: null, now: T0 })));
+    expect(outcomes.map((o) => o.kind === "created" && o.job.id)).toEqual(jobs.map((j) => j.id));
+    expect(await store.list({ tenantId: TENANT, limit: 10 })).toHaveLength(5);
+  });
+
   it("a submit under a worker's lease whose answer is lost queues the job instead (attempt 0)", async () => {
     const job = newJob();
     loseAnswer(pools(store).pool, "INSERT INTO");
@@ -435,9 +443,37 @@ describe("postgres: statements per job", () => {
         [...fresh, jobs[0]!].map((job) => store.submit({ job, idempotency: null, now: T0 + 1 })),
       );
       expect(settled.map((r) => r.status)).toEqual([...fresh.map(() => "fulfilled"), "rejected"]);
-      expect(String((settled[10] as PromiseRejectedResult).reason)).toMatch(/duplicate key/);
+      expect(String((settled[10] as PromiseRejectedResult).reason)).toMatch(/exists already/);
+      // In one statement still: the clash fails its own submit, not the batch.
+      expect([named("tessera_insertJobs"), named("tessera_insertJob")]).toEqual([2, 0]);
       for (const job of fresh) expect(await store.get({ tenantId: TENANT, id: job.id })).not.toBeNull();
       expect(await store.list({ tenantId: TENANT, limit: 100 })).toHaveLength(60);
+    });
+  });
+
+  it("a batch's notifications stay below PostgreSQL's payload limit, whatever the job types' lengths", async () => {
+    await withStore({}, async (store) => {
+      const query = vi.spyOn(poolOf(store), "query");
+      const types = Array.from({ length: 70 }, (_, i) => `test.${"long-type-name-".repeat(8)}${i}`);
+      // 70 lines of ~150 bytes (submits) and ~200 (completions): more than one payload each.
+      await Promise.all(
+        types.map((type) => store.submit({ job: newJob({ type }), idempotency: null, now: T0 })),
+      );
+      expect(
+        query.mock.calls.filter(([c]) => (c as { name?: string }).name === "tessera_insertJobs"),
+      ).toHaveLength(1);
+      const claimed = await store.claim({ types, limit: 100, leaseMs: LEASE_MS, now: T0 });
+      expect(claimed).toHaveLength(70);
+      const done = await Promise.all(
+        claimed.map((job) =>
+          store.complete({
+            lease: { id: job.id, leaseToken: job.leaseToken },
+            result: { kind: "none" },
+            now: T0,
+          }),
+        ),
+      );
+      expect(done).toEqual(claimed.map(() => true));
     });
   });
 

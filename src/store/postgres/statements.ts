@@ -56,8 +56,18 @@ const INSERT_VALUES = `$1, $2, $3, CASE WHEN $14::text IS NULL THEN 'queued' ELS
 const NOTIFY_QUEUED_INSERT = `CASE WHEN ins.status = 'queued' THEN ${NOTIFY_QUEUED("ins")} END`;
 
 /**
- * A batch of completions in one statement, with one notification per 64 jobs (payloads stay
- * far below PostgreSQL's 8000-byte limit). `outbox`: also write the callback events owed; a
+ * Notifications for many rows: `line` (an SQL expression over the rows of `from`) joined by
+ * newlines into payloads of at most ~7,200 bytes, below PostgreSQL's 8,000-byte limit, whatever
+ * the lengths of job types (a line starts a new payload once the running total passes 7,000).
+ */
+const NOTIFY_LINES = (channel: string, line: string, from: string) => `
+      SELECT pg_notify(${channel}, string_agg(line, E'\n'))
+      FROM (SELECT line, sum(octet_length(line) + 1) OVER (ROWS UNBOUNDED PRECEDING) / 7000 AS chunk
+        FROM (SELECT ${line} AS line FROM ${from}) l) d
+      GROUP BY chunk`;
+
+/**
+ * A batch of completions in one statement, with one notification per ~7,000 bytes of lines. `outbox`: also write the callback events owed; a
  * batch without callbacks skips those CTEs (and the full row they need).
  */
 const COMPLETE_MANY = (outbox: boolean) => `
@@ -74,9 +84,7 @@ const COMPLETE_MANY = (outbox: boolean) => `
     ${OUTBOX("done")}`
           : "j.id, j.type, j.callback, c.token)"
       },
-    nt AS (
-      SELECT pg_notify($9, string_agg('t|' || $10 || '|' || id || '|succeeded|' || type, E'\n'))
-      FROM (SELECT id, type, (row_number() OVER ()) / 64 AS chunk FROM done) d GROUP BY chunk)
+    nt AS (${NOTIFY_LINES("$9", `'t|' || $10 || '|' || id || '|succeeded|' || type`, "done")})
     SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
 
 /**
@@ -96,7 +104,8 @@ export const SQL = {
       INSERT INTO {{s}}.jobs (${INSERT_COLUMNS}) VALUES (${INSERT_VALUES}) RETURNING ${JOB_COLUMNS})
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
   // Queued jobs without a key, many in one statement (a batch of submits): the inserted rows,
-  // announced with one notification line per type (its earliest runAt) per 64 types.
+  // announced with one notification line per type (its earliest runAt). An id that exists
+  // already inserts nothing (the caller tells a lost answer's commit from a clash).
   insertJobs: `
     WITH ins AS (
       INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
@@ -106,11 +115,13 @@ export const SQL = {
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
         $8::bigint[], $9::int[], $10::text[], $11::text[])
         AS c(id, tenant_id, type, input, priority, run_at, created_at, deadline_at, max_attempts, metadata, callback)
+      ON CONFLICT (id) DO NOTHING
       RETURNING ${JOB_COLUMNS}),
-    nt AS (
-      SELECT pg_notify($12, string_agg('q|' || $13 || '|' || type || '|' || run_at, E'\n'))
-      FROM (SELECT type, min(run_at) AS run_at, (row_number() OVER ()) / 64 AS chunk FROM ins GROUP BY type) d
-      GROUP BY chunk)
+    nt AS (${NOTIFY_LINES(
+      "$12",
+      `'q|' || $13 || '|' || type || '|' || run_at`,
+      "(SELECT type, min(run_at) AS run_at FROM ins GROUP BY type) t",
+    )})
     SELECT ins.* FROM ins, (SELECT count(*) FROM nt) n`,
   // insertJob with an Idempotency-Key ($16 key, $17 request hash); no row: the key exists
   // already (the caller reads it and replays).

@@ -21,6 +21,7 @@ import {
   KEY_COLUMNS,
   KEY_TOUCH_INTERVAL_MS,
   claimedJob,
+  JOB_COLUMNS,
   type ClaimRow,
   toJob,
   toKey,
@@ -205,7 +206,7 @@ export class PostgresStore implements Store {
     { type: string; hasCallback: boolean } | null
   >;
   /** Submits without a key or a lease, inserted together (one statement, one commit). */
-  private readonly inserts: Batcher<{ job: NewJob; now: number }, JobRow | InsertFailed>;
+  private readonly inserts: Batcher<PendingInsert, JobRow | InsertFailed>;
   private readonly progressWrites: Batcher<
     { lease: Lease; percent: number | null; message: string | null; now: number },
     boolean
@@ -337,9 +338,21 @@ export class PostgresStore implements Store {
     lease,
   }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
     if (!idempotency && !lease) {
-      const inserted = await this.inserts.add({ job, now });
-      if (inserted instanceof InsertFailed) throw inserted.error;
-      return this.created(inserted);
+      // Serialized here, so that a job that cannot be fails its own submit only.
+      const input = JSON.stringify(job.input);
+      // A large input goes alone: a batch stays far below what one statement can carry.
+      if (input.length <= BATCHED_INPUT_CHARS) {
+        const pending = {
+          job,
+          now,
+          input,
+          metadata: JSON.stringify(job.metadata),
+          callback: job.callback === null ? null : JSON.stringify(job.callback),
+        };
+        const inserted = await this.inserts.add(pending);
+        if (inserted instanceof InsertFailed) throw inserted.error;
+        return this.created(inserted);
+      }
     }
     const jobParams = this.jobParams(job, now, lease);
     if (!idempotency) {
@@ -397,28 +410,33 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * A batch of submits in one statement. If the statement fails (not the connection: then the
-   * batch may have committed, and every caller learns the outcome is unknown), each job is
-   * inserted alone, so that one bad job fails its own submit only.
+   * A batch of submits in one statement. A lost connection is tried again (the ids tell what an
+   * earlier try committed). If the statement fails otherwise, each job is inserted alone, so
+   * that one bad job fails its own submit only.
    */
-  private async insertMany(items: { job: NewJob; now: number }[]): Promise<(JobRow | InsertFailed)[]> {
+  private async insertMany(items: PendingInsert[]): Promise<(JobRow | InsertFailed)[]> {
+    const params = [
+      items.map((i) => i.job.id),
+      items.map((i) => i.job.tenantId),
+      items.map((i) => i.job.type),
+      items.map((i) => i.input),
+      items.map((i) => i.job.priority),
+      items.map((i) => i.job.runAt),
+      items.map((i) => i.now),
+      items.map((i) => i.job.deadlineAt),
+      items.map((i) => i.job.maxAttempts),
+      items.map((i) => i.metadata),
+      items.map((i) => i.callback),
+      this.channel,
+      this.nodeId,
+    ];
+    let retried = false;
     let rows: JobRow[];
     try {
-      rows = await this.query<JobRow>(SQL.insertJobs, [
-        items.map((i) => i.job.id),
-        items.map((i) => i.job.tenantId),
-        items.map((i) => i.job.type),
-        items.map((i) => JSON.stringify(i.job.input)),
-        items.map((i) => i.job.priority),
-        items.map((i) => i.job.runAt),
-        items.map((i) => i.now),
-        items.map((i) => i.job.deadlineAt),
-        items.map((i) => i.job.maxAttempts),
-        items.map((i) => JSON.stringify(i.job.metadata)),
-        items.map((i) => (i.job.callback === null ? null : JSON.stringify(i.job.callback))),
-        this.channel,
-        this.nodeId,
-      ]);
+      rows = await retryTransient((again) => {
+        retried = again;
+        return this.query<JobRow>(SQL.insertJobs, params);
+      });
     } catch (error) {
       if (items.length === 1 || isConnectionError(error)) throw error;
       return Promise.all(
@@ -433,7 +451,20 @@ export class PostgresStore implements Store {
       );
     }
     const byId = new Map(rows.map((row) => [row.id, row]));
-    return items.map((i) => byId.get(i.job.id)!);
+    const missing = items.filter((i) => !byId.has(i.job.id)).map((i) => i.job.id);
+    if (missing.length > 0 && retried) {
+      // Inserted by a try whose answer was lost.
+      const earlier = await this.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE id = ANY($1)`, [
+        missing,
+      ]);
+      for (const row of earlier) byId.set(row.id, row);
+    }
+    return items.map(({ job }) => {
+      const row = byId.get(job.id);
+      return row?.tenant_id === job.tenantId
+        ? row
+        : new InsertFailed(new Error(`a job with the id ${job.id} exists already`));
+    });
   }
 
   private created(row: JobRow): SubmitOutcome {
@@ -1202,6 +1233,18 @@ interface StoredColumns {
   size: number;
   chunked: boolean;
 }
+
+/** A submit waiting for its batch: the job and its JSON, serialized once. */
+interface PendingInsert {
+  job: NewJob;
+  now: number;
+  input: string;
+  metadata: string;
+  callback: string | null;
+}
+
+/** Inputs longer than this (characters of JSON) are inserted alone, not batched. */
+const BATCHED_INPUT_CHARS = 65_536;
 
 /** A submit of a batch that failed on its own (see insertMany). */
 class InsertFailed {
