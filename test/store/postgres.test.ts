@@ -213,6 +213,19 @@ describe("postgres: a heartbeat never waits for a row another write holds", () =
 describe("postgres: statements per job", () => {
   const poolOf = (s: PostgresStore) => (s as unknown as { pool: pg.Pool }).pool;
 
+  const COMPLETION = "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text";
+  /** The parameter types of the per-job statements, as PREPARE wants them. */
+  const PARAM_TYPES = {
+    completeMany: COMPLETION,
+    completeManyLean: COMPLETION,
+    claim: "text, bigint, bigint, text[], integer",
+    heartbeat: "bigint, text[], text[]",
+    progress: "text[], text[], float8[], text[]",
+    failRetry: "text, text, bigint, text, text, text",
+    release: "bigint, text[], text[], text, text",
+  } as const;
+  type Typed = keyof typeof PARAM_TYPES;
+
   /** The test's own connection beside the store's: to set the scene and read plans. */
   function sceneOf(client: pg.Client, schema: string) {
     const explain = async (sql: string) =>
@@ -234,14 +247,11 @@ describe("postgres: statements per job", () => {
       plan: (sql: string, args: string[]) =>
         explain(sql.replaceAll("{{s}}", schema).replace(/\$(\d+)/g, (_, n: string) => args[Number(n) - 1]!)),
       /** The plan a prepared `sql` gets for `args`, under plan_cache_mode `mode`. */
-      async preparedPlan(
-        mode: "force_custom_plan" | "force_generic_plan",
-        sql: string,
-        types: string,
-        args: string,
-      ) {
+      async preparedPlan(mode: "force_custom_plan" | "force_generic_plan", statement: Typed, args: string) {
         await client.query(`SET plan_cache_mode = ${mode}`);
-        await client.query(`PREPARE p(${types}) AS ${sql.replaceAll("{{s}}", schema)}`);
+        await client.query(
+          `PREPARE p(${PARAM_TYPES[statement]}) AS ${SQL[statement].replaceAll("{{s}}", schema)}`,
+        );
         try {
           return await explain(`EXECUTE p(${args})`);
         } finally {
@@ -305,29 +315,17 @@ describe("postgres: statements per job", () => {
       // prepared statement ends up with): the jobs_lease index looks free, yet its dead
       // entries grow with every job that ran.
       await scene.bulkJobs(5000);
-      const plan = (sql: string, types: string, args: string) =>
-        scene.preparedPlan("force_generic_plan", sql, types, args);
-      const completion = "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text";
+      const plan = (statement: Typed, args: string) =>
+        scene.preparedPlan("force_generic_plan", statement, args);
+      const completion = `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`;
       const fenced = [
-        await plan(
-          SQL.completeManyLean,
-          completion,
-          `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
-        ),
-        await plan(
-          SQL.completeMany,
-          completion,
-          `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`,
-        ),
-        await plan(SQL.claim, "text, bigint, bigint, text[], integer", `'t', 1, 1, '{x}', 32`),
-        await plan(SQL.heartbeat, "bigint, text[], text[]", `1, '{${job.id}}', '{t}'`),
-        await plan(SQL.progress, "text[], text[], float8[], text[]", `'{${job.id}}', '{t}', '{1}', '{m}'`),
-        await plan(
-          SQL.failRetry,
-          "text, text, bigint, text, text, text",
-          `'${job.id}', 't', 1, 'e', 'c', 'n'`,
-        ),
-        await plan(SQL.release, "bigint, text[], text[], text, text", `1, '{${job.id}}', '{t}', 'c', 'n'`),
+        await plan("completeManyLean", completion),
+        await plan("completeMany", completion),
+        await plan("claim", `'t', 1, 1, '{x}', 32`),
+        await plan("heartbeat", `1, '{${job.id}}', '{t}'`),
+        await plan("progress", `'{${job.id}}', '{t}', '{1}', '{m}'`),
+        await plan("failRetry", `'${job.id}', 't', 1, 'e', 'c', 'n'`),
+        await plan("release", `1, '{${job.id}}', '{t}', 'c', 'n'`),
       ];
       for (const text of fenced) {
         expect(text).toContain("jobs_pkey");
@@ -342,23 +340,17 @@ describe("postgres: statements per job", () => {
       await scene.bulkJobs(20_000);
       // The plans PostgreSQL makes for a prepared statement's first five runs on a connection:
       // given 500 ids, it would rather scan 20,000 rows and hash them than look 500 up.
-      const plan = (sql: string, types: string, args: string) =>
-        scene.preparedPlan("force_custom_plan", sql, types, args);
       const array = (values: string[]) => `'{${values.join(",")}}'`;
       const ids = array([job.id, ...Array.from({ length: 499 }, (_, i) => `bulk-${i + 1}`)]);
       const tokens = array(Array.from({ length: 500 }, () => "t"));
       const nows = array(Array.from({ length: 500 }, () => "1"));
-      for (const [sql, types, args] of [
-        [
-          SQL.completeManyLean,
-          "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text",
-          `${ids}, ${tokens}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n'`,
-        ],
-        [SQL.heartbeat, "bigint, text[], text[]", `1, ${ids}, ${tokens}`],
-        [SQL.progress, "text[], text[], float8[], text[]", `${ids}, ${tokens}, NULL, NULL`],
-        [SQL.release, "bigint, text[], text[], text, text", `1, ${ids}, ${tokens}, 'c', 'n'`],
+      for (const [statement, args] of [
+        ["completeManyLean", `${ids}, ${tokens}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n'`],
+        ["heartbeat", `1, ${ids}, ${tokens}`],
+        ["progress", `${ids}, ${tokens}, NULL, NULL`],
+        ["release", `1, ${ids}, ${tokens}, 'c', 'n'`],
       ] as const) {
-        const text = await plan(sql, types, args);
+        const text = await scene.preparedPlan("force_custom_plan", statement, args);
         expect(text).toContain("jobs_pkey");
         expect(text).not.toMatch(/Seq Scan on jobs/);
       }

@@ -337,24 +337,21 @@ export class PostgresStore implements Store {
     now,
     lease,
   }: Parameters<Store["submit"]>[0]): Promise<SubmitOutcome> {
-    if (!idempotency && !lease) {
-      // Serialized here, so that a job that cannot be fails its own submit only.
-      const input = JSON.stringify(job.input);
-      // A large input goes alone: a batch stays far below what one statement can carry.
-      if (input.length <= BATCHED_INPUT_CHARS) {
-        const pending = {
-          job,
-          now,
-          input,
-          metadata: JSON.stringify(job.metadata),
-          callback: job.callback === null ? null : JSON.stringify(job.callback),
-        };
-        const inserted = await this.inserts.add(pending);
-        if (inserted instanceof InsertFailed) throw inserted.error;
-        return this.created(inserted);
-      }
+    // Serialized once, here, so that a job that cannot be fails its own submit only.
+    const pending: PendingInsert = {
+      job,
+      now,
+      input: JSON.stringify(job.input),
+      metadata: JSON.stringify(job.metadata),
+      callback: job.callback === null ? null : JSON.stringify(job.callback),
+    };
+    // A large input goes alone: a batch stays far below what one statement can carry.
+    if (!idempotency && !lease && pending.input.length <= BATCHED_INPUT_CHARS) {
+      const inserted = await this.inserts.add(pending);
+      if (inserted instanceof InsertFailed) throw inserted.error;
+      return this.created(inserted);
     }
-    const jobParams = this.jobParams(job, now, lease);
+    const jobParams = this.jobParams(pending, lease);
     if (!idempotency) {
       const [row] = await this.query<JobRow>(SQL.insertJob, jobParams);
       return this.created(row!);
@@ -385,22 +382,21 @@ export class PostgresStore implements Store {
 
   /** The parameters of SQL.insertJob (and the first 15 of SQL.insertJobWithKey). */
   private jobParams(
-    job: NewJob,
-    now: number,
+    { job, now, input, metadata, callback }: PendingInsert,
     lease: { token: string; expiresAt: number } | undefined,
   ): unknown[] {
     return [
       job.id,
       job.tenantId,
       job.type,
-      JSON.stringify(job.input),
+      input,
       job.priority,
       job.runAt,
       now,
       job.deadlineAt,
       job.maxAttempts,
-      JSON.stringify(job.metadata),
-      job.callback === null ? null : JSON.stringify(job.callback),
+      metadata,
+      callback,
       this.channel,
       this.nodeId,
       lease?.token ?? null,
@@ -440,9 +436,9 @@ export class PostgresStore implements Store {
     } catch (error) {
       if (items.length === 1 || isConnectionError(error)) throw error;
       return Promise.all(
-        items.map(async ({ job, now }) => {
+        items.map(async (item) => {
           try {
-            const [row] = await this.query<JobRow>(SQL.insertJob, this.jobParams(job, now, undefined));
+            const [row] = await this.query<JobRow>(SQL.insertJob, this.jobParams(item, undefined));
             return row!;
           } catch (alone) {
             return new InsertFailed(alone);
@@ -767,9 +763,7 @@ export class PostgresStore implements Store {
       case "bytes": {
         const size = result.kind === "json" ? Buffer.byteLength(result.json) : result.data.byteLength;
         if (size > this.inlineResultBytes) return null;
-        const data = result.kind === "json" ? Buffer.from(result.json) : Buffer.from(result.data);
-        const contentType = result.kind === "json" ? "application/json" : result.contentType;
-        return { ...base, kind: result.kind, contentType, data, size };
+        return { ...base, kind: result.kind, ...payloadBytes(result), size };
       }
     }
   }
@@ -781,8 +775,7 @@ export class PostgresStore implements Store {
   private async placeChunks(lease: Lease, result: ResultPayload): Promise<StoredColumns> {
     if (result.kind !== "json" && result.kind !== "bytes")
       throw new Error(`${result.kind} results are inline`);
-    const data = result.kind === "json" ? Buffer.from(result.json) : Buffer.from(result.data);
-    const contentType = result.kind === "json" ? "application/json" : result.contentType;
+    const { data, contentType } = payloadBytes(result);
     const seqs: number[] = [];
     const chunks: Buffer[] = [];
     for (let offset = 0, seq = 0; offset < data.length; offset += CHUNK_BYTES, seq++) {
@@ -1234,7 +1227,17 @@ interface StoredColumns {
   chunked: boolean;
 }
 
-/** A submit waiting for its batch: the job and its JSON, serialized once. */
+/** A JSON or bytes result's bytes and content type. */
+function payloadBytes(result: Extract<ResultPayload, { kind: "json" | "bytes" }>): {
+  data: Buffer;
+  contentType: string;
+} {
+  return result.kind === "json"
+    ? { data: Buffer.from(result.json), contentType: "application/json" }
+    : { data: Buffer.from(result.data), contentType: result.contentType };
+}
+
+/** A submit on its way to an insert: the job and its JSON, serialized once. */
 interface PendingInsert {
   job: NewJob;
   now: number;
