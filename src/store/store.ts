@@ -302,7 +302,12 @@ export interface Store {
   }): Promise<PurgeResult>;
   /** Of these job ids, those now terminal or gone (the waits' fallback poll; one query for all). */
   terminalIds(params: { ids: string[] }): Promise<string[]>;
-  /** Earliest `runAt` of a queued job among `types` (to sleep until it), or null. */
+  /**
+   * Earliest `runAt` among `types`' queued jobs whose run was put off past their submission
+   * (delayed, retried, released), to sleep until it; or null. Jobs due when submitted are left
+   * out: they were announced then (a `queued` event), and an index of them would cost every
+   * submit an entry.
+   */
   nextRunAt(params: { types: string[] }): Promise<number | null>;
 
   // --- callbacks: the outbox -------------------------------------------------------------

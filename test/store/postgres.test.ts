@@ -308,7 +308,7 @@ describe("postgres: statements per job", () => {
     });
   });
 
-  it("fenced by a lease, and the claim, they find jobs by primary key whatever the statistics say", async () => {
+  it("fenced by a lease, they find jobs by primary key whatever the statistics say; the claim by address", async () => {
     await withStore({}, async (store, _schema, scene) => {
       const job = await submitJob(store);
       // Statistics taken while no job runs, and a plan made for any parameters (what a
@@ -321,7 +321,6 @@ describe("postgres: statements per job", () => {
       const fenced = [
         await plan("completeManyLean", completion),
         await plan("completeMany", completion),
-        await plan("claim", `'t', 1, 1, '{x}', 32`),
         await plan("heartbeat", `1, '{${job.id}}', '{t}'`),
         await plan("progress", `'{${job.id}}', '{t}', '{1}', '{m}'`),
         await plan("failRetry", `'${job.id}', 't', 1, 'e', 'c', 'n'`),
@@ -331,6 +330,10 @@ describe("postgres: statements per job", () => {
         expect(text).toContain("jobs_pkey");
         expect(text).not.toContain("jobs_lease");
       }
+      // The claim updates the rows claimable() locked at the addresses it read them at.
+      const claim = await plan("claim", `'t', 1, 1, '{x}', 32`);
+      expect(claim).toContain("Tid Scan on jobs");
+      expect(claim).not.toMatch(/Seq Scan|jobs_lease|jobs_pkey/);
     });
   });
 

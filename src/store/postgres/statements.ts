@@ -166,13 +166,14 @@ export const SQL = {
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
     SELECT status, type, callback, CASE WHEN status IN ('queued', 'running')
       THEN pg_notify($3, 't|' || $4 || '|' || id || '|canceled|' || type) END FROM del`,
-  // The claimed rows (any order). SKIP LOCKED (in claimable(), migration 006): concurrent
-  // claimers never wait on each other.
+  // The claimed rows (any order). SKIP LOCKED (in claimable(), migrations 006 and 008):
+  // concurrent claimers never wait on each other. The rows are found by the addresses
+  // claimable() locked them at, which no other write can change before this update.
   claim: `
     UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1,
       lease_expires_at = least($2, j.deadline_at),
       started_at = $3, progress_percent = NULL, progress_message = NULL
-    WHERE j.id = ANY(ARRAY(SELECT {{s}}.claimable($4, $3, $5))) AND ${ASYNC_COMMIT}
+    WHERE j.ctid = ANY(ARRAY(SELECT {{s}}.claimable($4, $3, $5))) AND ${ASYNC_COMMIT}
     RETURNING ${J("j", CLAIM_COLUMNS)}`,
   // Ids still leased to their tokens; an id missing from the answer lost its lease. A row
   // locked by another write (its completion, most often) is not waited for: never a deadlock
@@ -291,8 +292,8 @@ export const SQL = {
  * The statements run once or more per job, sent as named prepared statements (parsed and
  * planned once per connection, not on every call) unless the store is told not to. Each has one
  * good plan whatever its parameters, so the generic plan PostgreSQL may settle on after five
- * runs is a good one: an insert, or lookups by primary key (the claim's ids come from
- * claimable(), which plans its own query on every call).
+ * runs is a good one: an insert, or lookups by primary key (the claim's rows come from
+ * claimable(), which plans its own query on every call, by their addresses).
  */
 export const PREPARED: ReadonlySet<keyof typeof SQL> = new Set([
   "insertJob",

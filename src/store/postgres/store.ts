@@ -900,7 +900,7 @@ export class PostgresStore implements Store {
 
   async nextRunAt({ types: jobTypes }: { types: string[] }): Promise<number | null> {
     const [row] = await this.query<{ run_at: number | null }>(
-      `SELECT min(run_at) AS run_at FROM {{s}}.jobs WHERE status = 'queued' AND type = ANY($1)`,
+      `SELECT min(run_at) AS run_at FROM {{s}}.jobs WHERE status = 'queued' AND run_at > created_at AND type = ANY($1)`,
       [jobTypes],
     );
     return row?.run_at ?? null;

@@ -75,7 +75,7 @@ export const STATEMENTS = {
   purgeResult: `UPDATE jobs SET result_purged = 1, result_data = NULL, result_location = NULL WHERE id = ?`,
   purgeIdempotency: `DELETE FROM idempotency_keys WHERE created_at < ?`,
   nextRunAt: `SELECT min(run_at) AS run_at FROM jobs
-       WHERE status = 'queued' AND type IN (SELECT value FROM json_each(?))`,
+       WHERE status = 'queued' AND run_at > created_at AND type IN (SELECT value FROM json_each(?))`,
   getTenant: `SELECT id FROM tenants WHERE name = ?`,
   insertTenant: `INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`,
   insertKey: `INSERT INTO api_keys (id, tenant_id, prefix, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,

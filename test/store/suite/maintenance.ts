@@ -204,8 +204,11 @@ export function describeMaintenance(ctx: SuiteContext): void {
   });
 
   describe("nextRunAt", () => {
-    it("is the earliest runAt of a queued job among the types, or null", async () => {
+    it("is the earliest runAt of a queued job put off past its submission, among the types, or null", async () => {
       expect(await ctx.store.nextRunAt({ types: [TYPE] })).toBeNull();
+      // Due when submitted: announced then, and no index entry of its own.
+      await submitJob(ctx.store, { type: "test.now", runAt: T0 });
+      expect(await ctx.store.nextRunAt({ types: ["test.now"] })).toBeNull();
       await submitJob(ctx.store, { runAt: T0 + 500 });
       await submitJob(ctx.store, { runAt: T0 + 300 });
       await submitJob(ctx.store, { type: "test.other", runAt: T0 + 100 });
