@@ -42,6 +42,18 @@ export type ResultPayload =
   | { kind: "bytes"; contentType: string; data: Uint8Array }
   | { kind: "created"; location: string; json: string };
 
+/** A succeeded attempt's outcome, fenced by its lease. */
+export interface CompleteParams {
+  lease: Lease;
+  result: ResultPayload;
+  now: number;
+  /**
+   * `false` (the claimed job has no callback) lets a driver skip the outbox work of the
+   * terminal move; omitted means unknown.
+   */
+  hasCallback?: boolean;
+}
+
 /** A stored result as the result resource serves it: small ones inline, large ones streamed. */
 export interface StoredResult {
   kind: ResultPayload["kind"];
@@ -270,16 +282,12 @@ export interface Store {
     message: string | null;
     now: number;
   }): Promise<boolean>;
+  complete(params: CompleteParams): Promise<boolean>;
   /**
-   * `hasCallback: false` (the claimed job has no callback) lets a driver skip the outbox work
-   * of the terminal move; omitted means unknown.
+   * `complete` for many attempts, in one write where the driver can (a worker's completions of
+   * one event-loop turn); one answer per item, in order.
    */
-  complete(params: {
-    lease: Lease;
-    result: ResultPayload;
-    now: number;
-    hasCallback?: boolean;
-  }): Promise<boolean>;
+  completeMany(items: readonly CompleteParams[]): Promise<boolean[]>;
   /** A failed attempt: back to queued at `retryAt` when given, else terminal `failed`. */
   fail(params: { lease: Lease; error: JobProblem; retryAt: number | null; now: number }): Promise<boolean>;
   /** Hand leased jobs back to the queue untouched (graceful shutdown); the attempt is not counted. */

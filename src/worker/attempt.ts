@@ -2,28 +2,32 @@ import { JobAbortedError, type AbortCause } from "../jobs/errors.js";
 import type { ClaimedJob, Lease } from "../store/store.js";
 
 /** How an attempt's handler ended, as far as the worker is concerned. */
-export type AttemptOutcome =
-  { ok: true; value: unknown } | { ok: false; error: unknown } | { aborted: AbortCause };
+export type AttemptOutcome = HandlerOutcome | { aborted: AbortCause };
+/** How the handler itself ended. */
+export type HandlerOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
- * One attempt of a job in this process: its lease, its abort state and the outcome the worker
- * waits for. The worker stops waiting the moment the attempt is aborted, so a handler that
- * ignores its signal cannot hold the slot; whatever it returns later is discarded.
+ * One attempt of a job in this process: its lease, its abort state and its outcome, handed to
+ * `onOutcome` once (in a later microtask, never from inside `run` or `abort`). The worker stops
+ * waiting the moment the attempt is aborted, so a handler that ignores its signal cannot hold
+ * the slot; whatever it returns later is discarded.
  *
  * The AbortController behind `signal` is made only when the handler reads it: a short handler
  * that never looks at it (most of them) costs no controller, no event target and no listener.
  */
 export class Attempt {
   readonly lease: Lease;
-  /** Settles once: with the handler's outcome, or with the abort that came first. */
-  readonly outcome: Promise<AttemptOutcome>;
-  private settle!: (outcome: AttemptOutcome) => void;
+  private settled = false;
   private reason: JobAbortedError | null = null;
   private controller: AbortController | null = null;
 
-  constructor(readonly job: ClaimedJob) {
+  constructor(
+    readonly job: ClaimedJob,
+    /** When the handler was called (ms). */
+    readonly startedAt: number,
+    private readonly onOutcome: (attempt: Attempt, outcome: AttemptOutcome) => void,
+  ) {
     this.lease = { id: job.id, leaseToken: job.leaseToken };
-    this.outcome = new Promise((resolve) => (this.settle = resolve));
   }
 
   get aborted(): boolean {
@@ -47,7 +51,6 @@ export class Attempt {
         this.settle({ ok: true, value });
         return;
       }
-      // Inside the try: a hostile thenable may throw from its `then` (or from reading it).
       value.then(
         (resolved) => this.settle({ ok: true, value: resolved }),
         (error: unknown) => this.settle({ ok: false, error }),
@@ -63,6 +66,13 @@ export class Attempt {
     this.reason = new JobAbortedError(cause, this.job.id);
     this.controller?.abort(this.reason);
     this.settle({ aborted: cause });
+  }
+
+  /** The first outcome wins. Reported from a microtask: the caller's own state is settled first. */
+  private settle(outcome: AttemptOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    queueMicrotask(() => this.onOutcome(this, outcome));
   }
 }
 

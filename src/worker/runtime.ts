@@ -4,8 +4,8 @@ import { coerceError, JobError, type AbortCause, type JobProblem } from "../jobs
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { JobStatus } from "../jobs/states.js";
-import type { ClaimedJob, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
-import { Attempt, type AttemptOutcome } from "./attempt.js";
+import type { ClaimedJob, ResultPayload, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
+import { Attempt, type AttemptOutcome, type HandlerOutcome } from "./attempt.js";
 import { retryDelay } from "./backoff.js";
 import { createJobContext } from "./context.js";
 import { toResultPayload } from "./result-payload.js";
@@ -76,8 +76,11 @@ export class WorkerRuntime {
    * by a heartbeat or a progress write sent before the handler ended must not abort them.
    */
   private readonly finishing = new Set<Attempt>();
-  /** Every attempt until its outcome is recorded, past the end of its handler (stop waits for them). */
-  private readonly recording = new Map<Attempt, Promise<void>>();
+  /** Succeeded attempts waiting for this turn's one completion write. */
+  private completing: { attempt: Attempt; result: ResultPayload; now: number }[] = [];
+  /** Attempts started and not yet recorded, past the end of their handlers (stop waits for them). */
+  private unrecorded = 0;
+  private readonly recordedWaiters: (() => void)[] = [];
   /** The claim loop in progress, if any (stop waits for it). */
   private fillRun: Promise<void> | null = null;
   /** Slots promised to jobs being submitted through `submit` (see there). */
@@ -123,17 +126,15 @@ export class WorkerRuntime {
     this.stopping = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     // A claim already sent hands its jobs straight back (see fill): nothing starts after stop.
-    const settled = Promise.all([this.fillRun, ...this.recording.values()]);
+    const settled = Promise.all([this.fillRun, this.allRecorded()]);
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([settled, new Promise((resolve) => (graceTimer = setTimeout(resolve, graceMs)))]);
     clearTimeout(graceTimer);
     const unstarted = this.prefetched.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
     this.prefetched = [];
+    // Aborted, the attempts still running write nothing: their leases are released here.
     const leftover = [...this.running.values()];
-    if (leftover.length > 0) {
-      for (const attempt of leftover) attempt.abort("shutdown");
-      await Promise.all(leftover.map((attempt) => this.recording.get(attempt)));
-    }
+    for (const attempt of leftover) attempt.abort("shutdown");
     const release = [...unstarted, ...leftover.map((r) => r.lease)];
     if (release.length > 0) {
       await this.deps.store
@@ -350,11 +351,12 @@ export class WorkerRuntime {
 
   private execute(job: ClaimedJob): void {
     const registered = this.deps.registry.get(job.type)!;
-    const attempt = new Attempt(job);
+    const attempt = new Attempt(job, this.now(), this.settled);
     // Claimed again while an earlier attempt still runs here: that attempt's lease is gone.
     this.running.get(job.id)?.abort("lease-lost");
     this.running.set(job.id, attempt);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 0) + 1);
+    this.unrecorded++;
     // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
     this.watchDeadline(job.deadlineAt);
 
@@ -364,32 +366,94 @@ export class WorkerRuntime {
       logger: this.deps.logger,
       progress: (percent, message) => this.queueProgress(attempt, percent, message),
     });
-    const startedAt = this.now();
-    this.recording.set(attempt, this.finish(attempt, startedAt));
     attempt.run(() => registered.definition.run(job.input, ctx));
   }
 
   /**
-   * Once the handler is done its slot is free, while its outcome commits: the next claim
-   * overlaps that commit instead of waiting for it (the lease still fences the job).
+   * An attempt ended (or was aborted). Its slot is free at once, while its outcome commits: the
+   * next claim overlaps that commit instead of waiting for it (the lease still fences the job).
+   * Succeeded attempts are written together, once per event-loop turn.
    */
-  private async finish(attempt: Attempt, startedAt: number): Promise<void> {
+  private readonly settled = (attempt: Attempt, outcome: AttemptOutcome): void => {
     try {
-      const outcome = await attempt.outcome;
-      try {
-        this.freeSlot(attempt, startedAt);
-      } catch (error) {
-        // Starting the next job went wrong: that must not cost this job its outcome.
-        this.deps.logger.error({ err: error }, "starting a job failed");
-      }
-      await this.record(attempt, outcome);
+      this.freeSlot(attempt);
     } catch (error) {
-      this.deps.logger.error({ err: error, jobId: attempt.job.id }, "recording outcome failed");
-    } finally {
-      this.finishing.delete(attempt);
-      this.pendingProgress.delete(attempt);
-      this.recording.delete(attempt);
+      // Starting the next job went wrong: that must not cost this job its outcome.
+      this.deps.logger.error({ err: error }, "starting a job failed");
     }
+    // Canceled, timed out, lease lost or shutting down: someone else owns the state now.
+    if ("aborted" in outcome || attempt.aborted) {
+      this.recorded(attempt);
+      return;
+    }
+    this.finishing.add(attempt);
+    if (outcome.ok && !this.pendingProgress.has(attempt)) {
+      const result = this.resultOf(outcome.value);
+      if (result) {
+        this.completing.push({ attempt, result, now: this.now() });
+        if (this.completing.length === 1) setImmediate(this.writeCompletions);
+        return;
+      }
+    }
+    // A failure, a result the store cannot take, or a last progress report to write first.
+    this.record(attempt, outcome)
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, jobId: attempt.job.id }, "recording outcome failed"),
+      )
+      .finally(() => this.recorded(attempt));
+  };
+
+  /** The handler's value as the store keeps it; null if it cannot be (record fails the job). */
+  private resultOf(value: unknown): ResultPayload | null {
+    try {
+      return toResultPayload(value, this.deps.options.maxResultBytes);
+    } catch {
+      return null;
+    }
+  }
+
+  /** The completions of one turn, in one write. */
+  private readonly writeCompletions = (): void => {
+    const batch = this.completing;
+    this.completing = [];
+    this.deps.store
+      .completeMany(
+        batch.map(({ attempt, result, now }) => ({
+          lease: attempt.lease,
+          result,
+          now,
+          hasCallback: attempt.job.callback !== null,
+        })),
+      )
+      .then(
+        (applied) =>
+          applied.forEach((ok, i) => {
+            if (ok) return;
+            const { job } = batch[i]!.attempt;
+            this.deps.logger.warn(
+              { jobId: job.id, attempt: job.attempt },
+              "result discarded: the lease was lost",
+            );
+          }),
+        (error: unknown) =>
+          this.deps.logger.error({ err: error, jobs: batch.length }, "recording outcomes failed"),
+      )
+      .finally(() => {
+        for (const { attempt } of batch) this.recorded(attempt);
+      });
+  };
+
+  /** The attempt's outcome is written, or needs no write: nothing of it is kept here any more. */
+  private recorded(attempt: Attempt): void {
+    this.finishing.delete(attempt);
+    this.pendingProgress.delete(attempt);
+    if (--this.unrecorded === 0) for (const resolve of this.recordedWaiters.splice(0)) resolve();
+  }
+
+  /** Settles once every attempt started so far is recorded. */
+  private allRecorded(): Promise<void> {
+    if (this.unrecorded === 0) return Promise.resolve();
+    return new Promise((resolve) => this.recordedWaiters.push(resolve));
   }
 
   private watchDeadline(at: number): void {
@@ -416,8 +480,8 @@ export class WorkerRuntime {
     if (next < Infinity) this.watchDeadline(next);
   }
 
-  private freeSlot(attempt: Attempt, startedAt: number): void {
-    const { job } = attempt;
+  private freeSlot(attempt: Attempt): void {
+    const { job, startedAt } = attempt;
     // A newer attempt of the same job may have replaced this one (lease lost, claimed again).
     if (this.running.get(job.id) === attempt) this.running.delete(job.id);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 1) - 1);
@@ -431,12 +495,10 @@ export class WorkerRuntime {
     this.wake();
   }
 
-  private async record(attempt: Attempt, outcome: AttemptOutcome): Promise<void> {
+  /** An outcome written on its own: a failure, or after the attempt's last progress report. */
+  private async record(attempt: Attempt, outcome: HandlerOutcome): Promise<void> {
     const { job, lease } = attempt;
     const { store, logger } = this.deps;
-    // Canceled, timed out, lease lost or shutting down: someone else owns the state now.
-    if ("aborted" in outcome || attempt.aborted) return;
-    this.finishing.add(attempt);
     // The handler's last progress report lands before its outcome.
     const lastProgress = this.pendingProgress.get(attempt);
     if (lastProgress) {

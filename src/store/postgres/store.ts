@@ -33,6 +33,7 @@ import {
 import type {
   ApiKeyRecord,
   CancelOutcome,
+  CompleteParams,
   ClaimedDelivery,
   DeliveryAttempt,
   ClaimedJob,
@@ -92,6 +93,8 @@ export interface PostgresStoreOptions {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+/** Completions written by one statement at most (its arrays stay well below a megabyte). */
+const MAX_BATCH = 1000;
 /** Backoff between attempts at a write whose connection failed (up to ~8 s in all). */
 const RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600, 2000, 3000];
 
@@ -201,10 +204,6 @@ export class PostgresStore implements Store {
   private readonly channel: string;
   private readonly inlineResultBytes: number;
   private readonly listener: PgListener | null;
-  private readonly completions: Batcher<
-    { lease: Lease; result: StoredColumns; now: number; outbox: boolean },
-    { type: string; hasCallback: boolean } | null
-  >;
   /** Submits without a key or a lease, inserted together (one statement, one commit). */
   private readonly inserts: Batcher<PendingInsert, JobRow | InsertFailed>;
   private readonly progressWrites: Batcher<
@@ -263,7 +262,6 @@ export class PostgresStore implements Store {
             onEvent: (event) => this.events.emit(event),
             onReconnect: () => this.events.emit({ kind: "resync" }),
           });
-    this.completions = new Batcher((items) => this.completeMany(items));
     this.inserts = new Batcher((items) => this.insertMany(items));
     this.progressWrites = new Batcher((items) => this.progressMany(items));
   }
@@ -661,44 +659,66 @@ export class PostgresStore implements Store {
     }
   }
 
-  async complete({ lease, result, now, hasCallback }: Parameters<Store["complete"]>[0]): Promise<boolean> {
+  complete(params: CompleteParams): Promise<boolean> {
+    return this.completeMany([params]).then((applied) => applied[0]!);
+  }
+
+  async completeMany(items: readonly CompleteParams[]): Promise<boolean[]> {
     // Most results are stored inline, in the completion's own row: no write of their own first.
-    const columns = this.inlineColumns(result) ?? (await this.placeChunks(lease, result));
-    const item = { lease, result: columns, now, outbox: hasCallback !== false };
-    let done: { type: string; hasCallback: boolean } | null;
+    const columns = items.map((item) => this.inlineColumns(item.result));
+    if (columns.includes(null)) {
+      await Promise.all(
+        items.map(async (item, i) => {
+          columns[i] ??= await this.placeChunks(item.lease, item.result);
+        }),
+      );
+    }
+    const writes = items.map((item, i) => ({
+      lease: item.lease,
+      result: columns[i]!,
+      now: item.now,
+      outbox: item.hasCallback !== false,
+    }));
+    const done: (Completed | null)[] = [];
+    for (let i = 0; i < writes.length; i += MAX_BATCH)
+      done.push(...(await this.completeBatch(writes.slice(i, i + MAX_BATCH))));
+    const fenced: Lease[] = [];
+    const applied = writes.map(({ lease, result }, i) => {
+      const completed = done[i];
+      if (completed) this.notifyTerminal(lease.id, completed.type, "succeeded", completed.hasCallback);
+      else if (result.chunked) fenced.push(lease);
+      return Boolean(completed);
+    });
+    // Fenced: those attempts lost their leases; their chunks must not survive.
+    for (const lease of fenced) {
+      await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [
+        lease.id,
+        lease.leaseToken,
+      ]);
+    }
+    return applied;
+  }
+
+  /** One statement for the batch; tried again while the connection fails. */
+  private async completeBatch(writes: CompletionWrite[]): Promise<(Completed | null)[]> {
     try {
-      done = await this.completions.add(item);
+      return await this.writeCompletions(writes);
     } catch (error) {
-      // The lease fences the write, so trying again is safe; giving up would leave the job
-      // running until its lease expires, and then run it again.
-      done = await retryTransient(
+      // The lease fences the write, so trying again is safe; giving up would leave the jobs
+      // running until their leases expire, and then run them again.
+      return retryTransient(
         async () => {
-          const applied = await this.completions.add(item);
+          const done = await this.writeCompletions(writes);
           // Nothing to update: did an earlier try commit before its answer was lost?
-          return applied === null ? this.completedBy(lease, columns) : applied;
+          return Promise.all(done.map((d, i) => d ?? this.completedBy(writes[i]!.lease, writes[i]!.result)));
         },
         { error },
       );
     }
-    if (done === null) {
-      // Fenced: this attempt lost its lease; its chunks must not survive.
-      if (columns.chunked) {
-        await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [
-          lease.id,
-          lease.leaseToken,
-        ]);
-      }
-      return false;
-    }
-    this.notifyTerminal(lease.id, done.type, "succeeded", done.hasCallback);
-    return true;
   }
 
   /** After a lost answer: the job as this attempt completed it, or null if it did not. */
-  private async completedBy(
-    lease: Lease,
-    columns: StoredColumns,
-  ): Promise<{ type: string; hasCallback: boolean } | null> {
+  private async completedBy(lease: Lease, columns: StoredColumns): Promise<Completed | null> {
     const [row] = await this.query<{
       type: string;
       status: string;
@@ -715,28 +735,26 @@ export class PostgresStore implements Store {
     return { type: row.type, hasCallback: row.has_callback };
   }
 
-  private async completeMany(
-    items: { lease: Lease; result: StoredColumns; now: number; outbox: boolean }[],
-  ): Promise<({ type: string; hasCallback: boolean } | null)[]> {
+  private async writeCompletions(writes: CompletionWrite[]): Promise<(Completed | null)[]> {
     // A batch of jobs without callbacks skips the outbox CTEs (a fifth of the database's work).
-    const sorted = byLeaseId(items);
+    const sorted = byLeaseId(writes);
     const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(
-      items.some((i) => i.outbox) ? SQL.completeMany : SQL.completeManyLean,
+      writes.some((w) => w.outbox) ? SQL.completeMany : SQL.completeManyLean,
       [
-        arrayParam(sorted.map((i) => i.lease.id)),
-        arrayParam(sorted.map((i) => i.lease.leaseToken)),
-        arrayParam(sorted.map((i) => i.result.kind)),
-        arrayParam(sorted.map((i) => i.result.contentType)),
-        arrayParam(sorted.map((i) => i.result.data)),
-        arrayParam(sorted.map((i) => i.result.location)),
-        arrayParam(sorted.map((i) => i.result.size)),
-        arrayParam(sorted.map((i) => i.now)),
+        arrayParam(sorted.map((w) => w.lease.id)),
+        arrayParam(sorted.map((w) => w.lease.leaseToken)),
+        arrayParam(sorted.map((w) => w.result.kind)),
+        arrayParam(sorted.map((w) => w.result.contentType)),
+        arrayParam(sorted.map((w) => w.result.data)),
+        arrayParam(sorted.map((w) => w.result.location)),
+        arrayParam(sorted.map((w) => w.result.size)),
+        arrayParam(sorted.map((w) => w.now)),
         this.channel,
         this.nodeId,
       ],
     );
     const done = new Map(rows.map((r) => [r.id, r]));
-    return items.map(({ lease }) => {
+    return writes.map(({ lease }) => {
       const row = done.get(lease.id);
       return row?.token === lease.leaseToken ? { type: row.type, hasCallback: row.has_callback } : null;
     });
@@ -1225,6 +1243,21 @@ interface StoredColumns {
   location: string | null;
   size: number;
   chunked: boolean;
+}
+
+/** A completion on its way to the statement. */
+interface CompletionWrite {
+  lease: Lease;
+  result: StoredColumns;
+  now: number;
+  /** The job may have a callback: write the outbox event its terminal move owes. */
+  outbox: boolean;
+}
+
+/** What a completion's statement reports of a completed job. */
+interface Completed {
+  type: string;
+  hasCallback: boolean;
 }
 
 /** A JSON or bytes result's bytes and content type. */

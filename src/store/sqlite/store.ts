@@ -8,6 +8,7 @@ import { jobProblem } from "../../jobs/problems.js";
 import type { JobStatus } from "../../jobs/states.js";
 import { EventHub } from "../event-hub.js";
 import type {
+  CompleteParams,
   ApiKeyRecord,
   CallbackSpec,
   CancelOutcome,
@@ -302,7 +303,12 @@ export class SqliteStore implements Store {
     return row !== undefined;
   }
 
-  async complete({ lease, result, now }: Parameters<Store["complete"]>[0]): Promise<boolean> {
+  /** Each through the group commit, which writes those of one turn in one transaction. */
+  completeMany(items: readonly CompleteParams[]): Promise<boolean[]> {
+    return Promise.all(items.map((item) => this.complete(item)));
+  }
+
+  async complete({ lease, result, now }: CompleteParams): Promise<boolean> {
     const stored = await this.placeResult(lease, result);
     const applied = await this.writes.run(() => {
       const row = this.sql.complete.get(
