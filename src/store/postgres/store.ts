@@ -111,20 +111,24 @@ type ArrayValue = string | number | Buffer | null;
  * integers, NULLs) as an array literal joined at once; anything else the driver's way.
  */
 function arrayParam(values: ArrayValue[]): string | ArrayValue[] | null {
+  // Indexed loops: a for-of allocates an iterator result per element until the code is optimized.
   let plain = true;
-  let allNull = true;
-  for (const value of values) {
-    if (value === null) continue;
-    allNull = false;
-    if (
-      typeof value === "number"
-        ? !Number.isSafeInteger(value)
-        : typeof value !== "string" || !UNQUOTED.test(value) || /^null$/i.test(value)
-    )
-      plain = false;
+  let nulls = 0;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]!;
+    if (value === null) nulls++;
+    else if (plain && !(typeof value === "number" ? Number.isSafeInteger(value) : isPlainText(value))) plain = false;
   }
-  if (allNull) return null;
-  return plain ? `{${values.map((v) => (v === null ? "NULL" : v)).join(",")}}` : values;
+  if (nulls === values.length) return null;
+  if (!plain) return values;
+  if (nulls === 0) return `{${values.join(",")}}`;
+  let text = "";
+  for (let i = 0; i < values.length; i++) text += (i === 0 ? "" : ",") + (values[i] ?? "NULL");
+  return `{${text}}`;
+}
+
+function isPlainText(value: string | Buffer): boolean {
+  return typeof value === "string" && UNQUOTED.test(value) && !/^null$/i.test(value);
 }
 
 /**
