@@ -111,6 +111,8 @@ export interface NewJob {
   maxAttempts: number;
   metadata: Record<string, string>;
   callback: CallbackSpec | null;
+  /** A request waits for the job's end (see `watch`). @default false */
+  watched?: boolean;
 }
 
 export interface IdempotencyClaim {
@@ -263,6 +265,12 @@ export interface Store {
      */
     lease?: { token: string; expiresAt: number };
   }): Promise<SubmitOutcome>;
+  /**
+   * A request waits for this job's end: have the end announced to every node, as the waiter
+   * may be on another one (a driver that announces every end has nothing to do). Call it
+   * before reading the job's status for the wait.
+   */
+  watch(params: { tenantId: string; id: string }): Promise<void>;
   get(params: { tenantId: string; id: string }): Promise<JobRecord | null>;
   list(filter: ListFilter): Promise<JobRecord[]>;
   /** The stored result of a succeeded job; null when there is none (or it was purged). */

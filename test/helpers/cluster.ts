@@ -14,7 +14,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { PG_URL } from "./postgres.js";
-import { parsePayload } from "../../src/store/postgres/listener.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const FIXTURE_JOBS = join(ROOT, "test/fixtures/jobs");
@@ -344,30 +343,38 @@ export async function countBackends(name: string, applicationName: string): Prom
 }
 
 /**
- * LISTEN on a schema's notification channel and count terminal transitions (`t|node|id|…` lines)
- * per job: every terminal move is announced by `pg_notify` in the statement that makes it,
- * so two notifications for one job mean two terminal transitions.
+ * Every terminal transition of the schema's jobs, as the database saw it: a trigger (the
+ * test's own, beside the schema's tables) logs each move from queued or running to a terminal
+ * state, so a job moved twice, by two attempts or two nodes, shows twice. Read the log with
+ * `moves()`: job id to the statuses it moved to, in order.
  */
-export async function listenTerminal(
+export async function recordTerminalMoves(
   url: string,
   schema: string,
-): Promise<{ terminal: Map<string, string[]>; close(): Promise<void> }> {
-  const client = new pg.Client({ connectionString: url, application_name: "tessera-test-listen" });
-  client.on("error", () => undefined);
-  const terminal = new Map<string, string[]>();
-  client.on("notification", (message) => {
-    // One notification may carry several lines (a batch of completions).
-    for (const line of (message.payload ?? "").split("\n")) {
-      const event = parsePayload(line)?.event;
-      if (event?.kind !== "terminal") continue;
-      const list = terminal.get(event.jobId) ?? [];
-      list.push(event.status);
-      terminal.set(event.jobId, list);
-    }
-  });
-  await client.connect();
-  await client.query(`LISTEN tessera_${schema}`);
-  return { terminal, close: () => client.end().catch(() => undefined) };
+): Promise<{ moves(): Promise<Map<string, string[]>> }> {
+  await pgQuery(
+    url,
+    `CREATE TABLE ${schema}.test_terminal_moves (seq bigserial PRIMARY KEY, job_id text NOT NULL, status text NOT NULL);
+     CREATE FUNCTION ${schema}.test_log_terminal_move() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         INSERT INTO ${schema}.test_terminal_moves (job_id, status) VALUES (NEW.id, NEW.status);
+         RETURN NULL;
+       END $$;
+     CREATE TRIGGER test_terminal_moves AFTER UPDATE ON ${schema}.jobs FOR EACH ROW
+       WHEN (OLD.status IN ('queued', 'running') AND NEW.status NOT IN ('queued', 'running'))
+       EXECUTE FUNCTION ${schema}.test_log_terminal_move();`,
+  );
+  return {
+    async moves() {
+      const rows = await pgQuery<{ job_id: string; status: string }>(
+        url,
+        `SELECT job_id, status FROM ${schema}.test_terminal_moves ORDER BY seq`,
+      );
+      const moves = new Map<string, string[]>();
+      for (const row of rows) moves.set(row.job_id, [...(moves.get(row.job_id) ?? []), row.status]);
+      return moves;
+    },
+  };
 }
 
 /** The flags of a node on PostgreSQL with a signing secret (not --dev) and the fixture jobs. */

@@ -5,7 +5,7 @@ import { SQL } from "../../src/store/postgres/statements.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { describeStoreSuite } from "./store-suite.js";
-import { LEASE_MS, claimOne, newJob, submitJob, T0, TENANT } from "./suite/context.js";
+import { LEASE_MS, claimOne, leaseOf, newJob, submitJob, T0, TENANT } from "./suite/context.js";
 
 /** Each test of the suite gets a store in a fresh schema of the database at `url`. */
 const storeIn = (connectionString: string, poolSize: number) => async () => {
@@ -450,25 +450,68 @@ describe("postgres: statements per job", () => {
     await withStore({}, async (store) => {
       const query = vi.spyOn(poolOf(store), "query");
       const types = Array.from({ length: 70 }, (_, i) => `test.${"long-type-name-".repeat(8)}${i}`);
-      // 70 lines of ~150 bytes (submits) and ~200 (completions): more than one payload each.
+      // 70 lines of ~150 bytes (submits) and ~200 (completions of watched jobs): more than one
+      // payload each.
       await Promise.all(
-        types.map((type) => store.submit({ job: newJob({ type }), idempotency: null, now: T0 })),
+        types.map((type) =>
+          store.submit({ job: newJob({ type, watched: true }), idempotency: null, now: T0 }),
+        ),
       );
       expect(
         query.mock.calls.filter(([c]) => (c as { name?: string }).name === "tessera_insertJobs"),
       ).toHaveLength(1);
       const claimed = await store.claim({ types, limit: 100, leaseMs: LEASE_MS, now: T0 });
       expect(claimed).toHaveLength(70);
-      const done = await Promise.all(
-        claimed.map((job) =>
-          store.complete({
-            lease: { id: job.id, leaseToken: job.leaseToken },
-            result: { kind: "none" },
-            now: T0,
-          }),
-        ),
+      const done = await store.completeMany(
+        claimed.map((job) => ({ lease: leaseOf(job), result: { kind: "none" }, now: T0 })),
       );
       expect(done).toEqual(claimed.map(() => true));
+      expect(
+        query.mock.calls.filter(([c]) => (c as { name?: string }).name === "tessera_completeMany"),
+      ).toHaveLength(1);
+    });
+  });
+
+  it("a job's end is announced to other nodes if a request waits for it; a failure always", async () => {
+    await withStore({}, async (store, schema) => {
+      const lines: string[] = [];
+      const listener = new pg.Client({ connectionString: PG_URL });
+      listener.on("notification", (m) =>
+        lines.push(...(m.payload ?? "").split("\n").filter((l) => l.startsWith("t|"))),
+      );
+      await listener.connect();
+      await listener.query(`LISTEN tessera_${schema}`);
+      try {
+        const quiet = await submitJob(store, { id: "quiet" });
+        const submittedWaited = await submitJob(store, { id: "waited", watched: true });
+        const waitedLater = await submitJob(store, { id: "later" });
+        const failing = await submitJob(store, { id: "failing", maxAttempts: 1 });
+        // A wait that began after the submit; and one on a job that ended already (no effect).
+        await store.watch({ tenantId: TENANT, id: waitedLater.id });
+        const jobs = await store.claim({ types: [quiet.type], limit: 10, leaseMs: LEASE_MS, now: T0 + 1 });
+        expect(jobs).toHaveLength(4);
+        const byId = new Map(jobs.map((j) => [j.id, j]));
+        const applied = await store.completeMany(
+          [quiet, submittedWaited, waitedLater].map((j) => ({
+            lease: leaseOf(byId.get(j.id)!),
+            result: { kind: "none" },
+            now: T0 + 2,
+          })),
+        );
+        expect(applied).toEqual([true, true, true]);
+        await store.watch({ tenantId: TENANT, id: quiet.id });
+        const error = { type: "about:blank", title: "boom", status: 500, detail: "boom" };
+        await store.fail({ lease: leaseOf(byId.get(failing.id)!), error, retryAt: null, now: T0 + 3 });
+
+        await vi.waitFor(() => expect(lines).toHaveLength(3), { timeout: 2000 });
+        await new Promise((resolve) => setTimeout(resolve, 100)); // nothing more comes
+        const announced = lines.map((l) => l.split("|").slice(2, 4).join(" "));
+        expect(announced.sort()).toEqual(
+          [`${submittedWaited.id} succeeded`, `${waitedLater.id} succeeded`, `${failing.id} failed`].sort(),
+        );
+      } finally {
+        await listener.end();
+      }
     });
   });
 

@@ -48,15 +48,21 @@ function idempotencyKey(request: FastifyRequest): string | null {
   return values[0]!;
 }
 
-/** Hold the request until the job is terminal, `seconds` pass or the client goes away. */
+/**
+ * Hold the request until the job is terminal, `seconds` pass or the client goes away.
+ * `watched`: the job was submitted watched (its end is announced to every node already).
+ */
 async function waitForTerminal(
   request: FastifyRequest,
   reply: FastifyReply,
   deps: ServerDeps,
   job: JobRecord,
   seconds: number,
+  watched: boolean,
 ): Promise<JobRecord> {
   if (seconds <= 0 || isTerminal(job.status)) return job;
+  // Before the status is read again below: an end after this is announced to this node too.
+  if (!watched) await deps.store.watch({ tenantId: job.tenantId, id: job.id });
   const gone = new AbortController();
   const onClose = () => gone.abort();
   reply.raw.once("close", onClose);
@@ -92,14 +98,14 @@ async function holdForTerminal(
   job: JobRecord,
   seconds: number,
   preferred: number | null,
-  needsSlot = true,
+  { needsSlot = true, watched = false }: { needsSlot?: boolean; watched?: boolean } = {},
 ): Promise<JobRecord | null> {
   const release = needsSlot ? deps.waits.admit(request.tenantId) : () => undefined;
   if (release === null) return null;
   try {
     if (preferred !== null)
       reply.header("preference-applied", `wait=${Math.min(preferred, deps.config.maxWaitSeconds)}`);
-    return await waitForTerminal(request, reply, deps, job, seconds);
+    return await waitForTerminal(request, reply, deps, job, seconds, watched);
   } finally {
     release();
   }
@@ -124,6 +130,8 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     if (request.body === undefined) throw new ProblemError("invalid-json", "a JSON body is required");
     const now = deps.now();
     const job = buildJob(request.body, { tenantId: request.tenantId, registry: deps.registry, config, now });
+    // Its end is announced to every node, as this request will wait for it on this one.
+    if (wait !== null) job.watched = true;
 
     if (job.callback) await checkCallback(request, deps, job.callback, job.type);
     await deps.limiter?.admitQueued(request.tenantId); // 429 quota-exceeded
@@ -178,6 +186,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
             outcome.job,
             Math.min(wait, config.maxWaitSeconds),
             wait,
+            { watched: true },
           );
     if (latest && isTerminal(latest.status))
       return sendResult(request, reply, latest, deps, { contentLocation: true });
@@ -210,7 +219,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const wait = Math.min(config.maxWaitSeconds, ...bounds.filter((b): b is number => b !== null));
     if (bounds.some((b) => b !== null)) {
       const holds = wait > 0 && !isTerminal(job.status);
-      job = (await holdForTerminal(request, reply, deps, job, wait, preferred, holds)) ?? job;
+      job = (await holdForTerminal(request, reply, deps, job, wait, preferred, { needsSlot: holds })) ?? job;
     }
     if (!isTerminal(job.status)) {
       sendPending(request, reply, deps, job);

@@ -47,12 +47,13 @@ const ID_IN = (alias: string, param: string) => `${alias}.id = ANY(ARRAY(SELECT 
 const NOTIFY_QUEUED = (alias: string) =>
   `pg_notify($12, 'q|' || $13 || '|' || ${alias}.type || '|' || ${alias}.run_at)`;
 
-// A new job: queued, or running under the lease a local worker took for it ($14, $15).
+// A new job: queued, or running under the lease a local worker took for it ($14, $15); $16:
+// a request waits for its end.
 const INSERT_COLUMNS = `id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-  max_attempts, metadata, callback, attempt, started_at, lease_token, lease_expires_at`;
+  max_attempts, metadata, callback, attempt, started_at, lease_token, lease_expires_at, watched`;
 const INSERT_VALUES = `$1, $2, $3, CASE WHEN $14::text IS NULL THEN 'queued' ELSE 'running' END, $4, $5, $6, $7, $8,
   $9, $10, $11, CASE WHEN $14::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $14::text IS NULL THEN NULL ELSE $7::bigint END,
-  $14::text, $15::bigint`;
+  $14::text, $15::bigint, $16::boolean`;
 const NOTIFY_QUEUED_INSERT = `CASE WHEN ins.status = 'queued' THEN ${NOTIFY_QUEUED("ins")} END`;
 
 /**
@@ -67,8 +68,10 @@ const NOTIFY_LINES = (channel: string, line: string, from: string) => `
       GROUP BY chunk`;
 
 /**
- * A batch of completions in one statement, with one notification per ~7,000 bytes of lines. `outbox`: also write the callback events owed; a
- * batch without callbacks skips those CTEs (and the full row they need).
+ * A batch of completions in one statement. Other nodes are told of the watched ones (a request
+ * waits for them somewhere), one notification per ~7,000 bytes of lines. `outbox`: also write
+ * the callback events owed; a batch without callbacks skips those CTEs (and the full row they
+ * need).
  */
 const COMPLETE_MANY = (outbox: boolean) => `
     WITH done AS (
@@ -80,11 +83,11 @@ const COMPLETE_MANY = (outbox: boolean) => `
       WHERE ${ID_IN("j", "$1")} AND j.id = c.id AND j.lease_token = c.token
       RETURNING ${
         outbox
-          ? `${J("j")}, c.token),
+          ? `${J("j")}, j.watched, c.token),
     ${OUTBOX("done")}`
-          : "j.id, j.type, j.callback, c.token)"
+          : "j.id, j.type, j.callback, j.watched, c.token)"
       },
-    nt AS (${NOTIFY_LINES("$9", `'t|' || $10 || '|' || id || '|succeeded|' || type`, "done")})
+    nt AS (${NOTIFY_LINES("$9", `'t|' || $10 || '|' || id || '|succeeded|' || type`, "(SELECT * FROM done WHERE watched) w")})
     SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
 
 /**
@@ -109,12 +112,12 @@ export const SQL = {
   insertJobs: `
     WITH ins AS (
       INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-        max_attempts, metadata, callback, attempt)
+        max_attempts, metadata, callback, attempt, watched)
       SELECT c.id, c.tenant_id, c.type, 'queued', c.input, c.priority, c.run_at, c.created_at, c.deadline_at,
-        c.max_attempts, c.metadata, c.callback, 0
+        c.max_attempts, c.metadata, c.callback, 0, c.watched
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
-        $8::bigint[], $9::int[], $10::text[], $11::text[])
-        AS c(id, tenant_id, type, input, priority, run_at, created_at, deadline_at, max_attempts, metadata, callback)
+        $8::bigint[], $9::int[], $10::text[], $11::text[], $14::boolean[])
+        AS c(id, tenant_id, type, input, priority, run_at, created_at, deadline_at, max_attempts, metadata, callback, watched)
       ON CONFLICT (id) DO NOTHING
       RETURNING ${JOB_COLUMNS}),
     nt AS (${NOTIFY_LINES(
@@ -123,16 +126,23 @@ export const SQL = {
       "(SELECT type, min(run_at) AS run_at FROM ins GROUP BY type) t",
     )})
     SELECT ins.* FROM ins, (SELECT count(*) FROM nt) n`,
-  // insertJob with an Idempotency-Key ($16 key, $17 request hash); no row: the key exists
+  // insertJob with an Idempotency-Key ($17 key, $18 request hash); no row: the key exists
   // already (the caller reads it and replays).
   insertJobWithKey: `
     WITH idem AS (
       INSERT INTO {{s}}.idempotency_keys (tenant_id, key, request_hash, job_id, created_at)
-      VALUES ($2, $16, $17, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
+      VALUES ($2, $17, $18, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
     ins AS (
       INSERT INTO {{s}}.jobs (${INSERT_COLUMNS})
       SELECT ${INSERT_VALUES} WHERE EXISTS (SELECT 1 FROM idem) RETURNING ${JOB_COLUMNS})
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
+  // A request waits for the job's end: have it announced to every node (see COMPLETE_MANY). No
+  // row: not active, or watched already. The row lock orders this against a completion: either
+  // the completion sees the flag, or this sees the job finished (the waiter then reads it so).
+  watch: `
+    UPDATE {{s}}.jobs SET watched = true
+    WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') AND NOT watched AND ${ASYNC_COMMIT}
+    RETURNING id`,
   // The job, or no row (not found, or not this tenant's).
   getJob: `SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`,
   // One page, newest first: the tenant's range of the primary key ($4 to $5, see tenantIdRange)

@@ -117,7 +117,8 @@ function arrayParam(values: ArrayValue[]): string | ArrayValue[] | null {
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
     if (value === null) nulls++;
-    else if (plain && !(typeof value === "number" ? Number.isSafeInteger(value) : isPlainText(value))) plain = false;
+    else if (plain && !(typeof value === "number" ? Number.isSafeInteger(value) : isPlainText(value)))
+      plain = false;
   }
   if (nulls === values.length) return null;
   if (!plain) return values;
@@ -382,7 +383,7 @@ export class PostgresStore implements Store {
     throw new Error("idempotency key kept changing under a submit");
   }
 
-  /** The parameters of SQL.insertJob (and the first 15 of SQL.insertJobWithKey). */
+  /** The parameters of SQL.insertJob (and the first 16 of SQL.insertJobWithKey). */
   private jobParams(
     { job, now, input, metadata, callback }: PendingInsert,
     lease: { token: string; expiresAt: number } | undefined,
@@ -404,6 +405,7 @@ export class PostgresStore implements Store {
       lease?.token ?? null,
       // A lease never outlives the job's deadline (see SQL.sweepDeadlines).
       lease ? Math.min(lease.expiresAt, job.deadlineAt) : null,
+      job.watched ?? false,
     ];
   }
 
@@ -427,6 +429,7 @@ export class PostgresStore implements Store {
       items.map((i) => i.callback),
       this.channel,
       this.nodeId,
+      items.map((i) => i.job.watched ?? false),
     ];
     let retried = false;
     let rows: JobRow[];
@@ -469,6 +472,10 @@ export class PostgresStore implements Store {
     const job = toJob(row);
     if (job.status === "queued") this.events.emit({ kind: "queued", type: job.type, runAt: job.runAt });
     return { kind: "created", job };
+  }
+
+  async watch({ tenantId, id }: { tenantId: string; id: string }): Promise<void> {
+    await this.query(SQL.watch, [tenantId, id]);
   }
 
   async get({ tenantId, id }: { tenantId: string; id: string }): Promise<JobRecord | null> {

@@ -177,6 +177,11 @@ export class SqliteStore implements Store {
     return outcome;
   }
 
+  /** One process: every end is announced to its waiters already. */
+  watch(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async get({ tenantId, id }: { tenantId: string; id: string }): Promise<JobRecord | null> {
     const row = this.sql.getJob.get(tenantId, id) as JobRow | undefined;
     return row ? toJob(row) : null;
