@@ -1,6 +1,7 @@
 /**
  * Coalesces calls made during one turn of the event loop into one `flush` of all of them, so a
- * network database gets one round trip (one `UPDATE … FROM unnest(…)`) for many completions.
+ * network database gets one round trip (one `INSERT … SELECT FROM unnest(…)` or
+ * `UPDATE … FROM unnest(…)`) for many submits, progress reports or rate-counter hits.
  * `flush` returns one result per item, in order; if it throws, every caller is rejected.
  */
 export class Batcher<In, Out> {

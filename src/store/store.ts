@@ -247,7 +247,11 @@ export interface Store {
   /** Cheap liveness probe of the database, for `/readyz`. */
   ping(): Promise<void>;
   close(): Promise<void>;
-  /** Listen for committed changes (this process's, and other nodes' where the driver can). */
+  /**
+   * Listen for committed changes: this process's, and other nodes' where the driver can (on
+   * PostgreSQL every queued job and failure, and a success only for a job marked by `watch` or
+   * submitted `watched`).
+   */
   subscribe(listener: (event: StoreEvent) => void): () => void;
 
   // --- submit and read (API side); every read is scoped by tenant -----------------------
@@ -290,10 +294,13 @@ export interface Store {
     message: string | null;
     now: number;
   }): Promise<boolean>;
+  /** A succeeded attempt: its result stored, the job `succeeded`. False: the lease was lost. */
   complete(params: CompleteParams): Promise<boolean>;
   /**
    * `complete` for many attempts, in one write where the driver can (a worker's completions of
-   * one event-loop turn); one answer per item, in order.
+   * one event-loop turn); one answer per item, in order. If it rejects, some items may have
+   * been written and others not: each can be tried again alone (the lease fences it; one
+   * already written answers false).
    */
   completeMany(items: readonly CompleteParams[]): Promise<boolean[]>;
   /** A failed attempt: back to queued at `retryAt` when given, else terminal `failed`. */
@@ -320,7 +327,7 @@ export interface Store {
   terminalIds(params: { ids: string[] }): Promise<string[]>;
   /**
    * Earliest `runAt` among `types`' queued jobs whose run was put off past their submission
-   * (delayed, retried, released), to sleep until it; or null. Jobs due when submitted are left
+   * (delayed, retried, released, requeued after a lost lease), to sleep until it; or null. Jobs due when submitted are left
    * out: they were announced then (a `queued` event), and an index of them would cost every
    * submit an entry.
    */

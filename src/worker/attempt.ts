@@ -47,6 +47,7 @@ export class Attempt {
   run(handler: () => unknown): void {
     try {
       const value = handler();
+      // Inside the try: a hostile thenable may throw from its `then` (or from reading it).
       if (!isThenable(value)) {
         this.settle({ ok: true, value });
         return;

@@ -356,7 +356,6 @@ export class WorkerRuntime {
     this.running.get(job.id)?.abort("lease-lost");
     this.running.set(job.id, attempt);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 0) + 1);
-    this.unrecorded++;
     // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
     this.watchDeadline(job.deadlineAt);
 
@@ -366,6 +365,7 @@ export class WorkerRuntime {
       logger: this.deps.logger,
       progress: (percent, message) => this.queueProgress(attempt, percent, message),
     });
+    this.unrecorded++;
     attempt.run(() => registered.definition.run(job.input, ctx));
   }
 
@@ -396,12 +396,17 @@ export class WorkerRuntime {
       }
     }
     // A failure, a result the store cannot take, or a last progress report to write first.
-    this.record(attempt, outcome)
+    this.track(attempt, this.record(attempt, outcome));
+  };
+
+  /** Log what recording `attempt` threw, then let it go. */
+  private track(attempt: Attempt, write: Promise<void>): void {
+    write
       .catch((error: unknown) =>
         this.deps.logger.error({ err: error, jobId: attempt.job.id }, "recording outcome failed"),
       )
       .finally(() => this.recorded(attempt));
-  };
+  }
 
   /** The handler's value as the store keeps it; null if it cannot be (record fails the job). */
   private resultOf(value: unknown): ResultPayload | null {
@@ -412,36 +417,55 @@ export class WorkerRuntime {
     }
   }
 
-  /** The completions of one turn, in one write. */
+  /**
+   * The completions of one turn, in one write. If that write fails, each is tried alone, so
+   * that one job's trouble (a large result that could not be stored) costs no other job its
+   * outcome: the lease fences every write, so a second try is safe.
+   */
   private readonly writeCompletions = (): void => {
     const batch = this.completing;
     this.completing = [];
+    const params = batch.map(({ attempt, result, now }) => ({
+      lease: attempt.lease,
+      result,
+      now,
+      hasCallback: attempt.job.callback !== null,
+    }));
     this.deps.store
-      .completeMany(
-        batch.map(({ attempt, result, now }) => ({
-          lease: attempt.lease,
-          result,
-          now,
-          hasCallback: attempt.job.callback !== null,
-        })),
-      )
+      .completeMany(params)
       .then(
-        (applied) =>
-          applied.forEach((ok, i) => {
-            if (ok) return;
-            const { job } = batch[i]!.attempt;
-            this.deps.logger.warn(
-              { jobId: job.id, attempt: job.attempt },
-              "result discarded: the lease was lost",
+        (applied) => {
+          for (let i = 0; i < batch.length; i++) this.completed(batch[i]!.attempt, applied[i]!, true);
+        },
+        (error: unknown) => {
+          this.deps.logger.warn(
+            { err: error, jobs: batch.length },
+            "a batch of completions failed; each is tried alone",
+          );
+          for (let i = 0; i < batch.length; i++) {
+            const { attempt } = batch[i]!;
+            const alone = this.deps.store.complete(params[i]!);
+            this.track(
+              attempt,
+              alone.then((applied) => this.completed(attempt, applied, false)),
             );
-          }),
-        (error: unknown) =>
-          this.deps.logger.error({ err: error, jobs: batch.length }, "recording outcomes failed"),
+          }
+        },
       )
-      .finally(() => {
-        for (const { attempt } of batch) this.recorded(attempt);
-      });
+      .catch((error: unknown) => this.deps.logger.error({ err: error }, "recording outcomes failed"));
   };
+
+  /** A completion's answer; `record`: the attempt is recorded here (else by its caller). */
+  private completed(attempt: Attempt, applied: boolean, record: boolean): void {
+    if (!applied) {
+      const { job } = attempt;
+      this.deps.logger.warn(
+        { jobId: job.id, attempt: job.attempt },
+        "result not recorded: the lease was lost (or an earlier try recorded it)",
+      );
+    }
+    if (record) this.recorded(attempt);
+  }
 
   /** The attempt's outcome is written, or needs no write: nothing of it is kept here any more. */
   private recorded(attempt: Attempt): void {

@@ -474,11 +474,15 @@ describe("postgres: statements per job", () => {
 
   it("a job's end is announced to other nodes if a request waits for it; a failure always", async () => {
     await withStore({}, async (store, schema) => {
-      const lines: string[] = [];
+      const lines: string[] = []; // t|… (ends)
+      const queuedLines: string[] = []; // q|… (work queued)
       const listener = new pg.Client({ connectionString: PG_URL });
-      listener.on("notification", (m) =>
-        lines.push(...(m.payload ?? "").split("\n").filter((l) => l.startsWith("t|"))),
-      );
+      listener.on("notification", (m) => {
+        for (const line of (m.payload ?? "").split("\n")) {
+          if (line.startsWith("t|")) lines.push(line);
+          else if (line.startsWith("q|")) queuedLines.push(line);
+        }
+      });
       await listener.connect();
       await listener.query(`LISTEN tessera_${schema}`);
       try {
@@ -486,8 +490,19 @@ describe("postgres: statements per job", () => {
         const submittedWaited = await submitJob(store, { id: "waited", watched: true });
         const waitedLater = await submitJob(store, { id: "later" });
         const failing = await submitJob(store, { id: "failing", maxAttempts: 1 });
-        // A wait that began after the submit; and one on a job that ended already (no effect).
+        // A wait that began after the submit, while the job is queued: workers are told again
+        // (a claim running then may have left it), here and on other nodes.
+        await vi.waitFor(() => expect(queuedLines).toHaveLength(4), { timeout: 2000 }); // the submits'
+        queuedLines.length = 0;
+        const queuedEvents: string[] = [];
+        const unsubscribe = store.subscribe((e) => {
+          if (e.kind === "queued") queuedEvents.push(e.type);
+        });
         await store.watch({ tenantId: TENANT, id: waitedLater.id });
+        unsubscribe();
+        expect(queuedEvents).toEqual([waitedLater.type]);
+        await vi.waitFor(() => expect(queuedLines).toHaveLength(1), { timeout: 2000 });
+        expect(queuedLines[0]).toContain(`|${waitedLater.type}|`);
         const jobs = await store.claim({ types: [quiet.type], limit: 10, leaseMs: LEASE_MS, now: T0 + 1 });
         expect(jobs).toHaveLength(4);
         const byId = new Map(jobs.map((j) => [j.id, j]));

@@ -935,3 +935,56 @@ describe("worker runtime: handoff to an idle worker", () => {
     expect(await terminal(s, first.id)).toMatchObject({ status: "succeeded", attempt: 1 });
   });
 });
+
+describe("worker runtime: completions", () => {
+  const quick = defineJob({ type: "test.quick", input: {}, run: () => ({ ok: true }) }) as JobDefinition;
+
+  it("the succeeded attempts of one turn are written with one store call", async () => {
+    const { store, tenantId } = await tempStore();
+    cleanups.push(() => store.close());
+    const calls: number[] = [];
+    const counted = withOverrides(store, {
+      completeMany: (items) => {
+        calls.push(items.length);
+        return store.completeMany(items);
+      },
+      complete: () => Promise.reject(new Error("the runtime completes through completeMany")),
+    });
+    await queueDirectly(
+      store,
+      tenantId,
+      quick.type,
+      Array.from({ length: 20 }, () => ({})),
+    );
+    startWorker(counted, [quick], { concurrency: 20 });
+    await waitFor("20 completions", () => calls.reduce((a, b) => a + b, 0) === 20, 5000);
+    // All 20 were claimed together and ended in one turn: far fewer writes than jobs.
+    expect(calls.length).toBeLessThan(5);
+    const jobs = await store.list({ tenantId, limit: 50 });
+    expect(jobs.map((j) => j.status)).toEqual(jobs.map(() => "succeeded"));
+  });
+
+  it("a batch whose write fails is written job by job: one job's trouble costs no other its outcome", async () => {
+    const { store, tenantId } = await tempStore();
+    cleanups.push(() => store.close());
+    let batches = 0;
+    const alone: string[] = [];
+    const flaky = withOverrides(store, {
+      completeMany: () => {
+        batches++;
+        return Promise.reject(new Error("one result could not be stored"));
+      },
+      complete: (params) => {
+        alone.push(params.lease.id);
+        return store.complete(params);
+      },
+    });
+    await queueDirectly(store, tenantId, quick.type, [{}, {}, {}]);
+    const worker = startWorker(flaky, [quick], { concurrency: 3 });
+    await waitFor("three completions alone", () => alone.length === 3, 5000);
+    await worker.stop(1000); // resolves once every outcome is recorded
+    expect(batches).toBeGreaterThan(0);
+    const jobs = await store.list({ tenantId, limit: 10 });
+    expect(jobs.map((j) => j.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+  });
+});

@@ -62,7 +62,12 @@ async function waitForTerminal(
 ): Promise<JobRecord> {
   if (seconds <= 0 || isTerminal(job.status)) return job;
   // Before the status is read again below: an end after this is announced to this node too.
-  if (!watched) await deps.store.watch({ tenantId: job.tenantId, id: job.id });
+  // If that fails the wait goes on: the fallback poll still ends it.
+  if (!watched) {
+    await deps.store
+      .watch({ tenantId: job.tenantId, id: job.id })
+      .catch((error: unknown) => request.log.warn({ err: error }, "could not mark the job watched"));
+  }
   const gone = new AbortController();
   const onClose = () => gone.abort();
   reply.raw.once("close", onClose);
@@ -131,7 +136,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const now = deps.now();
     const job = buildJob(request.body, { tenantId: request.tenantId, registry: deps.registry, config, now });
     // Its end is announced to every node, as this request will wait for it on this one.
-    if (wait !== null) job.watched = true;
+    if (wait !== null && wait > 0 && config.maxWaitSeconds > 0) job.watched = true;
 
     if (job.callback) await checkCallback(request, deps, job.callback, job.type);
     await deps.limiter?.admitQueued(request.tenantId); // 429 quota-exceeded

@@ -139,10 +139,14 @@ export const SQL = {
   // A request waits for the job's end: have it announced to every node (see COMPLETE_MANY). No
   // row: not active, or watched already. The row lock orders this against a completion: either
   // the completion sees the flag, or this sees the job finished (the waiter then reads it so).
+  // A queued job is announced again, as any write that leaves a job queued is (see claim).
   watch: `
-    UPDATE {{s}}.jobs SET watched = true
-    WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') AND NOT watched AND ${ASYNC_COMMIT}
-    RETURNING id`,
+    WITH w AS (
+      UPDATE {{s}}.jobs SET watched = true
+      WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') AND NOT watched AND ${ASYNC_COMMIT}
+      RETURNING status, type, run_at)
+    SELECT status, type, run_at, CASE WHEN status = 'queued' THEN pg_notify($3, 'q|' || $4 || '|' || type || '|' || run_at) END
+    FROM w`,
   // The job, or no row (not found, or not this tenant's).
   getJob: `SELECT ${JOB_COLUMNS} FROM {{s}}.jobs WHERE tenant_id = $1 AND id = $2`,
   // One page, newest first: the tenant's range of the primary key ($4 to $5, see tenantIdRange)
@@ -178,7 +182,10 @@ export const SQL = {
       THEN pg_notify($3, 't|' || $4 || '|' || id || '|canceled|' || type) END FROM del`,
   // The claimed rows (any order). SKIP LOCKED (in claimable(), migrations 006 and 008):
   // concurrent claimers never wait on each other. The rows are found by the addresses
-  // claimable() locked them at, which no other write can change before this update.
+  // claimable() locked them at, which no other write can change before this update. A row
+  // version written after this statement began (a submit, a requeue, a watch) is one that
+  // claimable(), which reads with a fresh snapshot, may lock and this update cannot see: it
+  // stays queued, and the notification every such write sends has workers claim again.
   claim: `
     UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1,
       lease_expires_at = least($2, j.deadline_at),

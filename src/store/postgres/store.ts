@@ -195,10 +195,11 @@ const types = {
 
 /**
  * The PostgreSQL store: many API and worker nodes around one database. Claims use
- * `FOR UPDATE SKIP LOCKED`; completions, progress and heartbeats of one event-loop turn share
- * one statement (`… FROM unnest(…)`); every committed change that another node may wait for is
- * announced with `pg_notify` in the same statement, and relayed to this process's listeners by
- * `PgListener`.
+ * `FOR UPDATE SKIP LOCKED`; a worker's completions of one turn (`completeMany`), and the
+ * progress reports and heartbeats of one turn, share one statement (`… FROM unnest(…)`);
+ * every committed change that another node may wait for is announced with `pg_notify` in the
+ * same statement (a success only if a request waits for it: see `watch`), and relayed to this
+ * process's listeners by `PgListener`.
  */
 export class PostgresStore implements Store {
   readonly nodeId = randomUUID().slice(0, 8);
@@ -475,7 +476,15 @@ export class PostgresStore implements Store {
   }
 
   async watch({ tenantId, id }: { tenantId: string; id: string }): Promise<void> {
-    await this.query(SQL.watch, [tenantId, id]);
+    const [row] = await this.query<{ status: string; type: string; run_at: number }>(SQL.watch, [
+      tenantId,
+      id,
+      this.channel,
+      this.nodeId,
+    ]);
+    // A queued row written while a claim ran may have been locked by it and left (see SQL.claim):
+    // workers are told, here and on other nodes, as for any other write that queues a job.
+    if (row?.status === "queued") this.events.emit({ kind: "queued", type: row.type, runAt: row.run_at });
   }
 
   async get({ tenantId, id }: { tenantId: string; id: string }): Promise<JobRecord | null> {
@@ -690,22 +699,31 @@ export class PostgresStore implements Store {
       now: item.now,
       outbox: item.hasCallback !== false,
     }));
-    const done: (Completed | null)[] = [];
-    for (let i = 0; i < writes.length; i += MAX_BATCH)
-      done.push(...(await this.completeBatch(writes.slice(i, i + MAX_BATCH))));
-    const fenced: Lease[] = [];
-    const applied = writes.map(({ lease, result }, i) => {
-      const completed = done[i];
-      if (completed) this.notifyTerminal(lease.id, completed.type, "succeeded", completed.hasCallback);
-      else if (result.chunked) fenced.push(lease);
-      return Boolean(completed);
-    });
-    // Fenced: those attempts lost their leases; their chunks must not survive.
-    for (const lease of fenced) {
-      await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [
-        lease.id,
-        lease.leaseToken,
-      ]);
+    const applied: boolean[] = [];
+    for (let i = 0; i < writes.length; i += MAX_BATCH) {
+      // Each statement's jobs are announced as soon as it commits, whatever the next one does.
+      const part = writes.slice(i, i + MAX_BATCH);
+      const done = await this.completeBatch(part);
+      const fenced: Lease[] = [];
+      part.forEach(({ lease, result }, k) => {
+        const completed = done[k];
+        if (completed) this.notifyTerminal(lease.id, completed.type, "succeeded", completed.hasCallback);
+        else if (result.chunked) fenced.push(lease);
+        applied.push(Boolean(completed));
+      });
+      // Fenced: those attempts lost their leases; their chunks must not survive (retention
+      // removes any this misses, with their job).
+      for (const lease of fenced) {
+        await this.query(`DELETE FROM {{s}}.result_chunks WHERE job_id = $1 AND lease_token = $2`, [
+          lease.id,
+          lease.leaseToken,
+        ]).catch((error: unknown) =>
+          this.options.logger?.warn(
+            { err: error, jobId: lease.id },
+            "could not delete a fenced result's chunks",
+          ),
+        );
+      }
     }
     return applied;
   }

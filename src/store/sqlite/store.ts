@@ -308,9 +308,16 @@ export class SqliteStore implements Store {
     return row !== undefined;
   }
 
-  /** Each through the group commit, which writes those of one turn in one transaction. */
-  completeMany(items: readonly CompleteParams[]): Promise<boolean[]> {
-    return Promise.all(items.map((item) => this.complete(item)));
+  /**
+   * Each through the group commit, which writes those of one turn in one transaction. Rejects
+   * (with the first error) only once every write has settled.
+   */
+  async completeMany(items: readonly CompleteParams[]): Promise<boolean[]> {
+    const settled = await Promise.allSettled(items.map((item) => this.complete(item)));
+    return settled.map((s) => {
+      if (s.status === "rejected") throw s.reason;
+      return s.value;
+    });
   }
 
   async complete({ lease, result, now }: CompleteParams): Promise<boolean> {
