@@ -327,9 +327,9 @@ export interface Store {
   terminalIds(params: { ids: string[] }): Promise<string[]>;
   /**
    * Earliest `runAt` among `types`' queued jobs whose run was put off past their submission
-   * (delayed, retried, released, requeued after a lost lease), to sleep until it; or null. Jobs due when submitted are left
-   * out: they were announced then (a `queued` event), and an index of them would cost every
-   * submit an entry.
+   * (delayed, retried, released, requeued after a lost lease), to sleep until it; or null.
+   * Jobs due when submitted are left out: they were announced then (a `queued` event), and an
+   * index of them would cost every submit an entry.
    */
   nextRunAt(params: { types: string[] }): Promise<number | null>;
 

@@ -435,7 +435,11 @@ export class WorkerRuntime {
       .completeMany(params)
       .then(
         (applied) => {
-          for (let i = 0; i < batch.length; i++) this.completed(batch[i]!.attempt, applied[i]!, true);
+          for (let i = 0; i < batch.length; i++) {
+            const { attempt } = batch[i]!;
+            this.warnIfLost(attempt, applied[i]!);
+            this.recorded(attempt);
+          }
         },
         (error: unknown) => {
           this.deps.logger.warn(
@@ -447,7 +451,7 @@ export class WorkerRuntime {
             const alone = this.deps.store.complete(params[i]!);
             this.track(
               attempt,
-              alone.then((applied) => this.completed(attempt, applied, false)),
+              alone.then((applied) => this.warnIfLost(attempt, applied)),
             );
           }
         },
@@ -455,16 +459,13 @@ export class WorkerRuntime {
       .catch((error: unknown) => this.deps.logger.error({ err: error }, "recording outcomes failed"));
   };
 
-  /** A completion's answer; `record`: the attempt is recorded here (else by its caller). */
-  private completed(attempt: Attempt, applied: boolean, record: boolean): void {
-    if (!applied) {
-      const { job } = attempt;
-      this.deps.logger.warn(
-        { jobId: job.id, attempt: job.attempt },
-        "result not recorded: the lease was lost (or an earlier try recorded it)",
-      );
-    }
-    if (record) this.recorded(attempt);
+  private warnIfLost(attempt: Attempt, applied: boolean): void {
+    if (applied) return;
+    const { job } = attempt;
+    this.deps.logger.warn(
+      { jobId: job.id, attempt: job.attempt },
+      "result not recorded: the lease was lost (or an earlier try recorded it)",
+    );
   }
 
   /** The attempt's outcome is written, or needs no write: nothing of it is kept here any more. */
