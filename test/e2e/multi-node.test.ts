@@ -367,10 +367,16 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
         }
       }),
     );
+    // Each under a lease of its own, with the lease row a claim writes (migration 010).
     const forced = await pgQuery(
       PG_URL,
-      `UPDATE ${schema}.jobs SET status = 'running', attempt = 1, lease_token = 'x', lease_expires_at = 0, started_at = $1
-       WHERE status = 'queued' RETURNING id`,
+      `WITH f AS (
+         UPDATE ${schema}.jobs SET status = 'running', attempt = 1, lease_token = 'x-' || id, lease_expires_at = 0,
+           started_at = $1
+         WHERE status = 'queued' RETURNING id, lease_token, deadline_at),
+       l AS (INSERT INTO ${schema}.leases (token, job_ids, expires_at, deadline_at)
+         SELECT lease_token, ARRAY[id], 0, deadline_at FROM f)
+       SELECT id FROM f`,
       [Date.now()],
     );
     expect(forced.length).toBe(N);

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import pg from "pg";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { newJobId, tenantIdRange } from "../../src/jobs/ids.js";
@@ -5,7 +6,7 @@ import { SQL } from "../../src/store/postgres/statements.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { describeStoreSuite } from "./store-suite.js";
-import { LEASE_MS, claimOne, leaseOf, newJob, submitJob, T0, TENANT } from "./suite/context.js";
+import { LEASE_MS, claimOne, getJob, leaseOf, newJob, submitJob, T0, TENANT } from "./suite/context.js";
 
 /** Each test of the suite gets a store in a fresh schema of the database at `url`. */
 const storeIn = (connectionString: string, poolSize: number) => async () => {
@@ -170,7 +171,7 @@ describe("postgres: answers lost to a dead connection", () => {
 });
 
 describe("postgres: a heartbeat never waits for a row another write holds", () => {
-  it("skips a locked job (reported still leased, not extended) and extends it once the lock is gone", async () => {
+  it("extends the claim's lease row while a job's own row is locked; a lease gone is reported", async () => {
     const schema = freshSchema("hb");
     const store = await new PostgresStore({ connectionString: PG_URL, schema, poolSize: 2 }).open();
     const locker = new pg.Client({ connectionString: PG_URL });
@@ -181,17 +182,23 @@ describe("postgres: a heartbeat never waits for a row another write holds", () =
       const lease = { id: claimed!.id, leaseToken: claimed!.leaseToken };
       const expiry = async () =>
         (
-          await locker.query<{ e: string }>(
-            `SELECT lease_expires_at AS e FROM ${schema}.jobs WHERE id = $1`,
-            [job.id],
-          )
+          await locker.query<{ e: string }>(`SELECT expires_at AS e FROM ${schema}.leases WHERE token = $1`, [
+            claimed!.leaseToken,
+          ])
         ).rows[0]!.e;
       // Another transaction (a completion in flight, say) holds the row.
       await locker.query("BEGIN");
       await locker.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [job.id]);
+      // The heartbeat writes the lease row only (migration 010): it does not wait for the job's.
       expect(await store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 10 })).toEqual([]);
+      expect(Number(await expiry())).toBe(T0 + 10 + LEASE_MS);
       await locker.query("COMMIT");
-      expect(Number(await expiry())).toBe(T0 + 1 + LEASE_MS);
+      // A lease row held by a sweep is not waited for either (the sweep is expiring it).
+      await locker.query("BEGIN");
+      await locker.query(`SELECT 1 FROM ${schema}.leases WHERE token = $1 FOR UPDATE`, [lease.leaseToken]);
+      expect(await store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 15 })).toEqual([]);
+      await locker.query("COMMIT");
+      expect(Number(await expiry())).toBe(T0 + 10 + LEASE_MS);
       expect(await store.heartbeat({ leases: [lease], leaseMs: LEASE_MS, now: T0 + 20 })).toEqual([]);
       expect(Number(await expiry())).toBe(T0 + 20 + LEASE_MS);
       // A lease that is gone is reported, locked or not.
@@ -206,6 +213,65 @@ describe("postgres: a heartbeat never waits for a row another write holds", () =
       await locker.end();
       await store.dropSchema();
       await store.close();
+    }
+  });
+});
+
+describe("postgres: migration 010 (leases table)", () => {
+  it("gives the jobs running before it their lease rows, which the sweeps then serve", async () => {
+    const schema = freshSchema("m010");
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    const dir = new URL("../../src/store/postgres/migrations/", import.meta.url);
+    try {
+      // The schema as a node of the previous version left it: migrations 001–009 applied.
+      await client.query(`CREATE SCHEMA ${schema}`);
+      await client.query(
+        `CREATE TABLE ${schema}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
+      );
+      for (const file of readdirSync(dir)
+        .filter((f) => /^00\d_.+\.sql$/.test(f))
+        .sort()) {
+        await client.query(readFileSync(new URL(file, dir), "utf8").replaceAll("{{schema}}", schema));
+        await client.query(`INSERT INTO ${schema}.schema_migrations VALUES ($1, $2, 0)`, [
+          Number(file.slice(0, 3)),
+          file,
+        ]);
+      }
+      const ids = [newJobId(T0, TENANT), newJobId(T0, TENANT)];
+      for (const [i, id] of ids.entries())
+        await client.query(
+          `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at,
+             max_attempts, attempt, started_at, lease_token, lease_expires_at)
+           VALUES ($1, $2, 'test.job', 'running', '{}', $3, $3, $4, 3, 1, $3, 'tok', $5)`,
+          [id, TENANT, T0, T0 + 10 * LEASE_MS + i, T0 + LEASE_MS + i],
+        );
+      const store = await new PostgresStore({ connectionString: PG_URL, schema, poolSize: 1 }).open();
+      try {
+        const { rows } = await client.query<{
+          token: string;
+          job_ids: string[];
+          expires_at: string;
+          deadline_at: string;
+        }>(`SELECT token, job_ids, expires_at, deadline_at FROM ${schema}.leases`);
+        expect(rows.map((r) => ({ ...r, job_ids: [...r.job_ids].sort() }))).toEqual([
+          {
+            token: "tok",
+            job_ids: [...ids].sort(),
+            expires_at: String(T0 + LEASE_MS + 1),
+            deadline_at: String(T0 + 10 * LEASE_MS),
+          },
+        ]);
+        expect(await store.sweepExpiredLeases({ now: T0 + LEASE_MS + 1, retryDelayMs: 0, limit: 10 })).toBe(
+          2,
+        );
+        for (const id of ids) expect(await getJob(store, id)).toMatchObject({ status: "queued", attempt: 1 });
+      } finally {
+        await store.dropSchema();
+        await store.close();
+      }
+    } finally {
+      await client.end();
     }
   });
 });
@@ -308,12 +374,108 @@ describe("postgres: statements per job", () => {
     });
   });
 
+  it("a completion rewrites its job's row in place (a HOT update: no index entry)", async () => {
+    await withStore({}, async (store, schema, scene) => {
+      const type = (await submitJob(store)).type;
+      for (let i = 0; i < 2; i++) await submitJob(store);
+      const claimed = await store.claim({ types: [type], limit: 3, leaseMs: LEASE_MS, now: T0 + 1 });
+      expect(claimed).toHaveLength(3);
+      // Each pool has one connection here; its statistics reach the shared counters as it idles.
+      const updates = async () => {
+        for (const pool of [poolOf(store), (store as unknown as { leasePool: pg.Pool }).leasePool])
+          await pool.query("SELECT pg_stat_force_next_flush()");
+        const { rows } = await scene.client.query<{ upd: string; hot: string }>(
+          `SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables
+           WHERE schemaname = $1 AND relname = 'jobs'`,
+          [schema],
+        );
+        return { all: Number(rows[0]!.upd), hot: Number(rows[0]!.hot) };
+      };
+      const before = await updates();
+      const done = await store.completeMany(
+        claimed.map((job, i) => ({
+          lease: leaseOf(job),
+          result: i === 0 ? { kind: "json" as const, json: '{"ok":true}' } : { kind: "none" as const },
+          now: T0 + 2,
+        })),
+      );
+      expect(done).toEqual([true, true, true]);
+      const after = await updates();
+      expect(after.all - before.all).toBe(3);
+      expect(after.hot - before.hot).toBe(3);
+    });
+  });
+
+  it("a claim's lease is one row for all its jobs: heartbeats extend it, the sweeps move it on and remove it", async () => {
+    await withStore({}, async (store, schema, scene) => {
+      const early = await submitJob(store, { deadlineAt: T0 + 100 });
+      const late = await submitJob(store, { deadlineAt: T0 + LEASE_MS * 10 });
+      const ended = await submitJob(store, { deadlineAt: T0 + LEASE_MS * 10 });
+      const leases = async () =>
+        (
+          await scene.client.query<{
+            token: string;
+            job_ids: string[];
+            expires_at: string;
+            deadline_at: string;
+          }>(`SELECT token, job_ids, expires_at, deadline_at FROM ${schema}.leases ORDER BY token`)
+        ).rows.map((r) => ({
+          ...r,
+          job_ids: [...r.job_ids].sort(),
+          expires_at: Number(r.expires_at),
+          deadline_at: Number(r.deadline_at),
+        }));
+      const claimed = await store.claim({ types: [early.type], limit: 3, leaseMs: LEASE_MS, now: T0 + 1 });
+      const token = claimed[0]!.leaseToken;
+      expect(await leases()).toEqual([
+        {
+          token,
+          job_ids: [early.id, late.id, ended.id].sort(),
+          expires_at: T0 + 1 + LEASE_MS,
+          deadline_at: T0 + 100,
+        },
+      ]);
+      const byId = (id: string) => claimed.find((j) => j.id === id)!;
+      expect(
+        await store.complete({ lease: leaseOf(byId(ended.id)), result: { kind: "none" }, now: T0 + 2 }),
+      ).toBe(true);
+      // A heartbeat for any of the claim's jobs extends the one row.
+      expect(
+        await store.heartbeat({ leases: [leaseOf(byId(late.id))], leaseMs: LEASE_MS, now: T0 + 50 }),
+      ).toEqual([]);
+      expect((await leases())[0]).toMatchObject({ expires_at: T0 + 50 + LEASE_MS });
+      // Past the first deadline: that job times out, the row waits for the next deadline among
+      // the jobs still running (not the one that ended).
+      expect(await store.sweepDeadlines({ now: T0 + 150, limit: 10 })).toBe(1);
+      expect(await getJob(store, early.id)).toMatchObject({ status: "timed_out" });
+      expect((await leases())[0]).toMatchObject({ deadline_at: T0 + LEASE_MS * 10 });
+      // The worker stops heartbeating: the lease expires, its job still running is queued again,
+      // and the row goes.
+      expect(await store.sweepExpiredLeases({ now: T0 + 51 + LEASE_MS, retryDelayMs: 0, limit: 10 })).toBe(1);
+      expect(await getJob(store, late.id)).toMatchObject({ status: "queued", attempt: 1 });
+      expect(await leases()).toEqual([]);
+      // A claim whose jobs all ended leaves a row until it expires; the lease sweep removes it.
+      const again = await store.claim({
+        types: [early.type],
+        limit: 3,
+        leaseMs: LEASE_MS,
+        now: T0 + 2 * LEASE_MS,
+      });
+      expect(
+        await store.complete({ lease: leaseOf(again[0]!), result: { kind: "none" }, now: T0 + 2 * LEASE_MS }),
+      ).toBe(true);
+      expect(await leases()).toHaveLength(1);
+      expect(await store.sweepExpiredLeases({ now: T0 + 3 * LEASE_MS, retryDelayMs: 0, limit: 10 })).toBe(0);
+      expect(await leases()).toEqual([]);
+    });
+  });
+
   it("fenced by a lease, they find jobs by primary key whatever the statistics say; the claim by address", async () => {
     await withStore({}, async (store, _schema, scene) => {
       const job = await submitJob(store);
-      // Statistics taken while no job runs, and a plan made for any parameters (what a
-      // prepared statement ends up with): the jobs_lease index looks free, yet its dead
-      // entries grow with every job that ran.
+      // Statistics of a table full of jobs, and a plan made for any parameters (what a
+      // prepared statement ends up with). (Before migration 010 a jobs_lease index of running
+      // jobs looked free to such a plan, yet its dead entries grew with every job that ran.)
       await scene.bulkJobs(5000);
       const plan = (statement: Typed, args: string) =>
         scene.preparedPlan("force_generic_plan", statement, args);
@@ -328,7 +490,7 @@ describe("postgres: statements per job", () => {
       ];
       for (const text of fenced) {
         expect(text).toContain("jobs_pkey");
-        expect(text).not.toContain("jobs_lease");
+        expect(text).not.toMatch(/Seq Scan on jobs/);
       }
       // The claim updates the rows claimable() locked at the addresses it read them at.
       const claim = await plan("claim", `'t', 1, 1, '{x}', 32`);

@@ -32,6 +32,9 @@ const OUTBOX = (from: string) => `
  */
 const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
 
+/** A lease row's expiry that never comes (a row left for the deadline sweep only). */
+const NEVER = "9223372036854775807";
+
 /**
  * A match of `alias.id` against the text array `param` that every plan serves through the
  * primary key. Given the array itself, a plan made for one statement's values (PostgreSQL makes
@@ -55,6 +58,10 @@ const INSERT_VALUES = `$1, $2, $3, CASE WHEN $14::text IS NULL THEN 'queued' ELS
   $9, $10, $11, CASE WHEN $14::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $14::text IS NULL THEN NULL ELSE $7::bigint END,
   $14::text, $15::bigint, $16::boolean`;
 const NOTIFY_QUEUED_INSERT = `CASE WHEN ins.status = 'queued' THEN ${NOTIFY_QUEUED("ins")} END`;
+// A job inserted running has its lease row (migration 010), as a claim's jobs have.
+const LEASE_OF_INSERT = `lease AS (
+      INSERT INTO {{s}}.leases (token, job_ids, expires_at, deadline_at)
+      SELECT lease_token, ARRAY[id], $15, deadline_at FROM ins WHERE lease_token IS NOT NULL)`;
 
 /**
  * Notifications for many rows: `line` (an SQL expression over the rows of `from`) joined by
@@ -104,7 +111,8 @@ export const SQL = {
   // it is inserted running instead, unannounced.
   insertJob: `
     WITH ins AS (
-      INSERT INTO {{s}}.jobs (${INSERT_COLUMNS}) VALUES (${INSERT_VALUES}) RETURNING ${JOB_COLUMNS})
+      INSERT INTO {{s}}.jobs (${INSERT_COLUMNS}) VALUES (${INSERT_VALUES}) RETURNING ${JOB_COLUMNS}),
+    ${LEASE_OF_INSERT}
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
   // Queued jobs without a key, many in one statement (a batch of submits): the inserted rows,
   // announced with one notification line per type (its earliest runAt). An id that exists
@@ -134,7 +142,8 @@ export const SQL = {
       VALUES ($2, $17, $18, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
     ins AS (
       INSERT INTO {{s}}.jobs (${INSERT_COLUMNS})
-      SELECT ${INSERT_VALUES} WHERE EXISTS (SELECT 1 FROM idem) RETURNING ${JOB_COLUMNS})
+      SELECT ${INSERT_VALUES} WHERE EXISTS (SELECT 1 FROM idem) RETURNING ${JOB_COLUMNS}),
+    ${LEASE_OF_INSERT}
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
   // A request waits for the job's end: have it announced to every node (see COMPLETE_MANY). No
   // row: not active, or watched already. The row lock orders this against a completion: either
@@ -186,24 +195,24 @@ export const SQL = {
   // version written after this statement began (a submit, a requeue, a watch) is one that
   // claimable(), which reads with a fresh snapshot, may lock and this update cannot see: it
   // stays queued, and the notification every such write sends has workers claim again.
+  // claimable() also writes the claim's lease row (migration 010), one for all its jobs.
   claim: `
     UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1,
       lease_expires_at = least($2, j.deadline_at),
       started_at = $3, progress_percent = NULL, progress_message = NULL
-    WHERE j.ctid = ANY(ARRAY(SELECT {{s}}.claimable($4, $3, $5))) AND ${ASYNC_COMMIT}
+    WHERE j.ctid = ANY(ARRAY(SELECT {{s}}.claimable($4, $3, $5, $1, $2))) AND ${ASYNC_COMMIT}
     RETURNING ${J("j", CLAIM_COLUMNS)}`,
-  // Ids still leased to their tokens; an id missing from the answer lost its lease. A row
-  // locked by another write (its completion, most often) is not waited for: never a deadlock
-  // with it, and if that write fails the next heartbeat extends the lease.
+  // Ids still leased to their tokens; an id missing from the answer lost its lease. The lease
+  // rows of the tokens still held are extended, the jobs' rows not written at all. A lease row
+  // locked by a sweep is not waited for: that sweep is expiring it.
   heartbeat: `
     WITH owned AS (
       SELECT j.id, j.lease_token FROM {{s}}.jobs j JOIN unnest($2::text[], $3::text[]) AS c(id, token)
         ON j.id = c.id AND j.lease_token = c.token WHERE ${ID_IN("j", "$2")}),
     extended AS (
-      UPDATE {{s}}.jobs SET lease_expires_at = least($1, deadline_at) WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE (id, lease_token) IN (SELECT id, lease_token FROM owned)
-        FOR UPDATE SKIP LOCKED)
-      RETURNING id)
+      UPDATE {{s}}.leases SET expires_at = $1 WHERE token IN (
+        SELECT token FROM {{s}}.leases WHERE token IN (SELECT lease_token FROM owned) FOR UPDATE SKIP LOCKED)
+      RETURNING token)
     SELECT id FROM owned WHERE ${ASYNC_COMMIT}`,
   progress: `
     UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
@@ -247,17 +256,31 @@ export const SQL = {
       FROM unnest($2::text[], $3::text[]) AS c(id, token)
       WHERE ${ID_IN("j", "$2")} AND j.id = c.id AND j.lease_token = c.token RETURNING j.type)
     SELECT type, pg_notify($4, 'q|' || $5 || '|' || type || '|' || $1) FROM upd`,
-  // What a claim whose answer was lost may have taken (its token is known only to this node).
+  // What a claim whose answer was lost may have taken (its token is known only to this node):
+  // the jobs its lease row names that still hold its token.
   releaseToken: `
-    WITH upd AS (
+    WITH lease AS (DELETE FROM {{s}}.leases WHERE token = $1 RETURNING job_ids),
+    upd AS (
       UPDATE {{s}}.jobs j SET status = 'queued', attempt = j.attempt - 1, run_at = $2, lease_token = NULL, lease_expires_at = NULL
-      WHERE j.lease_token = $1 AND j.status = 'running' RETURNING j.type)
+      WHERE j.id = ANY(ARRAY(SELECT unnest(job_ids) FROM lease)) AND j.lease_token = $1 RETURNING j.type)
     SELECT type, pg_notify($3, 'q|' || $4 || '|' || type || '|' || $2) FROM upd`,
-  // The moved rows with their new status.
+  // The moved rows with their new status. Expired lease rows (a claim whose worker stopped
+  // heartbeating: it crashed, stalled, or all its jobs ended) go, and their jobs still running
+  // are queued again or failed; a job past its deadline is the deadline sweep's, so a row with
+  // such a job stays, due for that sweep at once.
   sweepLeases: `
-    WITH expired AS (
-      SELECT id FROM {{s}}.jobs WHERE status = 'running' AND lease_expires_at <= $1 AND deadline_at > $1
-      ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    WITH gone AS (
+      SELECT token, job_ids FROM {{s}}.leases WHERE expires_at <= $1
+      ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    held AS (
+      SELECT j.id, j.deadline_at, g.token FROM {{s}}.jobs j JOIN gone g ON j.lease_token = g.token
+      WHERE j.id = ANY(ARRAY(SELECT unnest(job_ids) FROM gone))),
+    expired AS (SELECT id, token FROM held WHERE deadline_at > $1),
+    late AS (SELECT DISTINCT token FROM held WHERE deadline_at <= $1),
+    kept AS (
+      UPDATE {{s}}.leases SET expires_at = ${NEVER}, deadline_at = $1 WHERE token IN (SELECT token FROM late)),
+    dropped AS (
+      DELETE FROM {{s}}.leases WHERE token IN (SELECT token FROM gone) AND token NOT IN (SELECT token FROM late)),
     upd AS (
       UPDATE {{s}}.jobs j SET
         status = CASE WHEN j.attempt < j.max_attempts THEN 'queued' ELSE 'failed' END,
@@ -265,41 +288,58 @@ export const SQL = {
         finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE $1 END,
         error = (($4::jsonb) || jsonb_build_object('detail', 'attempt ' || j.attempt || $5))::text,
         lease_token = NULL, lease_expires_at = NULL
-      FROM expired WHERE j.id = expired.id RETURNING ${J("j")}),
+      -- The token is checked again on the row as it is once its lock is ours: a completion
+      -- that committed meanwhile has ended the job, and it stays ended.
+      FROM expired WHERE j.id = expired.id AND j.lease_token = expired.token RETURNING ${J("j")}),
     ${OUTBOX("upd")}
     SELECT id, type, status, callback, CASE WHEN status = 'failed'
       THEN pg_notify($6, 't|' || $7 || '|' || id || '|failed|' || type)
       ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END FROM upd`,
-  // A lease never outlives its job's deadline (claims, heartbeats and leased inserts cap it):
-  // a running job past its deadline has an expired lease too, so jobs_lease finds it, and
-  // jobs_deadline need only hold queued jobs (a claim writes one index entry fewer). The lease
-  // sweep leaves such jobs to this one: past its deadline, a job is timed out, not retried.
+  // Queued jobs past their deadline are found by jobs_deadline; running ones through the lease
+  // rows whose earliest deadline has passed. Each such row then takes the earliest deadline of
+  // its jobs still running, or goes if none is left. The lease sweep leaves jobs past their
+  // deadline to this one: past its deadline, a job is timed out, not retried.
   sweepDeadlines: `
     WITH queued AS (
-      SELECT id FROM {{s}}.jobs WHERE status = 'queued' AND deadline_at <= $1
+      SELECT id FROM {{s}}.jobs WHERE waiting AND deadline_at <= $1
       ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-    running AS (
-      SELECT id FROM {{s}}.jobs WHERE status = 'running' AND lease_expires_at <= $1 AND deadline_at <= $1
-      ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-    due AS (SELECT id FROM queued UNION ALL SELECT id FROM running LIMIT $2),
+    due_leases AS (
+      SELECT token, job_ids FROM {{s}}.leases WHERE deadline_at <= $1
+      ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+    held AS (
+      SELECT j.id, j.deadline_at, l.token FROM {{s}}.jobs j JOIN due_leases l ON j.lease_token = l.token
+      WHERE j.id = ANY(ARRAY(SELECT unnest(job_ids) FROM due_leases))),
+    due AS (
+      SELECT id, NULL AS token FROM queued
+      UNION ALL SELECT id, token FROM held WHERE deadline_at <= $1 LIMIT $2),
+    -- What stays running of each row's jobs (the limit may leave some past their deadline).
+    rest AS (
+      SELECT token, min(deadline_at) AS deadline_at FROM held
+      WHERE id NOT IN (SELECT id FROM due) GROUP BY token),
+    moved AS (
+      UPDATE {{s}}.leases l SET deadline_at = rest.deadline_at FROM rest WHERE l.token = rest.token),
+    ended AS (
+      DELETE FROM {{s}}.leases WHERE token IN (SELECT token FROM due_leases) AND token NOT IN (SELECT token FROM rest)),
     upd AS (
       UPDATE {{s}}.jobs j SET status = 'timed_out', finished_at = $1, lease_token = NULL, lease_expires_at = NULL,
         error = (($3::jsonb) || jsonb_build_object('detail', 'the job passed its deadline (' ||
           to_char(to_timestamp(j.deadline_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || ')'))::text
-      FROM due WHERE j.id = due.id RETURNING ${J("j")}),
+      -- A running job's token is checked again once its lock is ours (see sweepLeases).
+      FROM due WHERE j.id = due.id AND j.lease_token IS NOT DISTINCT FROM due.token RETURNING ${J("j")}),
     ${OUTBOX("upd")}
     SELECT id, type, callback, pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) FROM upd`,
+  // Retention reads jobs_created: a job finished before $1 was created before it.
   deleteFinished: `
     WITH del AS (
       DELETE FROM {{s}}.jobs WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE finished_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id),
+        SELECT id FROM {{s}}.jobs WHERE created_at < $1 AND finished_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id),
     di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
     SELECT count(*) AS n FROM del`,
   purgeResults: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET result_purged = true, result_data = NULL, result_location = NULL WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE finished_at < $1 AND NOT result_purged LIMIT $2 FOR UPDATE SKIP LOCKED)
+        SELECT id FROM {{s}}.jobs WHERE created_at < $1 AND finished_at < $1 AND NOT result_purged LIMIT $2 FOR UPDATE SKIP LOCKED)
       RETURNING id),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM upd))
     SELECT count(*) AS n FROM upd`,

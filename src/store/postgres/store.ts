@@ -947,7 +947,7 @@ export class PostgresStore implements Store {
 
   async nextRunAt({ types: jobTypes }: { types: string[] }): Promise<number | null> {
     const [row] = await this.query<{ run_at: number | null }>(
-      `SELECT min(run_at) AS run_at FROM {{s}}.jobs WHERE status = 'queued' AND run_at > created_at AND type = ANY($1)`,
+      `SELECT min(run_at) AS run_at FROM {{s}}.jobs WHERE waiting AND run_at > created_at AND type = ANY($1)`,
       [jobTypes],
     );
     return row?.run_at ?? null;
@@ -1198,7 +1198,7 @@ export class PostgresStore implements Store {
 
   async countQueued({ tenantId }: { tenantId: string }): Promise<number> {
     const [row] = await this.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM {{s}}.jobs WHERE tenant_id = $1 AND status = 'queued'`,
+      `SELECT count(*)::int AS n FROM {{s}}.jobs WHERE tenant_id = $1 AND waiting`,
       [tenantId],
     );
     return row!.n;
