@@ -395,6 +395,14 @@ describe("worker runtime: the handler's ctx", () => {
         "type",
       ].sort(),
     );
+    // Its members are made once and are read-only; a handler may add members of its own.
+    expect(ctx.signal).toBe(ctx.signal);
+    expect(ctx.metadata).toBe(ctx.metadata);
+    expect("signal" in ctx && "log" in ctx && "jobId" in ctx).toBe(true);
+    expect(() => Object.assign(ctx, { signal: null })).toThrow(TypeError);
+    expect(ctx.signal.aborted).toBe(false);
+    const extended = Object.assign(ctx, { cache: 1 }) as typeof ctx & { cache: number };
+    expect(extended.cache).toBe(1);
     const { progress, log } = ctx;
     progress(40, "destructured");
     log.info("from a destructured logger");
