@@ -279,7 +279,7 @@ describe("postgres: migration 010 (leases table)", () => {
 describe("postgres: statements per job", () => {
   const poolOf = (s: PostgresStore) => (s as unknown as { pool: pg.Pool }).pool;
 
-  const COMPLETION = "text[], text[], text[], text[], bytea[], text[], bigint[], bigint[], text, text";
+  const COMPLETION = "text[], int[], text[], text[], bytea[], text[], bigint[], bigint[], text, text, text[]";
   /** The parameter types of the per-job statements, as PREPARE wants them. */
   const PARAM_TYPES = {
     completeMany: COMPLETION,
@@ -479,7 +479,7 @@ describe("postgres: statements per job", () => {
       await scene.bulkJobs(5000);
       const plan = (statement: Typed, args: string) =>
         scene.preparedPlan("force_generic_plan", statement, args);
-      const completion = `'{${job.id}}', '{t}', '{none}', '{NULL}', '{NULL}', '{NULL}', '{0}', '{1}', 'c', 'n'`;
+      const completion = `'{${job.id}}', '{1}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{NULL}', '{1}', 'c', 'n', '{t}'`;
       const fenced = [
         await plan("completeManyLean", completion),
         await plan("completeMany", completion),
@@ -510,7 +510,7 @@ describe("postgres: statements per job", () => {
       const tokens = array(Array.from({ length: 500 }, () => "t"));
       const nows = array(Array.from({ length: 500 }, () => "1"));
       for (const [statement, args] of [
-        ["completeManyLean", `${ids}, ${tokens}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n'`],
+        ["completeManyLean", `${ids}, ${nows}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n', '{t}'`],
         ["heartbeat", `1, ${ids}, ${tokens}`],
         ["progress", `${ids}, ${tokens}, NULL, NULL`],
         ["release", `1, ${ids}, ${tokens}, 'c', 'n'`],

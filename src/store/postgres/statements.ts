@@ -75,7 +75,9 @@ const NOTIFY_LINES = (channel: string, line: string, from: string) => `
       GROUP BY chunk`;
 
 /**
- * A batch of completions in one statement. Other nodes are told of the watched ones (a request
+ * A batch of completions in one statement: per job its id, the index ($2) of its lease token in
+ * the batch's distinct tokens ($11: a claim's jobs share one, so the statement does not carry
+ * it once per job), its result columns (a NULL kind is 'none') and its finish time. Other nodes are told of the watched ones (a request
  * waits for them somewhere), one notification per ~7,000 bytes of lines. `outbox`: also write
  * the callback events owed; a batch without callbacks skips those CTEs (and the full row they
  * need).
@@ -83,19 +85,19 @@ const NOTIFY_LINES = (channel: string, line: string, from: string) => `
 const COMPLETE_MANY = (outbox: boolean) => `
     WITH done AS (
       UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
-        lease_expires_at = NULL, progress_percent = 100, result_kind = c.kind, result_type = c.ctype,
-        result_data = c.data, result_location = c.location, result_size = c.size
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
-        AS c(id, token, kind, ctype, data, location, size, now)
-      WHERE ${ID_IN("j", "$1")} AND j.id = c.id AND j.lease_token = c.token
+        lease_expires_at = NULL, progress_percent = 100, result_kind = coalesce(c.kind, 'none'),
+        result_type = c.ctype, result_data = c.data, result_location = c.location, result_size = c.size
+      FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::bigint[], $8::bigint[])
+        AS c(id, t, kind, ctype, data, location, size, now)
+      WHERE ${ID_IN("j", "$1")} AND j.id = c.id AND j.lease_token = ($11::text[])[c.t]
       RETURNING ${
         outbox
-          ? `${J("j")}, j.watched, c.token),
+          ? `${J("j")}, j.watched, c.t),
     ${OUTBOX("done")}`
-          : "j.id, j.type, j.callback, j.watched, c.token)"
+          : "j.id, j.type, j.callback, j.watched, c.t)"
       },
     nt AS (${NOTIFY_LINES("$9", `'t|' || $10 || '|' || id || '|succeeded|' || type`, "(SELECT * FROM done WHERE watched) w")})
-    SELECT id, type, token, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
+    SELECT id, type, t, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
 
 /**
  * Every statement, once. Each header says what it returns and what 0 rows means.
@@ -234,7 +236,7 @@ export const SQL = {
       greatest($2, coalesce((SELECT max(occurred_at) FROM {{s}}.webhook_events w2
         WHERE w2.job_id = src.id AND w2.event = 'job.progress') + $3, $2))
     FROM src WHERE src.id NOT IN (SELECT job_id FROM pend)`,
-  // The completed (id, token, type); an item missing from the answer was fenced.
+  // The completed (id, type, token index); an item missing from the answer was fenced.
   completeMany: COMPLETE_MANY(true),
   // completeMany for jobs without a callback: no outbox event to write.
   completeManyLean: COMPLETE_MANY(false),

@@ -767,12 +767,23 @@ export class PostgresStore implements Store {
   private async writeCompletions(writes: CompletionWrite[]): Promise<(Completed | null)[]> {
     // A batch of jobs without callbacks skips the outbox CTEs (a fifth of the database's work).
     const sorted = byLeaseId(writes);
-    const rows = await this.query<{ id: string; type: string; token: string; has_callback: boolean }>(
+    // The batch's distinct lease tokens (most often one: a claim's), each job naming its own.
+    const tokens: string[] = [];
+    const tokenIndex = new Map<string, number>();
+    const indexes = sorted.map(({ lease }) => {
+      let index = tokenIndex.get(lease.leaseToken);
+      if (index === undefined) {
+        index = tokens.push(lease.leaseToken);
+        tokenIndex.set(lease.leaseToken, index);
+      }
+      return index;
+    });
+    const rows = await this.query<{ id: string; type: string; t: number; has_callback: boolean }>(
       writes.some((w) => w.outbox) ? SQL.completeMany : SQL.completeManyLean,
       [
         arrayParam(sorted.map((w) => w.lease.id)),
-        arrayParam(sorted.map((w) => w.lease.leaseToken)),
-        arrayParam(sorted.map((w) => w.result.kind)),
+        arrayParam(indexes),
+        arrayParam(sorted.map((w) => (w.result.kind === "none" ? null : w.result.kind))),
         arrayParam(sorted.map((w) => w.result.contentType)),
         arrayParam(sorted.map((w) => w.result.data)),
         arrayParam(sorted.map((w) => w.result.location)),
@@ -780,12 +791,15 @@ export class PostgresStore implements Store {
         arrayParam(sorted.map((w) => w.now)),
         this.channel,
         this.nodeId,
+        arrayParam(tokens),
       ],
     );
     const done = new Map(rows.map((r) => [r.id, r]));
     return writes.map(({ lease }) => {
       const row = done.get(lease.id);
-      return row?.token === lease.leaseToken ? { type: row.type, hasCallback: row.has_callback } : null;
+      return row && tokens[row.t - 1] === lease.leaseToken
+        ? { type: row.type, hasCallback: row.has_callback }
+        : null;
     });
   }
 
@@ -1270,7 +1284,8 @@ interface StoredColumns {
   contentType: string | null;
   data: Buffer | null;
   location: string | null;
-  size: number;
+  /** Bytes of the result; null when there is none. */
+  size: number | null;
   chunked: boolean;
 }
 
@@ -1322,6 +1337,6 @@ const NO_RESULT: Readonly<StoredColumns> = Object.freeze({
   contentType: null,
   data: null,
   location: null,
-  size: 0,
+  size: null,
   chunked: false,
 });

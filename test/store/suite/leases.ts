@@ -231,6 +231,28 @@ export function describeLeases(ctx: SuiteContext): void {
       expect(await getJob(ctx.store, job.id)).toMatchObject({ progressPercent: 50, progressMessage: "half" });
     });
 
+    it("a batch of completions from several claims records each under its own lease, and fences a stale one", async () => {
+      for (let i = 0; i < 3; i++) await submitJob(ctx.store);
+      const first = await claim({ limit: 2 });
+      const [second] = await claim({ limit: 1 });
+      const [a, b] = first;
+      const done = await ctx.store.completeMany([
+        { lease: leaseOf(a!), result: { kind: "json", json: '{"n":1}' }, now: T0 + 1, hasCallback: false },
+        { lease: leaseOf(second!), result: { kind: "none" }, now: T0 + 2, hasCallback: false },
+        // b's id under the other claim's token: not b's lease.
+        { lease: { id: b!.id, leaseToken: second!.leaseToken }, result: { kind: "none" }, now: T0 + 3 },
+      ]);
+      expect(done).toEqual([true, true, false]);
+      expect(await getJob(ctx.store, a!.id)).toMatchObject({ status: "succeeded", finishedAt: T0 + 1 });
+      expect(await getJob(ctx.store, second!.id)).toMatchObject({ status: "succeeded", finishedAt: T0 + 2 });
+      expect(await getJob(ctx.store, b!.id)).toMatchObject({ status: "running" });
+      expect(await ctx.store.getResult({ tenantId: TENANT, id: a!.id })).toMatchObject({ kind: "json" });
+      expect(await ctx.store.getResult({ tenantId: TENANT, id: second!.id })).toMatchObject({ kind: "none" });
+      expect(
+        await ctx.store.completeMany([{ lease: leaseOf(b!), result: { kind: "none" }, now: T0 + 4 }]),
+      ).toEqual([true]);
+    });
+
     it("requeues an expired lease with its attempt kept and fences the old token", async () => {
       const first = await submitAndClaim(ctx.store, { maxAttempts: 3 }, T0);
       expect(
