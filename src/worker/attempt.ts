@@ -17,7 +17,7 @@ export type HandlerOutcome = { ok: true; value: unknown } | { ok: false; error: 
  */
 export class Attempt {
   readonly lease: Lease;
-  private settled = false;
+  private outcome: AttemptOutcome | null = null;
   private reason: JobAbortedError | null = null;
   private controller: AbortController | null = null;
 
@@ -44,9 +44,9 @@ export class Attempt {
   }
 
   /** Call the handler now (synchronously: a job starts the moment its slot is given). */
-  run(handler: () => unknown): void {
+  run<I, C>(handler: (input: I, ctx: C) => unknown, input: I, ctx: C): void {
     try {
-      const value = handler();
+      const value = handler(input, ctx);
       // Inside the try: a hostile thenable may throw from its `then` (or from reading it).
       if (!isThenable(value)) {
         this.settle({ ok: true, value });
@@ -71,10 +71,37 @@ export class Attempt {
 
   /** The first outcome wins. Reported from a microtask: the caller's own state is settled first. */
   private settle(outcome: AttemptOutcome): void {
-    if (this.settled) return;
-    this.settled = true;
-    queueMicrotask(() => this.onOutcome(this, outcome));
+    if (this.outcome) return;
+    this.outcome = outcome;
+    settledAttempts.push(this);
+    if (settledAttempts.length === 1) queueMicrotask(reportSettled);
   }
+
+  /** Hand the outcome over (see reportSettled). */
+  report(): void {
+    this.onOutcome(this, this.outcome!);
+  }
+}
+
+/**
+ * Attempts settled since the last report, handed over in order by one microtask (not one
+ * closure and microtask per attempt). An attempt settled while they are handed over (the next
+ * job started in a freed slot returned at once) is handed over in the same pass.
+ */
+const settledAttempts: Attempt[] = [];
+
+function reportSettled(): void {
+  for (let i = 0; i < settledAttempts.length; i++) {
+    try {
+      settledAttempts[i]!.report();
+    } catch (error) {
+      // The runtime's callback catches its own failures; this one must not cost the rest theirs.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+  settledAttempts.length = 0;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

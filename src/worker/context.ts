@@ -2,13 +2,13 @@ import type { Logger } from "pino";
 import type { JobContext, JobLogger } from "../jobs/define.js";
 import type { ClaimedJob } from "../store/store.js";
 
-interface ContextParams {
-  job: ClaimedJob;
-  /** Where the signal comes from (the attempt makes its AbortController on first read). */
-  source: { readonly signal: AbortSignal };
-  logger: Logger;
-  progress: (percent: number | null, message: string | null) => void;
+/** Where the signal comes from (the attempt makes its AbortController on first read). */
+interface SignalSource {
+  readonly signal: AbortSignal;
 }
+
+/** Where progress goes: the worker's one function for every attempt, told which one reports. */
+export type ProgressSink<S> = (source: S, percent: number | null, message: string | null) => void;
 
 /**
  * Build the `ctx` a handler receives for one attempt. What a short handler may never touch (its
@@ -21,8 +21,13 @@ interface ContextParams {
  * worker time in the benchmark, and ~800 bytes of garbage), a proxy over a plain object in
  * ~30 ns.
  */
-export function createJobContext(params: ContextParams): JobContext {
-  return new Proxy(new ContextTarget(params), LAZY_MEMBERS) as unknown as JobContext;
+export function createJobContext<S extends SignalSource>(
+  job: ClaimedJob,
+  source: S,
+  logger: Logger,
+  progress: ProgressSink<S>,
+): JobContext {
+  return new Proxy(new ContextTarget(job, source, logger, progress), LAZY_MEMBERS) as unknown as JobContext;
 }
 
 type LazyKey = "signal" | "deadlineAt" | "metadata" | "log";
@@ -31,41 +36,44 @@ const isLazy = (key: string | symbol): key is LazyKey =>
   key === "signal" || key === "deadlineAt" || key === "metadata" || key === "log";
 
 /** The members a ctx holds itself; the lazy ones are made by `lazy` on first read. */
-class ContextTarget {
+class ContextTarget<S extends SignalSource> {
   readonly jobId: string;
   readonly type: string;
   readonly attempt: number;
   readonly maxAttempts: number;
   readonly progress: (percent: number, message?: string) => void;
-  readonly #params: ContextParams;
+  readonly #job: ClaimedJob;
+  readonly #source: S;
+  readonly #logger: Logger;
   #deadline: Date | undefined;
   #metadata: Readonly<Record<string, string>> | undefined;
   #log: JobLogger | undefined;
 
-  constructor(params: ContextParams) {
-    const { job } = params;
+  constructor(job: ClaimedJob, source: S, logger: Logger, sink: ProgressSink<S>) {
     this.jobId = job.id;
     this.type = job.type;
     this.attempt = job.attempt;
     this.maxAttempts = job.maxAttempts;
-    this.#params = params;
+    this.#job = job;
+    this.#source = source;
+    this.#logger = logger;
     this.progress = (percent, message) => {
       const clamped = Number.isFinite(percent) ? Math.min(100, Math.max(0, percent)) : null;
-      params.progress(clamped, message === undefined ? null : String(message).slice(0, 1000));
+      sink(source, clamped, message === undefined ? null : String(message).slice(0, 1000));
     };
   }
 
-  static lazy(target: ContextTarget, key: LazyKey): unknown {
-    const { job } = target.#params;
+  static lazy(target: ContextTarget<SignalSource>, key: LazyKey): unknown {
+    const job = target.#job;
     switch (key) {
       case "signal":
-        return target.#params.source.signal;
+        return target.#source.signal;
       case "deadlineAt":
         return (target.#deadline ??= new Date(job.deadlineAt));
       case "metadata":
         return (target.#metadata ??= Object.freeze({ ...job.metadata }));
       case "log":
-        return (target.#log ??= jobLogger(target.#params.logger, job));
+        return (target.#log ??= jobLogger(target.#logger, job));
     }
   }
 }
@@ -73,7 +81,7 @@ class ContextTarget {
 const LAZY_KEYS: readonly LazyKey[] = ["signal", "deadlineAt", "metadata", "log"];
 
 /** The lazy members as own, enumerable, read-only properties of the ctx. */
-const LAZY_MEMBERS: ProxyHandler<ContextTarget> = {
+const LAZY_MEMBERS: ProxyHandler<ContextTarget<SignalSource>> = {
   get: (target, key, receiver) =>
     isLazy(key) ? ContextTarget.lazy(target, key) : Reflect.get(target, key, receiver),
   has: (target, key) => isLazy(key) || Reflect.has(target, key),

@@ -359,14 +359,9 @@ export class WorkerRuntime {
     // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
     this.watchDeadline(job.deadlineAt);
 
-    const ctx = createJobContext({
-      job,
-      source: attempt,
-      logger: this.deps.logger,
-      progress: (percent, message) => this.queueProgress(attempt, percent, message),
-    });
+    const ctx = createJobContext(job, attempt, this.deps.logger, this.queueProgress);
     this.unrecorded++;
-    attempt.run(() => registered.definition.run(job.input, ctx));
+    attempt.run(registered.definition.run, job.input, ctx);
   }
 
   /**
@@ -557,14 +552,18 @@ export class WorkerRuntime {
     );
   }
 
-  private queueProgress(attempt: Attempt, percent: number | null, message: string | null): void {
+  private readonly queueProgress = (
+    attempt: Attempt,
+    percent: number | null,
+    message: string | null,
+  ): void => {
     // After the signal fired the attempt no longer owns the job: its reports are dropped.
     if (attempt.aborted) return;
     this.pendingProgress.set(attempt, { percent, message });
     if (this.progressScheduled) return;
     this.progressScheduled = true;
     setImmediate(() => void this.flushProgress());
-  }
+  };
 
   /** Latest progress per job, written in one group commit; a refused write means the lease is gone. */
   private async flushProgress(): Promise<void> {
