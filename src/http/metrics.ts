@@ -102,11 +102,14 @@ class AttemptMetrics {
       type: "counter" | "histogram",
       values: () => MetricValueWithName<string>[],
     ) => ({
+      // The registry may rename a counter (OpenMetrics drops `_total`): get() reads it here.
       name,
       help,
       type,
       aggregator: "sum" as const,
-      get: () => ({ name, help, type, aggregator: "sum", values: values() }),
+      get() {
+        return { name: this.name, help, type, aggregator: "sum", values: values() };
+      },
       reset: () => this.tallies.clear(),
     });
     const metrics = [
@@ -114,12 +117,7 @@ class AttemptMetrics {
         "tessera_job_attempts_total",
         "Attempts finished by this process's workers, by type",
         "counter",
-        () =>
-          [...this.tallies].map(([type, t]) => ({
-            metricName: "tessera_job_attempts_total",
-            labels: { type },
-            value: t.count,
-          })),
+        () => [...this.tallies].map(([type, t]) => ({ labels: { type }, value: t.count })),
       ),
       series(
         "tessera_job_attempt_duration_seconds",

@@ -70,11 +70,7 @@ export function tenantIdRange(tenantId: string): { first: string; last: string }
 export function newJobId(now: number, tenantId: string): string {
   // Out of range, the time digits would be garbage or wrap, and ids would no longer sort by time.
   if (!(now >= 0 && now <= MAX_TIME)) throw new RangeError(`a job id cannot carry the time ${now}`);
-  let time = Math.floor(now);
-  let timeDigits = "";
-  for (let i = 0; i < TIME_DIGITS; i++, time = Math.floor(time / 32))
-    timeDigits = DIGITS[time % 32]! + timeDigits;
-  let id = tenantIdPrefix(tenantId) + timeDigits;
+  let id = tenantIdPrefix(tenantId) + timeDigits(now);
   if (offset + RANDOM_BYTES > pool.length) {
     randomFillSync(pool);
     offset = 0;
@@ -94,6 +90,25 @@ export function newJobId(now: number, tenantId: string): string {
   }
   offset += RANDOM_BYTES;
   return id;
+}
+
+/** The 10 digits of a creation time (unix ms, 0 to 2^50 − 1) as ids carry them. */
+function timeDigits(now: number): string {
+  let time = Math.floor(now);
+  let digits = "";
+  for (let i = 0; i < TIME_DIGITS; i++, time = Math.floor(time / 32)) digits = DIGITS[time % 32]! + digits;
+  return digits;
+}
+
+/** The length of `job_` and a tenant's code: the part of an id that names its tenant. */
+export const TENANT_PREFIX_LENGTH = PREFIX.length + TENANT_DIGITS;
+
+/**
+ * What follows a tenant's prefix in the ids of jobs created before `time`: within a tenant's
+ * range of the primary key, exactly the ids below prefix + this were made before `time`.
+ */
+export function idTimeBound(time: number): string {
+  return timeDigits(Math.min(MAX_TIME, Math.max(0, time)));
 }
 
 /** Whether `id` can be a job id (one this server makes, or an earlier UUIDv4 one). */

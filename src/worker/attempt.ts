@@ -43,10 +43,13 @@ export class Attempt {
     return this.controller.signal;
   }
 
-  /** Call the handler now (synchronously: a job starts the moment its slot is given). */
-  run<I, C>(handler: (input: I, ctx: C) => unknown, input: I, ctx: C): void {
+  /**
+   * Call the handler now (synchronously: a job starts the moment its slot is given), as a method
+   * of its definition, so that a handler may use `this`.
+   */
+  run<I, C>(definition: { run(input: I, ctx: C): unknown }, input: I, ctx: C): void {
     try {
-      const value = handler(input, ctx);
+      const value = definition.run(input, ctx);
       // Inside the try: a hostile thenable may throw from its `then` (or from reading it).
       if (!isThenable(value)) {
         this.settle({ ok: true, value });

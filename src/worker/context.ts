@@ -94,6 +94,10 @@ const LAZY_MEMBERS: ProxyHandler<ContextTarget<SignalSource>> = {
   defineProperty: (target, key, descriptor) =>
     !isLazy(key) && Reflect.defineProperty(target, key, descriptor),
   deleteProperty: (target, key) => !isLazy(key) && Reflect.deleteProperty(target, key),
+  // A plain object to whoever looks (isPlainObject checks); and never frozen, sealed or made
+  // non-extensible, which would break the lazy members' reports (Object.freeze throws instead).
+  getPrototypeOf: () => Object.prototype,
+  preventExtensions: () => false,
 };
 
 function jobLogger(logger: Logger, job: ClaimedJob): JobLogger {

@@ -361,7 +361,7 @@ export class WorkerRuntime {
 
     const ctx = createJobContext(job, attempt, this.deps.logger, this.queueProgress);
     this.unrecorded++;
-    attempt.run(registered.definition.run, job.input, ctx);
+    attempt.run(registered.definition, job.input, ctx);
   }
 
   /**

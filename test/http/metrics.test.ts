@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry } from "prom-client";
+import { Counter, Histogram, Registry, type OpenMetricsContentType } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { Metrics } from "../../src/http/metrics.js";
 
@@ -63,9 +63,24 @@ describe("attempt metrics", () => {
       expect(series.length).toBeGreaterThan(2);
       expect(series).toEqual(seriesOf(theirs, prefix));
     }
+    // In OpenMetrics too, where the registry renames counters.
+    const open = (r: Registry) => r as unknown as Registry<OpenMetricsContentType>;
+    open(metrics.registry).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    open(registry).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    const openOurs = await metrics.registry.metrics();
+    const openTheirs = await registry.metrics();
+    for (const prefix of [
+      "tessera_job_attempts",
+      "tessera_job_attempt_duration_seconds",
+      "tessera_job_queue_wait_seconds",
+    ]) {
+      const series = seriesOf(openOurs, prefix);
+      expect(series.length).toBeGreaterThan(2);
+      expect(series).toEqual(seriesOf(openTheirs, prefix));
+    }
     // As JSON too (what a cluster aggregator reads), and reset clears them.
     const json = (await metrics.registry.getMetricsAsJSON()).find(
-      (m) => m.name === "tessera_job_attempts_total",
+      (m) => m.name === "tessera_job_attempts", // renamed by OpenMetrics, as prom-client does
     );
     expect(json).toMatchObject({
       type: "counter",
@@ -76,5 +91,8 @@ describe("attempt metrics", () => {
     });
     metrics.registry.resetMetrics();
     expect(seriesOf(await metrics.registry.metrics(), "tessera_job_attempts_total{")).toEqual([]);
+    expect(seriesOf(await metrics.registry.metrics(), "tessera_job_attempt_duration_seconds_count{")).toEqual(
+      [],
+    );
   });
 });

@@ -1,12 +1,22 @@
 import { readdirSync, readFileSync } from "node:fs";
 import pg from "pg";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { newJobId, tenantIdRange } from "../../src/jobs/ids.js";
+import { idTimeBound, newJobId, tenantIdRange } from "../../src/jobs/ids.js";
 import { SQL } from "../../src/store/postgres/statements.js";
 import { PostgresStore } from "../../src/store/postgres/store.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { describeStoreSuite } from "./store-suite.js";
-import { LEASE_MS, claimOne, getJob, leaseOf, newJob, submitJob, T0, TENANT } from "./suite/context.js";
+import {
+  LEASE_MS,
+  claimOne,
+  getJob,
+  leaseOf,
+  newJob,
+  submitAndClaim,
+  submitJob,
+  T0,
+  TENANT,
+} from "./suite/context.js";
 
 /** Each test of the suite gets a store in a fresh schema of the database at `url`. */
 const storeIn = (connectionString: string, poolSize: number) => async () => {
@@ -470,6 +480,31 @@ describe("postgres: statements per job", () => {
     });
   });
 
+  it("the lease sweep is not held back by the rows of claims whose jobs have all ended", async () => {
+    await withStore({}, async (store, schema, scene) => {
+      const type = (await submitJob(store)).type;
+      // Three claims of one job each, completed: their rows stay until they expire.
+      for (let i = 0; i < 3; i++) {
+        const [job] = await store.claim({ types: [type], limit: 1, leaseMs: LEASE_MS, now: T0 + i });
+        expect(await store.complete({ lease: leaseOf(job!), result: { kind: "none" }, now: T0 + 5 })).toBe(
+          true,
+        );
+        await submitJob(store);
+      }
+      // A fourth claim whose worker died: its job still runs, its row expires last.
+      const [lost] = await store.claim({ types: [type], limit: 1, leaseMs: LEASE_MS, now: T0 + 10 });
+      const count = async () =>
+        Number(
+          (await scene.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.leases`)).rows[0]!.n,
+        );
+      expect(await count()).toBe(4);
+      // Two rows a statement: the call goes on past the ended claims' rows to the lost one.
+      expect(await store.sweepExpiredLeases({ now: T0 + 10 + LEASE_MS, retryDelayMs: 0, limit: 2 })).toBe(1);
+      expect(await getJob(store, lost!.id)).toMatchObject({ status: "queued", attempt: 1 });
+      expect(await count()).toBe(0);
+    });
+  });
+
   it("fenced by a lease, they find jobs by primary key whatever the statistics say; the claim by address", async () => {
     await withStore({}, async (store, _schema, scene) => {
       const job = await submitJob(store);
@@ -542,11 +577,57 @@ describe("postgres: statements per job", () => {
       const id = `'${job.id}'`;
       for (const text of [
         await scene.plan(SQL.deleteJob, [`'${TENANT}'`, id, "'c'", "'n'", "1", "'e'"]),
-        await scene.plan(SQL.deleteFinished, ["1", "10"]),
+        await scene.plan(SQL.deleteFinished, ["1", "10", "'0000000000'", "12"]),
         await scene.plan(SQL.progressEvents, [`ARRAY[${id}]`, "1", "1000"]),
         await scene.plan(SQL.finishActive, [`'${TENANT}'`, id, "'canceled'", "1", "'e'", "'c'", "'n'"]),
       ])
         expect(text).not.toMatch(/Seq Scan on (idempotency_keys|result_chunks|webhook_events)/);
+    });
+  });
+
+  it("retention finds old jobs of every tenant in the primary key, ids from before 007 too", async () => {
+    await withStore({}, async (store, schema, scene) => {
+      const finish = async (tenantId: string, createdAt: number, finishedAt: number) => {
+        const job = await submitJob(store, { tenantId, runAt: createdAt }, createdAt);
+        const [claimed] = await store.claim({
+          types: [job.type],
+          limit: 1,
+          leaseMs: LEASE_MS,
+          now: createdAt,
+        });
+        await store.complete({ lease: leaseOf(claimed!), result: { kind: "none" }, now: finishedAt });
+        return job.id;
+      };
+      const old = [await finish("tenant-x", T0, T0 + 10), await finish("tenant-y", T0 + 1, T0 + 20)];
+      // Created before the cutoff, finished after it; and created after it.
+      const kept = [await finish("tenant-x", T0 + 2, T0 + 500), await finish("tenant-y", T0 + 400, T0 + 450)];
+      const running = await submitAndClaim(store, { tenantId: "tenant-z" }, T0 + 3);
+      const legacy = "0f0e0d0c-0b0a-4908-8706-050403020100";
+      await scene.client.query(
+        `INSERT INTO ${schema}.jobs (id, tenant_id, type, status, input, run_at, created_at, deadline_at, max_attempts, finished_at)
+         SELECT $1, tenant_id, type, 'succeeded', input, run_at, created_at, deadline_at, max_attempts, $2 FROM ${schema}.jobs LIMIT 1`,
+        [legacy, T0 + 30],
+      );
+      const cutoff = T0 + 100;
+      expect(
+        await store.purgeExpired({ resultsBefore: 0, jobsBefore: cutoff, idempotencyBefore: 0, limit: 10 }),
+      ).toMatchObject({ jobsDeleted: 3 });
+      const { rows } = await scene.client.query<{ id: string }>(`SELECT id FROM ${schema}.jobs ORDER BY id`);
+      expect(rows.map((r) => r.id).sort()).toEqual([...kept, running.id].sort());
+      expect(old.every((id) => !rows.some((r) => r.id === id))).toBe(true);
+      // With thousands of jobs under many tenants' prefixes, the statement reads the primary
+      // key, never the table.
+      await scene.bulkJobs(5000, "'tenant-' || (n % 50)");
+      await scene.client.query(`UPDATE ${schema}.jobs SET id = 'job_' || md5(id) WHERE id LIKE 'bulk-%'`);
+      await scene.client.query(`ANALYZE ${schema}.jobs`);
+      const plan = await scene.plan(SQL.deleteFinished, [
+        String(cutoff),
+        "10",
+        `'${idTimeBound(cutoff)}'`,
+        "12",
+      ]);
+      expect(plan).toContain("jobs_pkey");
+      expect(plan).not.toMatch(/Seq Scan on jobs/);
     });
   });
 

@@ -122,7 +122,26 @@ const badThenable = defineJob({
     }) as unknown as Promise<null>,
 });
 
-const JOBS = [...demoJobs, gate, failing, limited, unlimited, ordered, badThenable] as JobDefinition[];
+/** `test.this`: a handler written as a method, reading its definition through `this`. */
+const usesThis = defineJob({
+  type: "test.this",
+  input: {},
+  maxAttempts: 1,
+  run(this: { type: string }) {
+    return { type: this.type };
+  },
+});
+
+const JOBS = [
+  ...demoJobs,
+  gate,
+  failing,
+  limited,
+  unlimited,
+  ordered,
+  badThenable,
+  usesThis,
+] as JobDefinition[];
 
 // --- helpers ----------------------------------------------------------------------------------
 
@@ -403,6 +422,10 @@ describe("worker runtime: the handler's ctx", () => {
     expect(ctx.signal.aborted).toBe(false);
     const extended = Object.assign(ctx, { cache: 1 }) as typeof ctx & { cache: number };
     expect(extended.cache).toBe(1);
+    // A plain object to whoever checks; it cannot be frozen (its lazy members could not report).
+    expect(Object.getPrototypeOf(ctx)).toBe(Object.prototype);
+    expect(() => Object.freeze(ctx)).toThrow(TypeError);
+    expect({ ...ctx }.signal).toBe(ctx.signal);
     const { progress, log } = ctx;
     progress(40, "destructured");
     log.info("from a destructured logger");
@@ -772,6 +795,15 @@ describe("worker runtime: hostile handlers", () => {
     expect(failed.error?.detail).toMatch(/then exploded/);
     expect((await terminal(s, next)).status).toBe("succeeded");
     expect((await terminal(s, after)).status).toBe("succeeded");
+  });
+});
+
+describe("worker runtime: a handler written as a method", () => {
+  it("is called on its definition, so `this` works as in runJobOnce", async () => {
+    const s = await server();
+    const id = await submit(s, { type: "test.this", input: {} });
+    expect((await terminal(s, id)).status).toBe("succeeded");
+    expect(await result(s, id)).toEqual({ status: 200, body: { type: "test.this" } });
   });
 });
 

@@ -32,6 +32,27 @@ const OUTBOX = (from: string) => `
  */
 const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
 
+/**
+ * CTEs: `old`, up to $2 ids of jobs created before the time whose id digits are $3 that match
+ * `condition` (finished before $1: a job finished before a time was created before it). Found
+ * in the primary key, with no index of their own (migration 010): `codes` walks the tenants'
+ * prefixes (one index probe each), and each tenant's jobs made before the time are one range of
+ * it. Ids from before migration 007 (UUIDs, which sort below `job_`) are read apart.
+ */
+const CREATED_BEFORE = (condition: string) => `
+    codes AS (
+      (SELECT left(id, $4) AS code FROM {{s}}.jobs WHERE id > 'job_' AND id < 'job\`' ORDER BY id LIMIT 1)
+      UNION ALL
+      SELECT (SELECT left(j.id, $4) FROM {{s}}.jobs j WHERE j.id > c.code || '{' AND j.id < 'job\`' ORDER BY j.id LIMIT 1)
+      FROM codes c WHERE c.code IS NOT NULL),
+    old AS (
+      SELECT o.id FROM codes c CROSS JOIN LATERAL (
+        SELECT id FROM {{s}}.jobs WHERE id > c.code AND id < c.code || $3 AND ${condition} LIMIT $2) o
+      WHERE c.code IS NOT NULL
+      UNION ALL
+      SELECT id FROM {{s}}.jobs WHERE id < 'job_' AND ${condition}
+      LIMIT $2)`;
+
 /** A lease row's expiry that never comes (a row left for the deadline sweep only). */
 const NEVER = "9223372036854775807";
 
@@ -104,9 +125,13 @@ const COMPLETE_MANY = (outbox: boolean) => `
  *
  * A lease token is set exactly while a job is running (a CHECK constraint holds it), so the
  * writes fenced by a lease match on (id, token) alone, which only the primary key can serve.
- * With `status = 'running'` in them, a plan made while the statistics counted few running jobs
- * walks the jobs_lease index instead, through a dead entry for every job that has run since the
- * last vacuum: each completion then cost 94 µs instead of 26 a job, and growing.
+ * (Before migration 010, with `status = 'running'` in them, a plan made while the statistics
+ * counted few running jobs walked a partial index of running jobs instead, through a dead entry
+ * for every job run since the last vacuum: 94 µs a completion instead of 26, and growing.)
+ *
+ * The sweeps lock the jobs of the lease rows they take in id order and wait for them, as the
+ * batched writes lock theirs in id order: no deadlock with a completion. They do not skip a
+ * locked job: a lease row they remove must leave no job running behind it.
  */
 export const SQL = {
   // The inserted row, announced to other nodes' workers; with a lease ($14 token, $15 expiry)
@@ -197,7 +222,9 @@ export const SQL = {
   // version written after this statement began (a submit, a requeue, a watch) is one that
   // claimable(), which reads with a fresh snapshot, may lock and this update cannot see: it
   // stays queued, and the notification every such write sends has workers claim again.
-  // claimable() also writes the claim's lease row (migration 010), one for all its jobs.
+  // claimable() also writes the claim's lease row (migration 010), one for all its jobs. It
+  // names every job claimable() locked, also one this update then cannot see (above): every
+  // reader of a lease row matches its jobs' tokens again, so that one is simply not found.
   claim: `
     UPDATE {{s}}.jobs j SET status = 'running', attempt = j.attempt + 1, lease_token = $1,
       lease_expires_at = least($2, j.deadline_at),
@@ -206,7 +233,8 @@ export const SQL = {
     RETURNING ${J("j", CLAIM_COLUMNS)}`,
   // Ids still leased to their tokens; an id missing from the answer lost its lease. The lease
   // rows of the tokens still held are extended, the jobs' rows not written at all. A lease row
-  // locked by a sweep is not waited for: that sweep is expiring it.
+  // a sweep holds is not waited for (the sweep is removing it, or moving its deadline on): the
+  // next heartbeat, a third of a lease later, extends it.
   heartbeat: `
     WITH owned AS (
       SELECT j.id, j.lease_token FROM {{s}}.jobs j JOIN unnest($2::text[], $3::text[]) AS c(id, token)
@@ -276,7 +304,7 @@ export const SQL = {
       ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED),
     held AS (
       SELECT j.id, j.deadline_at, g.token FROM {{s}}.jobs j JOIN gone g ON j.lease_token = g.token
-      WHERE j.id = ANY(ARRAY(SELECT unnest(job_ids) FROM gone))),
+      WHERE j.id = ANY(ARRAY(SELECT unnest(job_ids) FROM gone)) ORDER BY j.id FOR UPDATE OF j),
     expired AS (SELECT id, token FROM held WHERE deadline_at > $1),
     late AS (SELECT DISTINCT token FROM held WHERE deadline_at <= $1),
     kept AS (
@@ -294,9 +322,11 @@ export const SQL = {
       -- that committed meanwhile has ended the job, and it stays ended.
       FROM expired WHERE j.id = expired.id AND j.lease_token = expired.token RETURNING ${J("j")}),
     ${OUTBOX("upd")}
-    SELECT id, type, status, callback, CASE WHEN status = 'failed'
+    -- One row at least: how many lease rows this took ($2 of them: more may be due).
+    SELECT g.leases, id, type, status, callback, CASE WHEN id IS NULL THEN NULL WHEN status = 'failed'
       THEN pg_notify($6, 't|' || $7 || '|' || id || '|failed|' || type)
-      ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END FROM upd`,
+      ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END
+    FROM (SELECT count(*)::int AS leases FROM gone) g LEFT JOIN upd ON true`,
   // Queued jobs past their deadline are found by jobs_deadline; running ones through the lease
   // rows whose earliest deadline has passed. Each such row then takes the earliest deadline of
   // its jobs still running, or goes if none is left. The lease sweep leaves jobs past their
@@ -310,7 +340,7 @@ export const SQL = {
       ORDER BY deadline_at LIMIT $2 FOR UPDATE SKIP LOCKED),
     held AS (
       SELECT j.id, j.deadline_at, l.token FROM {{s}}.jobs j JOIN due_leases l ON j.lease_token = l.token
-      WHERE j.id = ANY(ARRAY(SELECT unnest(job_ids) FROM due_leases))),
+      WHERE j.id = ANY(ARRAY(SELECT unnest(job_ids) FROM due_leases)) ORDER BY j.id FOR UPDATE OF j),
     due AS (
       SELECT id, NULL AS token FROM queued
       UNION ALL SELECT id, token FROM held WHERE deadline_at <= $1 LIMIT $2),
@@ -329,19 +359,23 @@ export const SQL = {
       -- A running job's token is checked again once its lock is ours (see sweepLeases).
       FROM due WHERE j.id = due.id AND j.lease_token IS NOT DISTINCT FROM due.token RETURNING ${J("j")}),
     ${OUTBOX("upd")}
-    SELECT id, type, callback, pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) FROM upd`,
-  // Retention reads jobs_created: a job finished before $1 was created before it.
+    -- One row at least: how many lease rows this took ($2 of them: more may be due).
+    SELECT g.leases, id, type, callback,
+      CASE WHEN id IS NOT NULL THEN pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) END
+    FROM (SELECT count(*)::int AS leases FROM due_leases) g LEFT JOIN upd ON true`,
   deleteFinished: `
-    WITH del AS (
+    WITH RECURSIVE ${CREATED_BEFORE("finished_at < $1")},
+    del AS (
       DELETE FROM {{s}}.jobs WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE created_at < $1 AND finished_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id),
+        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) FOR UPDATE SKIP LOCKED) RETURNING id),
     di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
     SELECT count(*) AS n FROM del`,
   purgeResults: `
-    WITH upd AS (
+    WITH RECURSIVE ${CREATED_BEFORE("finished_at < $1 AND NOT result_purged")},
+    upd AS (
       UPDATE {{s}}.jobs SET result_purged = true, result_data = NULL, result_location = NULL WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE created_at < $1 AND finished_at < $1 AND NOT result_purged LIMIT $2 FOR UPDATE SKIP LOCKED)
+        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) FOR UPDATE SKIP LOCKED)
       RETURNING id),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM upd))
     SELECT count(*) AS n FROM upd`,

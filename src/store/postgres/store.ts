@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import pg from "pg";
 import type { Logger } from "pino";
 import { jobProblem, PROBLEMS } from "../../jobs/problems.js";
-import { isJobIdOf, tenantIdRange } from "../../jobs/ids.js";
+import { idTimeBound, isJobIdOf, TENANT_PREFIX_LENGTH, tenantIdRange } from "../../jobs/ids.js";
 import { Batcher } from "../batcher.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
 import {
@@ -93,6 +93,8 @@ export interface PostgresStoreOptions {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+/** Statements one sweep call runs at most while lease rows keep filling its limit. */
+const MAX_SWEEP_ROUNDS = 20;
 /** Completions written by one statement at most (its arrays stay well below a megabyte). */
 const MAX_BATCH = 1000;
 /** Backoff between attempts at a write whose connection failed (up to ~8 s in all). */
@@ -904,43 +906,94 @@ export class PostgresStore implements Store {
     limit,
   }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
     const failed = PROBLEMS["job-failed"];
-    const rows = await this.query<{
-      id: string;
-      type: string;
-      status: JobRecord["status"];
-      callback: string | null;
-    }>(SQL.sweepLeases, [
-      now,
-      limit,
-      now + retryDelayMs,
-      JSON.stringify({ type: "/problems/job-failed", title: failed.title, status: failed.status }),
-      " lost its lease (the worker crashed, stalled or was cut off)",
-      this.channel,
-      this.nodeId,
-    ]);
-    for (const row of rows) {
-      if (row.status === "failed") this.notifyTerminal(row.id, row.type, "failed", row.callback !== null);
-      else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
+    const problem = JSON.stringify({
+      type: "/problems/job-failed",
+      title: failed.title,
+      status: failed.status,
+    });
+    return this.sweepByLeaseRows(async () => {
+      const rows = await this.query<{
+        leases: number;
+        id: string | null;
+        type: string;
+        status: JobRecord["status"];
+        callback: string | null;
+      }>(SQL.sweepLeases, [
+        now,
+        limit,
+        now + retryDelayMs,
+        problem,
+        " lost its lease (the worker crashed, stalled or was cut off)",
+        this.channel,
+        this.nodeId,
+      ]);
+      let moved = 0;
+      for (const row of rows) {
+        if (row.id === null) continue;
+        moved++;
+        if (row.status === "failed") this.notifyTerminal(row.id, row.type, "failed", row.callback !== null);
+        else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
+      }
+      return { moved, full: rows[0]!.leases === limit };
+    }, limit);
+  }
+
+  /**
+   * A sweep through lease rows (`limit` of them a statement), repeated while a statement took
+   * a full batch of rows yet moved fewer than `limit` jobs: the rows of claims whose jobs have
+   * all ended move none, and must not hold back the rows after them. Returns the jobs moved;
+   * `limit` or more tells the caller to call again.
+   */
+  private async sweepByLeaseRows(
+    sweep: () => Promise<{ moved: number; full: boolean }>,
+    limit: number,
+  ): Promise<number> {
+    let total = 0;
+    for (let round = 0; round < MAX_SWEEP_ROUNDS && total < limit; round++) {
+      const { moved, full } = await sweep();
+      total += moved;
+      if (!full) break;
     }
-    return rows.length;
+    return total;
   }
 
   async sweepDeadlines({ now, limit }: Parameters<Store["sweepDeadlines"]>[0]): Promise<number> {
     const timedOut = PROBLEMS["job-timed-out"];
-    const rows = await this.query<{ id: string; type: string; callback: string | null }>(SQL.sweepDeadlines, [
-      now,
-      limit,
-      JSON.stringify({ type: "/problems/job-timed-out", title: timedOut.title, status: timedOut.status }),
-      this.channel,
-      this.nodeId,
-    ]);
-    for (const row of rows) this.notifyTerminal(row.id, row.type, "timed_out", row.callback !== null);
-    return rows.length;
+    const problem = JSON.stringify({
+      type: "/problems/job-timed-out",
+      title: timedOut.title,
+      status: timedOut.status,
+    });
+    return this.sweepByLeaseRows(async () => {
+      const rows = await this.query<{
+        leases: number;
+        id: string | null;
+        type: string;
+        callback: string | null;
+      }>(SQL.sweepDeadlines, [now, limit, problem, this.channel, this.nodeId]);
+      let moved = 0;
+      for (const row of rows) {
+        if (row.id === null) continue;
+        moved++;
+        this.notifyTerminal(row.id, row.type, "timed_out", row.callback !== null);
+      }
+      return { moved, full: rows[0]!.leases === limit };
+    }, limit);
   }
 
   async purgeExpired(params: Parameters<Store["purgeExpired"]>[0]): Promise<PurgeResult> {
-    const [deleted] = await this.query<{ n: number }>(SQL.deleteFinished, [params.jobsBefore, params.limit]);
-    const [purged] = await this.query<{ n: number }>(SQL.purgeResults, [params.resultsBefore, params.limit]);
+    const [deleted] = await this.query<{ n: number }>(SQL.deleteFinished, [
+      params.jobsBefore,
+      params.limit,
+      idTimeBound(params.jobsBefore),
+      TENANT_PREFIX_LENGTH,
+    ]);
+    const [purged] = await this.query<{ n: number }>(SQL.purgeResults, [
+      params.resultsBefore,
+      params.limit,
+      idTimeBound(params.resultsBefore),
+      TENANT_PREFIX_LENGTH,
+    ]);
     const idem = await this.pool.query(this.t(`DELETE FROM {{s}}.idempotency_keys WHERE created_at < $1`), [
       params.idempotencyBefore,
     ]);

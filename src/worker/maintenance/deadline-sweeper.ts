@@ -22,7 +22,7 @@ export function createDeadlineSweeper(deps: {
       do {
         moved = await deps.store.sweepDeadlines({ now: deps.now(), limit: deps.batchSize });
         if (moved > 0) deps.logger.info({ jobs: moved }, "jobs timed out");
-      } while (moved === deps.batchSize);
+      } while (moved >= deps.batchSize);
     },
     deps.logger,
   );

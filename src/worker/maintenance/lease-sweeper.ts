@@ -28,7 +28,7 @@ export function createLeaseSweeper(deps: {
           limit: deps.batchSize,
         });
         if (moved > 0) deps.logger.info({ jobs: moved }, "expired leases swept");
-      } while (moved === deps.batchSize);
+      } while (moved >= deps.batchSize);
     },
     deps.logger,
   );

@@ -9,6 +9,9 @@
 -- 1. The indexes of queued jobs filter on `waiting`, computed from the status: a claim changes
 --    it (true → false), a completion does not (false stays false), so only the claim, which
 --    must take the job out of those indexes anyway, writes index entries.
+--    (The fillfactor of part 4 is set first, so that the rewrite this column causes leaves the
+--    room on every page.)
+ALTER TABLE {{schema}}.jobs SET (fillfactor = 50);
 ALTER TABLE {{schema}}.jobs ADD COLUMN waiting boolean GENERATED ALWAYS AS (status = 'queued') STORED;
 DROP INDEX {{schema}}.jobs_claim, {{schema}}.jobs_scheduled, {{schema}}.jobs_deadline, {{schema}}.jobs_tenant_queued;
 CREATE INDEX jobs_claim ON {{schema}}.jobs (priority DESC, run_at, id) WHERE waiting;
@@ -50,15 +53,14 @@ RETURNS SETOF tid LANGUAGE sql VOLATILE SET enable_sort = off AS $$
   SELECT ctid FROM locked
 $$;
 
--- 3. Retention finds old jobs by creation time, which never changes (a job finished before a
---    time was created before it), instead of through jobs_finished. A block range index: rows
---    are written in creation order, and a claim (which writes new index entries, unlike a
---    completion) adds no entry to it, only widens a range's bounds when it must (a B-tree
---    here cost each claimed job ~1 µs more).
+-- 3. Retention finds old jobs in the primary key instead of through jobs_finished: a job
+--    finished before a time was created before it, and a tenant's jobs created before a time
+--    are one range of the key (see SQL.deleteFinished). An index on the creation time would
+--    take an entry at every claim (a B-tree: ~1 µs a claimed job), or lose its use once
+--    retention frees room in old pages for new rows (a block-range index).
 DROP INDEX {{schema}}.jobs_finished;
-CREATE INDEX jobs_created ON {{schema}}.jobs USING brin (created_at);
 
--- 4. Room on each page for the versions a claim and a completion write (rows written from now).
-ALTER TABLE {{schema}}.jobs SET (fillfactor = 50);
+-- 4. Room on each page for the versions a claim and a completion write: fillfactor 50, set
+--    above.
 
 ANALYZE {{schema}}.jobs, {{schema}}.leases;
