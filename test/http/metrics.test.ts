@@ -52,32 +52,25 @@ describe("attempt metrics", () => {
       wait.observe({ type }, waitMs / 1000);
     }
 
-    const ours = await metrics.registry.metrics();
-    const theirs = await registry.metrics();
-    for (const prefix of [
-      "tessera_job_attempts_total",
-      "tessera_job_attempt_duration_seconds",
-      "tessera_job_queue_wait_seconds",
-    ]) {
-      const series = seriesOf(ours, prefix);
-      expect(series.length).toBeGreaterThan(2);
-      expect(series).toEqual(seriesOf(theirs, prefix));
-    }
+    const expectSameSeries = async (counter: string) => {
+      const ours = await metrics.registry.metrics();
+      const theirs = await registry.metrics();
+      for (const prefix of [
+        counter,
+        "tessera_job_attempt_duration_seconds",
+        "tessera_job_queue_wait_seconds",
+      ]) {
+        const series = seriesOf(ours, prefix);
+        expect(series.length).toBeGreaterThan(2);
+        expect(series).toEqual(seriesOf(theirs, prefix));
+      }
+    };
+    await expectSameSeries("tessera_job_attempts_total");
     // In OpenMetrics too, where the registry renames counters.
     const open = (r: Registry) => r as unknown as Registry<OpenMetricsContentType>;
     open(metrics.registry).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
     open(registry).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
-    const openOurs = await metrics.registry.metrics();
-    const openTheirs = await registry.metrics();
-    for (const prefix of [
-      "tessera_job_attempts",
-      "tessera_job_attempt_duration_seconds",
-      "tessera_job_queue_wait_seconds",
-    ]) {
-      const series = seriesOf(openOurs, prefix);
-      expect(series.length).toBeGreaterThan(2);
-      expect(series).toEqual(seriesOf(openTheirs, prefix));
-    }
+    await expectSameSeries("tessera_job_attempts");
     // As JSON too (what a cluster aggregator reads), and reset clears them.
     const json = (await metrics.registry.getMetricsAsJSON()).find(
       (m) => m.name === "tessera_job_attempts", // renamed by OpenMetrics, as prom-client does

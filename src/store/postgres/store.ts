@@ -93,6 +93,12 @@ export interface PostgresStoreOptions {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+/** The problem a sweep records (the statement adds its detail). */
+function sweepProblem(kind: "job-failed" | "job-timed-out"): string {
+  const { title, status } = PROBLEMS[kind];
+  return JSON.stringify({ type: `/problems/${kind}`, title, status });
+}
+
 /** Statements one sweep call runs at most while lease rows keep filling its limit. */
 const MAX_SWEEP_ROUNDS = 20;
 /** Completions written by one statement at most (its arrays stay well below a megabyte). */
@@ -905,12 +911,7 @@ export class PostgresStore implements Store {
     retryDelayMs,
     limit,
   }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
-    const failed = PROBLEMS["job-failed"];
-    const problem = JSON.stringify({
-      type: "/problems/job-failed",
-      title: failed.title,
-      status: failed.status,
-    });
+    const problem = sweepProblem("job-failed");
     return this.sweepByLeaseRows(async () => {
       const rows = await this.query<{
         leases: number;
@@ -958,12 +959,7 @@ export class PostgresStore implements Store {
   }
 
   async sweepDeadlines({ now, limit }: Parameters<Store["sweepDeadlines"]>[0]): Promise<number> {
-    const timedOut = PROBLEMS["job-timed-out"];
-    const problem = JSON.stringify({
-      type: "/problems/job-timed-out",
-      title: timedOut.title,
-      status: timedOut.status,
-    });
+    const problem = sweepProblem("job-timed-out");
     return this.sweepByLeaseRows(async () => {
       const rows = await this.query<{
         leases: number;
