@@ -83,7 +83,11 @@ const LAZY_KEYS: readonly LazyKey[] = ["signal", "deadlineAt", "metadata", "log"
 /** The lazy members as own, enumerable, read-only properties of the ctx. */
 const LAZY_MEMBERS: ProxyHandler<ContextTarget<SignalSource>> = {
   get: (target, key, receiver) =>
-    isLazy(key) ? ContextTarget.lazy(target, key) : Reflect.get(target, key, receiver),
+    isLazy(key)
+      ? ContextTarget.lazy(target, key)
+      : key === "constructor"
+        ? Object
+        : Reflect.get(target, key, receiver),
   has: (target, key) => isLazy(key) || Reflect.has(target, key),
   ownKeys: (target) => [...Reflect.ownKeys(target), ...LAZY_KEYS],
   getOwnPropertyDescriptor: (target, key) =>

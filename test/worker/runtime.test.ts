@@ -424,6 +424,7 @@ describe("worker runtime: the handler's ctx", () => {
     expect(extended.cache).toBe(1);
     // A plain object to whoever checks; it cannot be frozen (its lazy members could not report).
     expect(Object.getPrototypeOf(ctx)).toBe(Object.prototype);
+    expect(ctx.constructor).toBe(Object);
     expect(() => Object.freeze(ctx)).toThrow(TypeError);
     expect({ ...ctx }.signal).toBe(ctx.signal);
     const { progress, log } = ctx;

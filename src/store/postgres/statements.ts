@@ -367,7 +367,8 @@ export const SQL = {
     WITH RECURSIVE ${CREATED_BEFORE("finished_at < $1")},
     del AS (
       DELETE FROM {{s}}.jobs WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) FOR UPDATE SKIP LOCKED) RETURNING id),
+        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) AND finished_at < $1 FOR UPDATE SKIP LOCKED)
+      RETURNING id),
     di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
     SELECT count(*) AS n FROM del`,
@@ -375,7 +376,8 @@ export const SQL = {
     WITH RECURSIVE ${CREATED_BEFORE("finished_at < $1 AND NOT result_purged")},
     upd AS (
       UPDATE {{s}}.jobs SET result_purged = true, result_data = NULL, result_location = NULL WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) FOR UPDATE SKIP LOCKED)
+        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) AND finished_at < $1 AND NOT result_purged
+        FOR UPDATE SKIP LOCKED)
       RETURNING id),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM upd))
     SELECT count(*) AS n FROM upd`,

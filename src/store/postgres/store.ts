@@ -99,8 +99,6 @@ function sweepProblem(kind: "job-failed" | "job-timed-out"): string {
   return JSON.stringify({ type: `/problems/${kind}`, title, status });
 }
 
-/** Statements one sweep call runs at most while lease rows keep filling its limit. */
-const MAX_SWEEP_ROUNDS = 20;
 /** Completions written by one statement at most (its arrays stay well below a megabyte). */
 const MAX_BATCH = 1000;
 /** Backoff between attempts at a write whose connection failed (up to ~8 s in all). */
@@ -949,8 +947,10 @@ export class PostgresStore implements Store {
     sweep: () => Promise<{ moved: number; full: boolean }>,
     limit: number,
   ): Promise<number> {
+    // Ends: every lease row a statement takes leaves the rows it takes from (removed, left to
+    // the deadline sweep, or due at a later deadline).
     let total = 0;
-    for (let round = 0; round < MAX_SWEEP_ROUNDS && total < limit; round++) {
+    while (total < limit) {
       const { moved, full } = await sweep();
       total += moved;
       if (!full) break;
