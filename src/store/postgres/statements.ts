@@ -1,3 +1,4 @@
+import { TENANT_PREFIX_LENGTH } from "../../jobs/ids.js";
 import { CLAIM_COLUMNS, JOB_COLUMNS } from "../rows.js";
 
 /** Columns of a job row (or the given ones) under an alias. */
@@ -41,9 +42,10 @@ const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) IS 
  */
 const CREATED_BEFORE = (condition: string) => `
     codes AS (
-      (SELECT left(id, $4) AS code FROM {{s}}.jobs WHERE id > 'job_' AND id < 'job\`' ORDER BY id LIMIT 1)
+      (SELECT left(id, ${TENANT_PREFIX_LENGTH}) AS code FROM {{s}}.jobs WHERE id > 'job_' AND id < 'job\`' ORDER BY id LIMIT 1)
       UNION ALL
-      SELECT (SELECT left(j.id, $4) FROM {{s}}.jobs j WHERE j.id > c.code || '{' AND j.id < 'job\`' ORDER BY j.id LIMIT 1)
+      SELECT (SELECT left(j.id, ${TENANT_PREFIX_LENGTH}) FROM {{s}}.jobs j
+        WHERE j.id > c.code || '{' AND j.id < 'job\`' ORDER BY j.id LIMIT 1)
       FROM codes c WHERE c.code IS NOT NULL),
     old AS (
       SELECT o.id FROM codes c CROSS JOIN LATERAL (
@@ -52,6 +54,10 @@ const CREATED_BEFORE = (condition: string) => `
       UNION ALL
       SELECT id FROM {{s}}.jobs WHERE id < 'job_' AND ${condition}
       LIMIT $2)`;
+
+// What retention takes (checked again on each row as it is locked).
+const FINISHED = "finished_at < $1";
+const RESULT_KEPT = "finished_at < $1 AND NOT result_purged";
 
 /** A lease row's expiry that never comes (a row left for the deadline sweep only). */
 const NEVER = "9223372036854775807";
@@ -98,10 +104,10 @@ const NOTIFY_LINES = (channel: string, line: string, from: string) => `
 /**
  * A batch of completions in one statement: per job its id, the index ($2) of its lease token in
  * the batch's distinct tokens ($11: a claim's jobs share one, so the statement does not carry
- * it once per job), its result columns (a NULL kind is 'none') and its finish time. Other nodes are told of the watched ones (a request
- * waits for them somewhere), one notification per ~7,000 bytes of lines. `outbox`: also write
- * the callback events owed; a batch without callbacks skips those CTEs (and the full row they
- * need).
+ * it once per job), its result columns (a NULL kind is 'none') and its finish time. Other nodes
+ * are told of the watched ones (a request waits for them somewhere), one notification per
+ * ~7,000 bytes of lines. `outbox`: also write the callback events owed; a batch without
+ * callbacks skips those CTEs (and the full row they need).
  */
 const COMPLETE_MANY = (outbox: boolean) => `
     WITH done AS (
@@ -364,20 +370,19 @@ export const SQL = {
       CASE WHEN id IS NOT NULL THEN pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) END
     FROM (SELECT count(*)::int AS leases FROM due_leases) g LEFT JOIN upd ON true`,
   deleteFinished: `
-    WITH RECURSIVE ${CREATED_BEFORE("finished_at < $1")},
+    WITH RECURSIVE ${CREATED_BEFORE(FINISHED)},
     del AS (
       DELETE FROM {{s}}.jobs WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) AND finished_at < $1 FOR UPDATE SKIP LOCKED)
+        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) AND ${FINISHED} FOR UPDATE SKIP LOCKED)
       RETURNING id),
     di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
     SELECT count(*) AS n FROM del`,
   purgeResults: `
-    WITH RECURSIVE ${CREATED_BEFORE("finished_at < $1 AND NOT result_purged")},
+    WITH RECURSIVE ${CREATED_BEFORE(RESULT_KEPT)},
     upd AS (
       UPDATE {{s}}.jobs SET result_purged = true, result_data = NULL, result_location = NULL WHERE id IN (
-        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) AND finished_at < $1 AND NOT result_purged
-        FOR UPDATE SKIP LOCKED)
+        SELECT id FROM {{s}}.jobs WHERE id IN (SELECT id FROM old) AND ${RESULT_KEPT} FOR UPDATE SKIP LOCKED)
       RETURNING id),
     dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM upd))
     SELECT count(*) AS n FROM upd`,

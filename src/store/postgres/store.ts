@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import pg from "pg";
 import type { Logger } from "pino";
-import { jobProblem, PROBLEMS } from "../../jobs/problems.js";
-import { idTimeBound, isJobIdOf, TENANT_PREFIX_LENGTH, tenantIdRange } from "../../jobs/ids.js";
+import { jobProblem } from "../../jobs/problems.js";
+import { idTimeBound, isJobIdOf, tenantIdRange } from "../../jobs/ids.js";
 import { Batcher } from "../batcher.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
 import {
@@ -93,12 +93,6 @@ export interface PostgresStoreOptions {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
-/** The problem a sweep records (the statement adds its detail). */
-function sweepProblem(kind: "job-failed" | "job-timed-out"): string {
-  const { title, status } = PROBLEMS[kind];
-  return JSON.stringify({ type: `/problems/${kind}`, title, status });
-}
-
 /** Completions written by one statement at most (its arrays stay well below a megabyte). */
 const MAX_BATCH = 1000;
 /** Backoff between attempts at a write whose connection failed (up to ~8 s in all). */
@@ -410,7 +404,7 @@ export class PostgresStore implements Store {
       this.channel,
       this.nodeId,
       lease?.token ?? null,
-      // A lease never outlives the job's deadline (see SQL.sweepDeadlines).
+      // Capped at the job's deadline, as a claim caps the job's lease_expires_at.
       lease ? Math.min(lease.expiresAt, job.deadlineAt) : null,
       job.watched ?? false,
     ];
@@ -909,72 +903,58 @@ export class PostgresStore implements Store {
     retryDelayMs,
     limit,
   }: Parameters<Store["sweepExpiredLeases"]>[0]): Promise<number> {
-    const problem = sweepProblem("job-failed");
-    return this.sweepByLeaseRows(async () => {
-      const rows = await this.query<{
-        leases: number;
-        id: string | null;
-        type: string;
-        status: JobRecord["status"];
-        callback: string | null;
-      }>(SQL.sweepLeases, [
-        now,
-        limit,
-        now + retryDelayMs,
-        problem,
-        " lost its lease (the worker crashed, stalled or was cut off)",
-        this.channel,
-        this.nodeId,
-      ]);
-      let moved = 0;
-      for (const row of rows) {
-        if (row.id === null) continue;
-        moved++;
-        if (row.status === "failed") this.notifyTerminal(row.id, row.type, "failed", row.callback !== null);
-        else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
-      }
-      return { moved, full: rows[0]!.leases === limit };
-    }, limit);
+    // The statement writes each job's own detail over the empty one.
+    const params = [
+      now,
+      limit,
+      now + retryDelayMs,
+      JSON.stringify(jobProblem("job-failed", "")),
+      " lost its lease (the worker crashed, stalled or was cut off)",
+      this.channel,
+      this.nodeId,
+    ];
+    return this.sweepByLeaseRows(SQL.sweepLeases, params, limit, (row) => {
+      if (row.status === "failed") this.notifyTerminal(row.id, row.type, "failed", row.callback !== null);
+      else this.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
+    });
+  }
+
+  async sweepDeadlines({ now, limit }: Parameters<Store["sweepDeadlines"]>[0]): Promise<number> {
+    const problem = JSON.stringify(jobProblem("job-timed-out", ""));
+    return this.sweepByLeaseRows(
+      SQL.sweepDeadlines,
+      [now, limit, problem, this.channel, this.nodeId],
+      limit,
+      (row) => this.notifyTerminal(row.id, row.type, "timed_out", row.callback !== null),
+    );
   }
 
   /**
    * A sweep through lease rows (`limit` of them a statement), repeated while a statement took
    * a full batch of rows yet moved fewer than `limit` jobs: the rows of claims whose jobs have
-   * all ended move none, and must not hold back the rows after them. Returns the jobs moved;
-   * `limit` or more tells the caller to call again.
+   * all ended move none, and must not hold back the rows after them. `moved` is told of each job
+   * moved. Returns how many; `limit` or more tells the caller to call again.
    */
   private async sweepByLeaseRows(
-    sweep: () => Promise<{ moved: number; full: boolean }>,
+    sql: string,
+    params: unknown[],
     limit: number,
+    moved: (row: SweptRow) => void,
   ): Promise<number> {
     // Ends: every lease row a statement takes leaves the rows it takes from (removed, left to
     // the deadline sweep, or due at a later deadline).
     let total = 0;
     while (total < limit) {
-      const { moved, full } = await sweep();
-      total += moved;
-      if (!full) break;
-    }
-    return total;
-  }
-
-  async sweepDeadlines({ now, limit }: Parameters<Store["sweepDeadlines"]>[0]): Promise<number> {
-    const problem = sweepProblem("job-timed-out");
-    return this.sweepByLeaseRows(async () => {
-      const rows = await this.query<{
-        leases: number;
-        id: string | null;
-        type: string;
-        callback: string | null;
-      }>(SQL.sweepDeadlines, [now, limit, problem, this.channel, this.nodeId]);
-      let moved = 0;
+      // One row at least, carrying how many lease rows the statement took; a job's row has an id.
+      const rows = await this.query<{ leases: number } & (SweptRow | { id: null })>(sql, params);
       for (const row of rows) {
         if (row.id === null) continue;
-        moved++;
-        this.notifyTerminal(row.id, row.type, "timed_out", row.callback !== null);
+        total++;
+        moved(row);
       }
-      return { moved, full: rows[0]!.leases === limit };
-    }, limit);
+      if (rows[0]!.leases < limit) break;
+    }
+    return total;
   }
 
   async purgeExpired(params: Parameters<Store["purgeExpired"]>[0]): Promise<PurgeResult> {
@@ -982,13 +962,11 @@ export class PostgresStore implements Store {
       params.jobsBefore,
       params.limit,
       idTimeBound(params.jobsBefore),
-      TENANT_PREFIX_LENGTH,
     ]);
     const [purged] = await this.query<{ n: number }>(SQL.purgeResults, [
       params.resultsBefore,
       params.limit,
       idTimeBound(params.resultsBefore),
-      TENANT_PREFIX_LENGTH,
     ]);
     const idem = await this.pool.query(this.t(`DELETE FROM {{s}}.idempotency_keys WHERE created_at < $1`), [
       params.idempotencyBefore,
@@ -1345,6 +1323,15 @@ interface CompletionWrite {
   now: number;
   /** The job may have a callback: write the outbox event its terminal move owes. */
   outbox: boolean;
+}
+
+/** A job a sweep moved, as its statement reports it. */
+interface SweptRow {
+  id: string;
+  type: string;
+  /** The lease sweep's: queued again, or failed. */
+  status?: JobRecord["status"];
+  callback: string | null;
 }
 
 /** What a completion's statement reports of a completed job. */
