@@ -53,6 +53,10 @@ function embeddedIpv4(address: string): string | null {
   return null;
 }
 
+/** A DNS name as `--callback-allow` takes it (letters, digits, hyphens, dots; an optional final dot). */
+const HOST_NAME =
+  /^(?=.{1,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
+
 export class CallbackForbiddenError extends Error {
   override name = "CallbackForbiddenError";
 }
@@ -71,13 +75,18 @@ export class AddressPolicy {
     readonly resolve: Resolver = systemResolver,
   ) {
     for (const entry of allow) {
-      const [net, prefix] = entry.split("/");
-      const family = isIP(net ?? "");
-      if (family !== 0) {
-        const bits = prefix === undefined ? (family === 4 ? 32 : 128) : Number(prefix);
-        this.allowedNets.addSubnet(net!, bits, family === 4 ? "ipv4" : "ipv6");
-      } else {
+      const [net = "", prefix, extra] = entry.split("/");
+      const family = isIP(net);
+      const max = family === 4 ? 32 : 128;
+      const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+      if (family !== 0 && extra === undefined && bits <= max) {
+        this.allowedNets.addSubnet(net, bits, family === 4 ? "ipv4" : "ipv6");
+      } else if (prefix === undefined && HOST_NAME.test(entry)) {
         this.allowedHosts.add(entry.toLowerCase().replace(/\.$/, ""));
+      } else {
+        throw new TypeError(
+          `--callback-allow: "${entry}" is neither a host name nor an address or CIDR (e.g. 127.0.0.1/32, ::1)`,
+        );
       }
     }
   }

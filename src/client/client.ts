@@ -47,7 +47,7 @@ export interface SubmitOptions {
 export interface ListFilter {
   status?: JobStatus;
   type?: string;
-  /** Jobs per page (the server caps it at 500). @default 50 */
+  /** Jobs per page, 1-500 (the server answers `400` outside that range). @default 50 */
   limit?: number;
   signal?: AbortSignal;
 }

@@ -91,7 +91,9 @@ export function buildJob(
   if (body.runAt !== undefined) {
     const at = Date.parse(body.runAt);
     if (Number.isNaN(at)) issues.push({ path: "/runAt", message: "must be a valid date-time" });
-    else if (at >= deadlineAt) issues.push({ path: "/runAt", message: "must be before the job's deadline" });
+    // A runAt past the deadline is accepted: the deadline counts from submission, so such a
+    // job waits queued and is timed out at its deadline without running (the contract sets
+    // no rule between the two; clients hold jobs queued this way).
     else runAt = Math.max(at, ctx.now); // a runAt in the past means now
   }
   if (body.callback) {

@@ -113,6 +113,32 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             },
           },
         },
+        DeliveryAttempt: {
+          type: "object",
+          required: [
+            "eventId",
+            "event",
+            "attempt",
+            "at",
+            "statusCode",
+            "latencyMs",
+            "error",
+            "nextAttemptAt",
+          ],
+          properties: {
+            eventId: { type: "string", description: "The webhook-id, the same on every attempt" },
+            event: {
+              type: "string",
+              description: "job.succeeded, job.failed, job.canceled, job.timed_out, job.progress",
+            },
+            attempt: { type: "integer", minimum: 1 },
+            at: { type: "integer", description: "When the attempt was made (unix epoch ms)" },
+            statusCode: { type: ["integer", "null"], description: "The receiver's answer; null: no answer" },
+            latencyMs: { type: "number" },
+            error: { type: ["string", "null"] },
+            nextAttemptAt: { type: ["integer", "null"], description: "Epoch ms; null: the delivery ended" },
+          },
+        },
         Problem: {
           type: "object",
           required: ["type", "title", "status", "detail", "instance"],
@@ -259,6 +285,24 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           },
         },
       },
+      "/v1/jobs/{id}/deliveries": {
+        get: {
+          summary: "Every callback delivery attempt of the job, oldest first",
+          parameters: [idParam],
+          responses: {
+            "200": {
+              description: "The attempts (times are unix epoch milliseconds)",
+              content: json({
+                type: "object",
+                required: ["items"],
+                properties: { items: { type: "array", items: ref("DeliveryAttempt") } },
+              }),
+            },
+            "429": limited,
+            ...common,
+          },
+        },
+      },
       "/v1/job-types": {
         get: {
           summary: "Registered job types with their input schemas",
@@ -280,6 +324,27 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           summary: "Prometheus metrics",
           security: [],
           responses: { "200": { description: "Text format" } },
+        },
+      },
+      "/problems/{slug}": {
+        get: {
+          summary: "What a problem type means (problem `type` URIs are dereferenceable)",
+          security: [],
+          parameters: [{ name: "slug", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            "200": {
+              description: "The problem type",
+              content: json({
+                type: "object",
+                properties: {
+                  type: { type: "string" },
+                  title: { type: "string" },
+                  status: { type: "integer" },
+                },
+              }),
+            },
+            "404": problem("No such problem type"),
+          },
         },
       },
       "/openapi.json": {

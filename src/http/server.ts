@@ -71,24 +71,26 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** "key" (default): API key required; "none": public; "self": the route authenticates. */
     auth?: "key" | "none" | "self";
+    /** A route that answers only `405` (not in the route table). */
+    refusesMethod?: boolean;
   }
 }
 
-/** The routes and the methods each allows; any other method is `405` with `Allow`. */
-const ROUTES: Record<string, string[]> = {
-  "/v1/jobs": ["GET", "POST"],
-  "/v1/jobs/:id": ["GET", "DELETE"],
-  "/v1/jobs/:id/cancel": ["POST"],
-  "/v1/jobs/:id/result": ["GET"],
-  "/v1/jobs/:id/deliveries": ["GET"],
-  "/v1/job-types": ["GET"],
-  "/healthz": ["GET"],
-  "/readyz": ["GET"],
-  "/metrics": ["GET"],
-  "/openapi.json": ["GET"],
-  "/problems/:slug": ["GET"],
-};
+/** Methods a route may be asked for; one it does not serve is `405` with `Allow`. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/**
+ * The routes this server serves, each with its methods, read from Fastify as they register
+ * (`onRoute`): the one table the `405` answers and the OpenAPI test read, so a new route
+ * cannot be left out of either. Answers that only refuse (405) are not in it.
+ */
+export type RouteTable = ReadonlyMap<string, readonly string[]>;
+
+declare module "fastify" {
+  interface FastifyInstance {
+    routeTable: RouteTable;
+  }
+}
 
 /** The one HSTS policy: a year, sent only over HTTPS (RFC 6797 forbids it over plain HTTP). */
 const HSTS = "max-age=31536000";
@@ -178,7 +180,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing is bare JSON without our headers; the onRequest hook
+    // below answers it as a problem instead.
+    return503OnClosing: false,
     // Timeouts and header limits are set on the Node server below, the same way for both protocols.
     connectionTimeout: 0,
     clientErrorHandler: clientErrorHandler(tls),
@@ -238,7 +242,22 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   deps.limiter ??= new RateLimiter(deps);
   deps.keyCache ??= new KeyCache(config.authCacheMs);
+  // Closing: a request that still arrives (pipelined, or on a busy keep-alive connection) is
+  // refused with a problem that tells the client to try again elsewhere or soon.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
   app.addHook("onRequest", async (request: FastifyRequest, reply) => {
+    if (closing) {
+      reply.header("connection", "close");
+      throw new ProblemError(
+        "service-unavailable",
+        "the server is shutting down",
+        {},
+        { "retry-after": "1" },
+      );
+    }
     const auth = request.routeOptions.config.auth ?? "key";
     // Authenticates, then counts the request against its tenant's (or address's) rate limit.
     if (auth === "key") request.tenantId = await authenticateLimited(request, reply, deps);
@@ -269,27 +288,31 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     sendProblem(reply, new ProblemError("not-found", "no such resource")),
   );
 
+  const routes = new Map<string, string[]>();
+  app.decorate("routeTable", routes as RouteTable);
+  app.addHook("onRoute", (route) => {
+    if (route.config?.refusesMethod) return;
+    const methods = routes.get(route.url) ?? [];
+    for (const method of [route.method].flat()) if (!methods.includes(method)) methods.push(method);
+    routes.set(route.url, methods);
+  });
+
   // A worker node (--role worker) serves only the operations routes.
-  const serveApi = config.role !== "worker";
-  if (serveApi) {
+  if (config.role !== "worker") {
     jobRoutes(app, deps);
     resultRoutes(app, deps);
     jobTypeRoutes(app, deps);
   }
   opsRoutes(app, deps);
 
-  for (const [url, allowed] of Object.entries(ROUTES)) {
-    if (!serveApi && url.startsWith("/v1/")) continue;
-    const withHead = allowed.includes("GET") ? [...allowed, "HEAD"] : allowed;
+  for (const [url, served] of [...routes]) {
+    const allow = served.join(", ");
     app.route({
-      method: ALL_METHODS.filter((m) => !allowed.includes(m)),
+      method: ALL_METHODS.filter((m) => !served.includes(m)),
       url,
-      config: { auth: "none" },
+      config: { auth: "none", refusesMethod: true },
       handler: async (_request, reply) =>
-        sendProblem(
-          reply,
-          new ProblemError("method-not-allowed", "method not allowed", {}, { allow: withHead.join(", ") }),
-        ),
+        sendProblem(reply, new ProblemError("method-not-allowed", "method not allowed", {}, { allow })),
     });
   }
   return app;

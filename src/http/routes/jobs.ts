@@ -13,6 +13,7 @@ import type { ServerDeps } from "../server.js";
 import { jobPath, origin } from "../urls.js";
 
 const MAX_PAGE = 500;
+const LIST_PARAMETERS = new Set(["status", "type", "limit", "cursor"]);
 
 const notFound = () => new ProblemError("not-found", "no such job");
 
@@ -244,17 +245,21 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
   app.get("/v1/jobs", async (request, reply) => {
     const query = request.query as Record<string, unknown>;
     const issues: { path: string; message: string }[] = [];
+    // A misspelt parameter (`?stauts=failed`) must not silently list everything.
+    for (const name of Object.keys(query))
+      if (!LIST_PARAMETERS.has(name)) issues.push({ path: name, message: "is not a listing parameter" });
     const status = query.status;
     if (status !== undefined && !isJobStatus(status))
       issues.push({ path: "status", message: "is not a job status" });
     const type = query.type;
-    if (type !== undefined && (typeof type !== "string" || type.length > 128))
+    if (type !== undefined && (typeof type !== "string" || type.length < 1 || type.length > 128))
       issues.push({ path: "type", message: "must be one job type" });
     let limit = 50;
     if (query.limit !== undefined) {
-      if (typeof query.limit !== "string" || !/^\d{1,12}$/.test(query.limit) || Number(query.limit) < 1) {
-        issues.push({ path: "limit", message: "must be an integer >= 1" });
-      } else limit = Math.min(MAX_PAGE, Number(query.limit));
+      const n = typeof query.limit === "string" && /^\d{1,4}$/.test(query.limit) ? Number(query.limit) : NaN;
+      if (!(n >= 1 && n <= MAX_PAGE))
+        issues.push({ path: "limit", message: `must be an integer 1-${MAX_PAGE}` });
+      else limit = n;
     }
     let before: { createdAt: number; id: string } | undefined;
     if (query.cursor !== undefined) {
