@@ -231,6 +231,16 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
     try {
+      // The body is read as it came: a compressed one would reach the parser as garbage.
+      const coding = request.headers["content-encoding"];
+      if (coding !== undefined && coding.trim().toLowerCase() !== "identity") {
+        throw new ProblemError(
+          "unsupported-media-type",
+          `Content-Encoding ${coding.slice(0, 40)} is not supported; send the body uncompressed`,
+          {},
+          { "accept-encoding": "identity" },
+        );
+      }
       done(null, parseJsonBody(body as Buffer, request.headers["content-type"], config.maxJsonDepth));
     } catch (error) {
       done(error as Error, undefined);

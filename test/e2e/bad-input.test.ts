@@ -265,6 +265,19 @@ describe("B1 hostile submit bodies", () => {
     expectProblem(await submit(body, {}, contentType), 415, "unsupported-media-type");
   });
 
+  it.each(["gzip", "br", "deflate", "gzip, identity"])(
+    "#7 Content-Encoding %s is 415 with Accept-Encoding: identity, and creates no job",
+    async (coding) => {
+      const a = await submit(echo(), { "content-encoding": coding });
+      expectProblem(a, 415);
+      expect(a.headers["accept-encoding"]).toBe("identity");
+    },
+  );
+
+  it("#7 positive control: Content-Encoding identity is accepted", async () => {
+    expectAccepted(await submit(echo(), { "content-encoding": "identity" }));
+  });
+
   it("#7 positive control: application/json with charset=utf-8 is accepted", async () => {
     expectAccepted(await submit(echo(), {}, "application/json; charset=utf-8"));
     expectAccepted(await submit(echo(), {}, 'application/json; charset="UTF-8"'));

@@ -63,6 +63,11 @@ describe("headers on every error answer", () => {
         http(`${u}/v1/jobs`, { headers: { ...c.headers, "content-type": "text/plain" }, body: "{}" }),
         415,
       ],
+      [
+        "compressed body",
+        http(`${u}/v1/jobs`, { headers: { ...c.headers, ...json, "content-encoding": "gzip" }, body: "{}" }),
+        415,
+      ],
       ["bad JSON", http(`${u}/v1/jobs`, { headers: { ...c.headers, ...json }, body: "{" }), 400],
       ["empty JSON body", http(`${u}/v1/jobs`, { method: "POST", headers: { ...c.headers, ...json } }), 400],
       ["invalid envelope", http(`${u}/v1/jobs`, { headers: c.headers, json: { type: "demo.echo" } }), 400],
