@@ -20,6 +20,24 @@ export class CreatedResult {
   ) {}
 }
 
+/**
+ * A file the job wrote, to be stored as its result and streamed from the result URL: the
+ * store takes the file over (moves or copies it, then removes it), so its bytes never pass
+ * through memory whole. The file must not be touched after the handler returns.
+ */
+export class FileResult {
+  readonly kind = "file";
+  constructor(
+    readonly path: string,
+    readonly contentType: string,
+  ) {}
+}
+
+/** The job wrote its result to a file (see FileResult): the store takes the file over. */
+export function fileResult(path: string, contentType: string): FileResult {
+  return new FileResult(path, contentType);
+}
+
 /** The job produced bytes of a given media type (served as-is by the result resource). */
 export function bytesResult(data: Uint8Array | string, contentType: string): BytesResult {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;

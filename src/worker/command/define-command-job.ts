@@ -1,0 +1,290 @@
+import { availableParallelism, tmpdir } from "node:os";
+import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
+import {
+  defineJob,
+  type DefineJobOptions,
+  type JobContext,
+  type JobDefinition,
+  type JsonSchema,
+} from "../../jobs/define.js";
+import { JobError } from "../../jobs/errors.js";
+import { FileResult, fileResult } from "../../jobs/result.js";
+import {
+  argumentSafety,
+  checkAgainstSchema,
+  expandArg,
+  parseArg,
+  type ArgTemplate,
+} from "./argv-template.js";
+import { checkEnvSpec, taskEnv } from "./task-env.js";
+import { runTask, type TaskExit } from "./task-process.js";
+import { taskResult } from "./task-result.js";
+
+export interface DefineCommandJobOptions {
+  type: string;
+  description?: string;
+  /**
+   * `[executable, ...args]`, run without a shell. Arguments may hold `{input.field}` (a required
+   * scalar of the input schema), `{outputDir}`, `{jobId}` and `{attempt}`; `{{`/`}}` for braces.
+   * A lone `{input.field}` argument refuses, at submit, a value starting with "-".
+   */
+  command: readonly string[];
+  /** JSON Schema of the input (sent to the task as JSON on stdin). @default {} (any JSON) */
+  input?: JsonSchema;
+  /** @default 300 */
+  timeoutSeconds?: number;
+  /** @default 3 */
+  maxAttempts?: number;
+  /** @default 1000 */
+  retryDelayMs?: number;
+  maxInputBytes?: number;
+  /** Variables set for the task, besides PATH, HOME, LANG, TZ and the TESSERA_* ones. */
+  env?: Readonly<Record<string, string>>;
+  /** Names of the server's variables the task may see (nothing else passes). @default [] */
+  inheritEnv?: readonly string[];
+  /** Working directory. @default the attempt's output dir */
+  cwd?: string;
+  /** Stdout beyond this stops the task and fails the job (`command-output-too-large`). @default 16 MiB */
+  maxOutputBytes?: number;
+  /** Tasks of this type alive at once in one process. @default the machine's CPU count */
+  concurrency?: number;
+  /** From SIGTERM to SIGKILL when a task is stopped. @default 5000 */
+  killGraceMs?: number;
+  /**
+   * Exit codes that fail the job at once, as the HTTP status of its problem (a 4xx: the input
+   * was at fault). Others than 0 and these are retried. @default sysexits 64–68 (usage, data,
+   * no input, no user, no host) → 422
+   */
+  exitCodes?: Readonly<Record<number, number>>;
+}
+
+/** Where a command job's attempts run; createTessera gives one per server (see withHost). */
+export interface TaskHost {
+  /** Parent of every attempt's output dir (and of results staged for the store). */
+  taskDir: string;
+  /** The server's environment, read only for the names a definition lets through. */
+  serverEnv: Readonly<Record<string, string | undefined>>;
+  /** Every live task, so a shutdown can stop them all before leases are released. */
+  tasks: TaskRegistry;
+}
+
+/** The live tasks of a process: stopped together, and awaited, at shutdown. */
+export class TaskRegistry {
+  private readonly live = new Map<Promise<TaskExit>, AbortController>();
+
+  /** Run a task under this registry: `stopAll` can abort it, `drain` waits for its end. */
+  track(run: (signal: AbortSignal) => Promise<TaskExit>, signal: AbortSignal): Promise<TaskExit> {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const running = run(controller.signal).finally(() => {
+      signal.removeEventListener("abort", onAbort);
+      this.live.delete(running);
+    });
+    this.live.set(running, controller);
+    return running;
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Stop every live task (SIGTERM, SIGKILL after each one's grace) and wait until all are gone. */
+  async stopAll(): Promise<void> {
+    for (const controller of this.live.values()) controller.abort(new Error("the server is shutting down"));
+    await Promise.allSettled([...this.live.keys()]);
+  }
+}
+
+/** Stderr lines of one attempt written to the server's log; the tail is kept for the problem regardless. */
+const STDERR_LOG_LINES = 200;
+
+export const DEFAULT_EXIT_CODES: Readonly<Record<number, number>> = {
+  64: 422,
+  65: 422,
+  66: 422,
+  67: 422,
+  68: 422,
+};
+
+/** A command job: a JobDefinition whose attempts each run a fresh process. */
+export interface CommandJobDefinition extends JobDefinition<unknown, unknown> {
+  readonly command: readonly string[];
+  /** The same definition with its attempts run under `host` (createTessera does this). */
+  withHost(host: TaskHost): CommandJobDefinition;
+}
+
+export function isCommandJob(definition: JobDefinition): definition is CommandJobDefinition {
+  return typeof (definition as Partial<CommandJobDefinition>).withHost === "function";
+}
+
+interface CommandSpec {
+  type: string;
+  templates: readonly ArgTemplate[];
+  env: Readonly<Record<string, string>>;
+  inheritEnv: readonly string[];
+  cwd: string | undefined;
+  maxOutputBytes: number;
+  killGraceMs: number;
+  exitCodes: Readonly<Record<number, number>>;
+}
+
+/**
+ * Define a job type run as a command, a fresh process per attempt ("run task"): the input JSON
+ * on stdin, `TESSERA_JOB_ID`, `TESSERA_ATTEMPT`, `TESSERA_DEADLINE` and `TESSERA_OUTPUT_DIR` in a
+ * scrubbed environment; the result from one file left in the output dir or from stdout;
+ * progress from `::progress 40 message` lines on stderr or fd 3. Cancel, deadline, lease loss
+ * and shutdown stop the whole process tree (SIGTERM, then SIGKILL after `killGraceMs`).
+ *
+ * @example
+ * export const speak = defineCommandJob({
+ *   type: "tts.speak",
+ *   input: { type: "object", properties: { text: { type: "string" } }, required: ["text"] },
+ *   command: ["espeak-ng", "-w", "{outputDir}/speech.wav", "{input.text}"],
+ * });
+ */
+export function defineCommandJob(options: DefineCommandJobOptions): CommandJobDefinition {
+  const type = options.type;
+  if (!Array.isArray(options.command) || options.command.length === 0)
+    throw new TypeError(`command job "${type}": command must be a non-empty array of strings`);
+  for (const arg of options.command) {
+    if (typeof arg !== "string" || arg.includes("\0"))
+      throw new TypeError(`command job "${type}": every command argument must be a string without NUL`);
+  }
+  if (options.command[0]!.length === 0 || options.command[0]!.includes("{"))
+    throw new TypeError(`command job "${type}": the executable must be a fixed, non-empty name or path`);
+  const templates = options.command.map(parseArg);
+  const schema = options.input ?? {};
+  checkAgainstSchema(templates, schema, type);
+  const env = options.env ?? {};
+  const inheritEnv = options.inheritEnv ?? [];
+  checkEnvSpec({ env, inheritEnv }, type);
+  const spec: CommandSpec = {
+    type,
+    templates,
+    env,
+    inheritEnv,
+    cwd: options.cwd,
+    maxOutputBytes: positive(options.maxOutputBytes ?? 16 * 1024 * 1024, "maxOutputBytes", type),
+    killGraceMs: positive(options.killGraceMs ?? 5000, "killGraceMs", type),
+    exitCodes: { ...DEFAULT_EXIT_CODES, ...checkExitCodes(options.exitCodes ?? {}, type) },
+  };
+  const safety = argumentSafety(templates);
+  const base: Omit<DefineJobOptions<unknown, unknown>, "run"> = {
+    type,
+    description: options.description ?? `Runs ${options.command[0]}`,
+    input: safety ? { allOf: [schema, safety] } : schema,
+    concurrency: options.concurrency ?? availableParallelism(),
+    ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}),
+    ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+    ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),
+    ...(options.maxInputBytes !== undefined ? { maxInputBytes: options.maxInputBytes } : {}),
+  };
+  const bind = (host: TaskHost): CommandJobDefinition => {
+    const definition = defineJob({
+      ...base,
+      run: (input: unknown, ctx: JobContext) => runCommandAttempt(spec, host, input, ctx),
+    });
+    return Object.freeze({ ...definition, command: Object.freeze([...options.command]), withHost: bind });
+  };
+  // Outside a server (runJobOnce, scripts): the system's temp dir and this process's environment.
+  return bind({
+    taskDir: join(tmpdir(), "tessera-tasks"),
+    serverEnv: process.env,
+    tasks: new TaskRegistry(),
+  });
+}
+
+async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unknown, ctx: JobContext) {
+  await mkdir(host.taskDir, { recursive: true, mode: 0o700 });
+  const outputDir = await mkdtemp(join(host.taskDir, `${ctx.jobId}.${ctx.attempt}.`));
+  try {
+    let logged = 0;
+    const argv = spec.templates.map((t) =>
+      expandArg(t, input, { outputDir, jobId: ctx.jobId, attempt: String(ctx.attempt) }),
+    );
+    const exit = await host.tasks.track(
+      (signal) =>
+        runTask({
+          argv,
+          env: taskEnv(host.serverEnv, spec, {
+            jobId: ctx.jobId,
+            attempt: ctx.attempt,
+            deadlineAt: ctx.deadlineAt,
+            outputDir,
+          }),
+          cwd: spec.cwd ?? outputDir,
+          stdin: JSON.stringify(input ?? null),
+          signal,
+          killGraceMs: spec.killGraceMs,
+          maxOutputBytes: spec.maxOutputBytes,
+          onProgress: (p) => ctx.progress(p.percent, p.message ?? undefined),
+          onStderrLine: (line) => {
+            // Logged line by line, but a task cannot flood the server's log through stderr.
+            if (++logged <= STDERR_LOG_LINES) ctx.log.info("task stderr", { line });
+            else if (logged === STDERR_LOG_LINES + 1)
+              ctx.log.warn(`task stderr: more than ${STDERR_LOG_LINES} lines, the rest not logged`);
+          },
+        }),
+      ctx.signal,
+    );
+    // Stopped by the worker (cancel, deadline, lease lost, shutdown): the outcome is the worker's.
+    if (exit.stoppedBy === "abort") throw ctx.signal.reason ?? new Error("the task was stopped");
+    const result = await outcome(spec, argv, exit, outputDir);
+    // A file result moves out of the attempt's dir (which goes) into the store's hands.
+    if (result instanceof FileResult) return await stage(result, host.taskDir, outputDir);
+    return result;
+  } finally {
+    await rm(outputDir, { recursive: true, force: true });
+  }
+}
+
+async function outcome(spec: CommandSpec, argv: readonly string[], exit: TaskExit, outputDir: string) {
+  const what = `${basename(argv[0]!)}`;
+  const stderr = exit.stderrTail.trim();
+  const withStderr = (text: string) => (stderr ? `${text}; stderr: ${stderr}` : text);
+  if (exit.spawnError) {
+    const code = exit.spawnError.code;
+    const why =
+      code === "ENOENT" ? "no such executable on the task's PATH" : (code ?? exit.spawnError.message);
+    // Not retried: the next attempt would not find it either.
+    throw new JobError(500, `the command ${JSON.stringify(argv[0])} could not be started: ${why}`);
+  }
+  if (exit.stoppedBy === "output-limit")
+    throw new JobError(500, `${what} wrote more than ${spec.maxOutputBytes} bytes to stdout and was stopped`);
+  if (exit.code === 0) return taskResult(outputDir, exit.stdout);
+  if (exit.code !== null) {
+    const status = spec.exitCodes[exit.code];
+    if (status !== undefined) throw new JobError(status, withStderr(`${what} exited with code ${exit.code}`));
+    throw new Error(withStderr(`${what} exited with code ${exit.code}`));
+  }
+  throw new Error(withStderr(`${what} was killed by ${exit.signal ?? "a signal"}`));
+}
+
+/** Move the result file next to the attempts' dirs, under a name the store then takes over. */
+async function stage(result: FileResult, taskDir: string, outputDir: string): Promise<FileResult> {
+  const staged = join(taskDir, `${basename(outputDir)}.result`);
+  await rename(result.path, staged);
+  return fileResult(staged, result.contentType);
+}
+
+function positive(value: number, name: string, type: string): number {
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new TypeError(`command job "${type}": ${name} must be an integer >= 1`);
+  return value;
+}
+
+function checkExitCodes(codes: Readonly<Record<number, number>>, type: string): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const [key, status] of Object.entries(codes)) {
+    const code = Number(key);
+    if (!Number.isInteger(code) || code < 1 || code > 255)
+      throw new TypeError(`command job "${type}": exitCodes key ${key} must be an exit code 1-255`);
+    if (!Number.isInteger(status) || status < 400 || status > 599)
+      throw new TypeError(`command job "${type}": exitCodes[${key}] must be an HTTP error status (400-599)`);
+    out[code] = status;
+  }
+  return out;
+}
