@@ -12,6 +12,13 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node scripts (command-task fixtures and examples run as processes of their own).
+    files: ["**/*.mjs"],
+    languageOptions: {
+      globals: { process: "readonly", Buffer: "readonly", console: "readonly", setTimeout: "readonly" },
+    },
+  },
+  {
     // The client runs in browsers (test/client/isolation.test.ts checks its other imports).
     files: ["src/client/**/*.ts"],
     rules: {
