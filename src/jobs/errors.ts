@@ -12,22 +12,32 @@ export class TesseraError extends Error {
  */
 export class JobError extends TesseraError {
   override name = "JobError";
+  readonly #problem: JobErrorProblem | undefined;
   constructor(
     /** HTTP status of the persisted problem. @default 422 */
     readonly status: number = 422,
     message = "the job was rejected",
+    options: {
+      /** A more precise problem type than `job-rejected` / `job-failed` (command tasks use these). */
+      problem?: JobErrorProblem;
+    } = {},
   ) {
     super(message);
     if (!Number.isInteger(status) || status < 400 || status > 599) {
       throw new RangeError(`JobError status must be an HTTP error status, got ${status}`);
     }
+    this.#problem = options.problem;
   }
 
-  /** Problem slug: `job-rejected` for a client error (4xx), else `job-failed`. */
-  get slug(): "job-rejected" | "job-failed" {
-    return this.status < 500 ? "job-rejected" : "job-failed";
+  /** Problem slug: the one given, else `job-rejected` for a client error (4xx), else `job-failed`. */
+  get slug(): JobErrorProblem {
+    return this.#problem ?? (this.status < 500 ? "job-rejected" : "job-failed");
   }
 }
+
+/** The problem types a failed job's problem may have (see docs/problems.md). */
+export type JobErrorProblem =
+  "job-rejected" | "job-failed" | "command-not-found" | "command-output-too-large" | "command-output-invalid";
 
 /** The problem object persisted for a failed, canceled or timed-out job (RFC 9457 members). */
 export interface JobProblem {

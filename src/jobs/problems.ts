@@ -32,6 +32,9 @@ export const PROBLEMS = {
   "header-too-large": { status: 431, title: "Request headers too large" },
   "internal-error": { status: 500, title: "Internal server error" },
   "job-failed": { status: 500, title: "The job failed" },
+  "command-not-found": { status: 500, title: "The job's command could not be started" },
+  "command-output-too-large": { status: 500, title: "The job's command wrote too much output" },
+  "command-output-invalid": { status: 500, title: "The job's command left no usable result" },
   "service-unavailable": { status: 503, title: "Service unavailable" },
   "job-timed-out": { status: 504, title: "The job timed out" },
 } as const satisfies Record<string, { status: number; title: string }>;

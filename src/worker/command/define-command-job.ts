@@ -250,10 +250,18 @@ async function outcome(spec: CommandSpec, argv: readonly string[], exit: TaskExi
     const why =
       code === "ENOENT" ? "no such executable on the task's PATH" : (code ?? exit.spawnError.message);
     // Not retried: the next attempt would not find it either.
-    throw new JobError(500, `the command ${JSON.stringify(argv[0])} could not be started: ${why}`);
+    throw new JobError(500, `the command ${JSON.stringify(argv[0])} could not be started: ${why}`, {
+      problem: "command-not-found",
+    });
   }
   if (exit.stoppedBy === "output-limit")
-    throw new JobError(500, `${what} wrote more than ${spec.maxOutputBytes} bytes to stdout and was stopped`);
+    throw new JobError(
+      500,
+      `${what} wrote more than ${spec.maxOutputBytes} bytes to stdout and was stopped`,
+      {
+        problem: "command-output-too-large",
+      },
+    );
   if (exit.code === 0) return taskResult(outputDir, exit.stdout);
   if (exit.code !== null) {
     const status = spec.exitCodes[exit.code];

@@ -30,6 +30,9 @@ export async function taskResult(outputDir: string, stdout: Buffer): Promise<unk
 
 const MANIFEST = "result.json";
 
+/** Not retried: the next run would leave the same output. */
+const invalid = (detail: string) => new JobError(500, detail, { problem: "command-output-invalid" });
+
 interface Manifest {
   file: string;
   contentType?: string;
@@ -41,21 +44,16 @@ async function resultFile(dir: string): Promise<FileResult | null> {
   const name = manifest?.file ?? (names.length === 1 ? names[0]! : null);
   if (name === null) {
     if (names.length === 0) return null;
-    throw new JobError(
-      500,
+    throw invalid(
       `the task left ${names.length} files in TESSERA_OUTPUT_DIR (${names.slice(0, 5).join(", ")}); leave one, or name it in result.json`,
     );
   }
   if (name.includes("/") || name === "." || name === ".." || !names.includes(name))
-    throw new JobError(
-      500,
-      `result.json names ${JSON.stringify(name)}, which is not a file in TESSERA_OUTPUT_DIR`,
-    );
+    throw invalid(`result.json names ${JSON.stringify(name)}, which is not a file in TESSERA_OUTPUT_DIR`);
   const path = join(dir, name);
   const info = await lstat(path);
   // A link could name any file the server can read: only a regular file the task wrote counts.
-  if (!info.isFile())
-    throw new JobError(500, `the task's result ${JSON.stringify(name)} is not a regular file`);
+  if (!info.isFile()) throw invalid(`the task's result ${JSON.stringify(name)} is not a regular file`);
   return fileResult(path, manifest?.contentType ?? contentTypeOf(name));
 }
 
@@ -70,7 +68,7 @@ async function readManifest(dir: string): Promise<Manifest | null> {
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new JobError(500, "the task's result.json is not JSON");
+    throw invalid("the task's result.json is not JSON");
   }
   const m = parsed as Partial<Manifest> | null;
   if (
@@ -79,7 +77,7 @@ async function readManifest(dir: string): Promise<Manifest | null> {
     typeof m.file !== "string" ||
     (m.contentType !== undefined && (typeof m.contentType !== "string" || !CONTENT_TYPE.test(m.contentType)))
   ) {
-    throw new JobError(500, 'the task\'s result.json must be { "file": NAME, "contentType"?: MEDIA-TYPE }');
+    throw invalid('the task\'s result.json must be { "file": NAME, "contentType"?: MEDIA-TYPE }');
   }
   return { file: m.file, ...(m.contentType !== undefined ? { contentType: m.contentType } : {}) };
 }
