@@ -11,7 +11,8 @@ import type { JsonSchema } from "../../jobs/define.js";
  *
  * An argument that is a placeholder alone could be read as an option by the program (`-rf`,
  * `--output=/etc/x`): such input values are refused at submit, by a schema added to the job
- * type's own (`argumentSafety`), so a `400` names the field before anything runs.
+ * type's own (`argumentSafety`), so a `400` names the field before anything runs. Arguments
+ * after a literal `--` (the usual end of options) are exempt.
  */
 export type ArgPart = { literal: string } | { input: readonly string[] } | { context: ContextName };
 export type ContextName = "outputDir" | "jobId" | "attempt";
@@ -110,7 +111,12 @@ export function checkAgainstSchema(
  * stand alone as an argument and starts with "-" (a string, or a negative number). Null when no argument is a lone placeholder.
  */
 export function argumentSafety(templates: readonly ArgTemplate[]): JsonSchema | null {
-  const paths = templates.flatMap((t) => (t.wholeInput ? [t.wholeInput] : []));
+  // After a literal "--" the program reads no more options: "-5 degrees" is text there.
+  const end = templates.findIndex(
+    (t) => t.parts.length === 1 && (t.parts[0] as { literal?: string }).literal === "--",
+  );
+  const options = end === -1 ? templates : templates.slice(0, end);
+  const paths = options.flatMap((t) => (t.wholeInput ? [t.wholeInput] : []));
   if (paths.length === 0) return null;
   let root: JsonSchema = {};
   const optionLike = {
