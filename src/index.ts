@@ -11,7 +11,20 @@ export {
   type JsonSchema,
 } from "./jobs/define.js";
 export { JobError, TesseraError, JobAbortedError, type AbortCause, type JobProblem } from "./jobs/errors.js";
-export { bytesResult, createdResult, BytesResult, CreatedResult } from "./jobs/result.js";
+export {
+  bytesResult,
+  createdResult,
+  fileResult,
+  BytesResult,
+  CreatedResult,
+  FileResult,
+} from "./jobs/result.js";
+export {
+  defineCommandJob,
+  isCommandJob,
+  type CommandJobDefinition,
+  type DefineCommandJobOptions,
+} from "./worker/command/define-command-job.js";
 export { JOB_STATUSES, isTerminal, type JobStatus } from "./jobs/states.js";
 export { PROBLEMS, type ProblemSlug } from "./jobs/problems.js";
 export { defaultConfig, loadConfig, OPTIONS, ConfigError, type Config } from "./config.js";
