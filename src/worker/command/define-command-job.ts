@@ -1,5 +1,5 @@
 import { availableParallelism, tmpdir } from "node:os";
-import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, rmdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
   defineJob,
@@ -198,7 +198,7 @@ export function defineCommandJob(options: DefineCommandJobOptions): CommandJobDe
 }
 
 async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unknown, ctx: JobContext) {
-  await mkdir(host.taskDir, { recursive: true, mode: 0o700 });
+  await taskDirReady(host.taskDir);
   const outputDir = await mkdtemp(join(host.taskDir, `${ctx.jobId}.${ctx.attempt}.`));
   try {
     let logged = 0;
@@ -237,8 +237,22 @@ async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unkno
     if (result instanceof FileResult) return await stage(result, host.taskDir, outputDir);
     return result;
   } finally {
-    await rm(outputDir, { recursive: true, force: true });
+    // Usually empty by now (a stdout result, or the file staged): one rmdir, no recursive walk.
+    await rmdir(outputDir).catch(() => rm(outputDir, { recursive: true, force: true }));
   }
+}
+
+const readyDirs = new Map<string, Promise<void>>();
+
+/** Create the task dir once per process (private to this user), not once per attempt. */
+function taskDirReady(dir: string): Promise<void> {
+  let ready = readyDirs.get(dir);
+  if (!ready) {
+    ready = mkdir(dir, { recursive: true, mode: 0o700 }).then(() => undefined);
+    ready.catch(() => readyDirs.delete(dir)); // try again next time
+    readyDirs.set(dir, ready);
+  }
+  return ready;
 }
 
 async function outcome(spec: CommandSpec, argv: readonly string[], exit: TaskExit, outputDir: string) {

@@ -87,13 +87,21 @@ export function signalTree(leader: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Whether anything of the tree is still alive (for /proc-less systems: the group). */
+/** Whether anything of the tree is still alive (a /proc walk; for /proc-less systems: the group). */
 export function treeAlive(leader: number): boolean {
   if (allStats().length > 0) return treeOf(leader).length > 0;
+  return groupAlive(leader);
+}
+
+/**
+ * Whether any process of the group is left: one syscall, no /proc walk (the check after every
+ * task's exit). A zombie counts until its parent or init reaps it.
+ */
+export function groupAlive(leader: number): boolean {
   try {
     process.kill(-leader, 0);
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
-import { signalTree, treeAlive } from "./process-tree.js";
+import { groupAlive, signalTree, treeAlive } from "./process-tree.js";
 import { LineSplitter, parseProgress, Tail, type ProgressLine } from "./task-output.js";
 
 /** One run of a command: a fresh process that gets its input on stdin and runs to its exit. */
@@ -149,8 +149,9 @@ class TaskRun {
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.exit = { code, signal };
     const pid = this.child!.pid!;
-    // Run to completion means nothing of the task outlives it: leftovers are killed now.
-    if (treeAlive(pid)) signalTree(pid, "SIGKILL");
+    // Run to completion means nothing of the task outlives it: leftovers are killed now. (Its
+    // descendants that left the group were re-parented when it exited: see process-tree.ts.)
+    if (this.stoppedBy !== null ? treeAlive(pid) : groupAlive(pid)) signalTree(pid, "SIGKILL");
     // A leftover outside the tree we can see may hold the pipes open: stop waiting for them.
     setTimeout(() => {
       for (const stream of this.child!.stdio) stream?.destroy();
@@ -163,9 +164,12 @@ class TaskRun {
     if (!this.exit || this.done) return;
     const pid = this.child!.pid!;
     const until = Date.now() + REAP_WAIT_MS;
+    // A stopped task's tree was walked in /proc when it was signalled; after a plain exit only
+    // its group can be left.
+    const alive = this.stoppedBy !== null ? treeAlive : groupAlive;
     const check = () => {
       if (this.done) return;
-      if (treeAlive(pid) && Date.now() < until) {
+      if (alive(pid) && Date.now() < until) {
         signalTree(pid, "SIGKILL");
         setTimeout(check, 10);
         return;
