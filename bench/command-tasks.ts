@@ -72,6 +72,7 @@ async function tesseraDrain(n: number, concurrency: number): Promise<number> {
       ...(values.pg ? { dbSchema: `bench_tasks_${process.pid}` } : {}),
       dev: true,
       concurrency,
+      prefetch: Number(process.env.PREFETCH ?? 0),
       pollIntervalMs: 1000,
     },
   });

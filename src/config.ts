@@ -4,6 +4,8 @@
  * The table below is the single source of the flags, their variables, defaults and docs
  * (the README's configuration table is checked against it by a test).
  */
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { TesseraError } from "./jobs/errors.js";
 
 type Kind = "string" | "int" | "bool" | "list";
@@ -166,6 +168,20 @@ export const OPTIONS = {
     min: 0,
     max: 3600000,
     doc: "On SIGTERM, how long running jobs may finish before they are released",
+  },
+  "max-tasks": {
+    kind: "int",
+    env: "TESSERA_MAX_TASKS",
+    default: undefined,
+    min: 1,
+    max: 10000,
+    doc: "Command tasks (processes) alive at once in this process, all types together (default: CPU count)",
+  },
+  "task-dir": {
+    kind: "string",
+    env: "TESSERA_TASK_DIR",
+    default: undefined,
+    doc: "Where command tasks' per-attempt dirs live (default: <tmp>/tessera-tasks)",
   },
   "body-limit": {
     kind: "int",
@@ -439,6 +455,10 @@ export interface Config {
   dbPoolSize: number;
   dbNoPrepare: boolean;
   dbListenUrl: string | null;
+  /** Command tasks alive at once, all types together. */
+  maxTasks: number;
+  /** Parent of each server's own dir of command-task attempts. */
+  taskDir: string;
   dbSchema: string;
   role: "api" | "worker" | "all";
   demo: boolean;
@@ -601,6 +621,8 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
       ...(v["previous-secrets"] as string[]),
     ]),
     concurrency: v.concurrency as number,
+    maxTasks: (v["max-tasks"] as number | undefined) ?? availableParallelism(),
+    taskDir: (v["task-dir"] as string | undefined) ?? join(tmpdir(), "tessera-tasks"),
     prefetch: v.prefetch as number,
     leaseMs,
     heartbeatMs,

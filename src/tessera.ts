@@ -19,6 +19,8 @@ import { createLeaseSweeper } from "./worker/maintenance/lease-sweeper.js";
 import type { PeriodicTask } from "./worker/maintenance/periodic.js";
 import { createRetentionPurge } from "./worker/maintenance/retention-purge.js";
 import { WorkerRuntime } from "./worker/runtime.js";
+import { isCommandJob } from "./worker/command/define-command-job.js";
+import { findExecutable, openTaskHost } from "./worker/command/task-host.js";
 
 /** The tenant every request belongs to in `--dev` (no authentication). */
 export const DEV_TENANT = "dev";
@@ -85,7 +87,14 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       schema: config.dbSchema,
       logger,
     }));
-  const registry = new JobRegistry(options.jobs);
+  // Command jobs run their processes under this server's task host: its dir, its cap, its stop.
+  const commandJobs = options.jobs.filter(isCommandJob);
+  const runsJobs = config.role !== "api" && config.concurrency > 0;
+  const taskHost =
+    commandJobs.length > 0 && runsJobs ? await openTaskHost(config.taskDir, process.env) : null;
+  const registry = new JobRegistry(
+    taskHost ? options.jobs.map((d) => (isCommandJob(d) ? d.withHost(taskHost) : d)) : options.jobs,
+  );
   const metrics = new Metrics();
   const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);
   const waits = new WaitRegistry(store, config.pollIntervalMs, (n) => metrics.waiters.set(n), {
@@ -109,7 +118,11 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       heartbeatMs: config.heartbeatMs,
       pollIntervalMs: config.pollIntervalMs,
       maxResultBytes: config.maxResultBytes,
+      ...(commandJobs.length > 0
+        ? { sharedLimit: { types: new Set(commandJobs.map((d) => d.type)), limit: config.maxTasks } }
+        : {}),
     },
+    ...(taskHost ? { beforeRelease: () => taskHost.tasks.stopAll() } : {}),
     onAttemptFinished: (timing) => {
       estimator.observe(timing);
       metrics.observeAttempt(timing.type, timing.runMs, timing.queueWaitMs);
@@ -189,6 +202,14 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       if (config.dev)
         logger.warn("DEVELOPMENT MODE: authentication is OFF; every request acts as tenant 'dev'");
       // API nodes only answer HTTP; worker nodes run jobs and the sweepers (safe on many nodes).
+      for (const job of taskHost ? commandJobs : []) {
+        const executable = job.command[0]!;
+        if (findExecutable(executable, job.env.PATH ?? process.env.PATH) === null)
+          logger.warn(
+            { type: job.type, executable },
+            "command job: its executable is not on the task's PATH; its jobs will fail with command-not-found",
+          );
+      }
       if (config.role !== "api") {
         for (const service of services) service.start();
         worker.start();
@@ -205,6 +226,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     },
     async close() {
       await worker.stop(config.shutdownGraceMs);
+      await taskHost?.close();
       await deliverer.stop();
       await Promise.all(services.map((s) => s.stop()));
       waits.close();

@@ -40,7 +40,12 @@ export type ResultPayload =
   | { kind: "none" }
   | { kind: "json"; json: string }
   | { kind: "bytes"; contentType: string; data: Uint8Array }
-  | { kind: "created"; location: string; json: string };
+  | { kind: "created"; location: string; json: string }
+  /** A file the driver takes over (moves, copies or streams in, then deletes): never read whole. */
+  | { kind: "file"; contentType: string; path: string; size: number };
+
+/** How a stored result is kept: a file result is stored as bytes. */
+export type StoredKind = Exclude<ResultPayload["kind"], "file">;
 
 /** A succeeded attempt's outcome, fenced by its lease. */
 export interface CompleteParams {
@@ -56,7 +61,7 @@ export interface CompleteParams {
 
 /** A stored result as the result resource serves it: small ones inline, large ones streamed. */
 export interface StoredResult {
-  kind: ResultPayload["kind"];
+  kind: StoredKind;
   contentType: string | null;
   /** Where a `created` result's resource lives. */
   location: string | null;

@@ -1,5 +1,7 @@
 import { JobError } from "../jobs/errors.js";
-import { BytesResult, CreatedResult } from "../jobs/result.js";
+import { statSync } from "node:fs";
+import { BytesResult, CreatedResult, FileResult } from "../jobs/result.js";
+import { discardFile } from "../store/result-file.js";
 import type { ResultPayload } from "../store/store.js";
 
 /**
@@ -12,6 +14,18 @@ export function toResultPayload(value: unknown, maxBytes: number): ResultPayload
   if (value instanceof BytesResult) {
     checkSize(value.data.byteLength, maxBytes);
     return { kind: "bytes", contentType: value.contentType, data: value.data };
+  }
+  if (value instanceof FileResult) {
+    let size: number;
+    try {
+      const stat = statSync(value.path);
+      if (!stat.isFile()) throw new Error("not a regular file");
+      size = stat.size;
+    } catch (error) {
+      throw new JobError(500, `the result file ${value.path} cannot be read: ${(error as Error).message}`);
+    }
+    checkSize(size, maxBytes);
+    return { kind: "file", contentType: value.contentType, path: value.path, size };
   }
   if (value instanceof CreatedResult) {
     return { kind: "created", location: value.location, json: serialize(value.value, maxBytes) };
@@ -37,4 +51,9 @@ function checkSize(bytes: number, maxBytes: number): void {
   if (bytes > maxBytes) {
     throw new JobError(500, `the handler's result is ${bytes} bytes, over the limit of ${maxBytes}`);
   }
+}
+
+/** A result that will not be stored (refused, or its attempt was aborted): free what it holds. */
+export function discardResult(value: unknown): void {
+  if (value instanceof FileResult) void discardFile(value.path);
 }

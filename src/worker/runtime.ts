@@ -8,7 +8,7 @@ import type { ClaimedJob, ResultPayload, Store, StoreEvent, SubmitOutcome } from
 import { Attempt, type AttemptOutcome, type HandlerOutcome } from "./attempt.js";
 import { retryDelay } from "./backoff.js";
 import { createJobContext } from "./context.js";
-import { toResultPayload } from "./result-payload.js";
+import { discardResult, toResultPayload } from "./result-payload.js";
 
 export interface WorkerOptions {
   /** Jobs run at once in this process. 0 disables the worker. @default 10 */
@@ -26,6 +26,11 @@ export interface WorkerOptions {
    * leased (shown as running) while they wait here. 0 claims only for free slots. @default 0
    */
   prefetch?: number;
+  /**
+   * Job types that share one cap besides their own (command tasks: `--max-tasks`), so that a
+   * burst across many types still cannot start more than `limit` of them at once.
+   */
+  sharedLimit?: { types: ReadonlySet<string>; limit: number };
 }
 
 /** Observed once per finished attempt; feeds the Retry-After estimate. */
@@ -56,6 +61,8 @@ export class WorkerRuntime {
   /** Claimed ahead (see `prefetch`), in claim order, waiting for a slot. */
   private prefetched: ClaimedJob[] = [];
   private readonly runningByType = new Map<string, number>();
+  /** Running jobs of the sharedLimit's types. */
+  private sharedRunning = 0;
   private filling = false;
   private refill = false;
   private stopping = false;
@@ -96,6 +103,12 @@ export class WorkerRuntime {
       logger: Logger;
       now?: () => number;
       onAttemptFinished?: (timing: AttemptTiming) => void;
+      /**
+       * At stop, after the attempts still running were aborted and before their leases are
+       * released: wait for what they started outside this process (command tasks) to be gone,
+       * so no other node runs a job while its old process still does.
+       */
+      beforeRelease?: () => Promise<void>;
     },
   ) {}
 
@@ -135,6 +148,9 @@ export class WorkerRuntime {
     // Aborted, the attempts still running write nothing: their leases are released here.
     const leftover = [...this.running.values()];
     for (const attempt of leftover) attempt.abort("shutdown");
+    await this.deps.beforeRelease?.().catch((error: unknown) =>
+      this.deps.logger.error({ err: error }, "stopping running tasks failed"),
+    );
     const release = [...unstarted, ...leftover.map((r) => r.lease)];
     if (release.length > 0) {
       await this.deps.store
@@ -162,7 +178,8 @@ export class WorkerRuntime {
     const definition = this.deps.registry.get(job.type)?.definition;
     const handoff =
       definition !== undefined &&
-      definition.concurrency === undefined &&
+      // A type with a limit of its own only while the limit has room for every handoff in flight.
+      this.typeFree(definition.type) > this.reserved &&
       job.runAt <= now &&
       this.started &&
       !this.stopping &&
@@ -305,6 +322,14 @@ export class WorkerRuntime {
     } while (this.refill && !this.stopping);
   }
 
+  /** Jobs of `type` this process may still start: its own limit and the shared one. */
+  private typeFree(type: string): number {
+    const limit = this.deps.registry.get(type)?.definition.concurrency;
+    const own = limit === undefined ? Infinity : limit - (this.runningByType.get(type) ?? 0);
+    const shared = this.deps.options.sharedLimit;
+    return shared?.types.has(type) ? Math.min(own, shared.limit - this.sharedRunning) : own;
+  }
+
   private freeSlots(): number {
     return this.deps.options.concurrency - this.running.size - this.reserved;
   }
@@ -316,8 +341,7 @@ export class WorkerRuntime {
     let i = 0;
     while (i < this.prefetched.length && this.freeSlots() > 0 && !this.stopping) {
       const job = this.prefetched[i]!;
-      const limit = this.deps.registry.get(job.type)?.definition.concurrency;
-      if (limit !== undefined && (this.runningByType.get(job.type) ?? 0) >= limit) i++;
+      if (this.typeFree(job.type) <= 0) i++;
       else {
         this.prefetched.splice(i, 1);
         this.execute(job);
@@ -333,9 +357,18 @@ export class WorkerRuntime {
    */
   private *claimGroups(): Generator<{ types: string[]; limit: number }> {
     const definitions = this.deps.registry.definitions();
-    const typeFree = (d: (typeof definitions)[number]) =>
-      d.concurrency === undefined ? Infinity : d.concurrency - (this.runningByType.get(d.type) ?? 0);
+    const typeFree = (d: (typeof definitions)[number]) => this.typeFree(d.type);
+    const shared = this.deps.options.sharedLimit;
+    if (shared) {
+      // The shared types claim together, up to the cap less those already waiting here.
+      const waiting = this.prefetched.filter((j) => shared.types.has(j.type)).length;
+      const own = shared.limit - this.sharedRunning - waiting;
+      const free = this.freeSlots() - this.prefetched.length;
+      const types = definitions.filter((d) => shared.types.has(d.type) && typeFree(d) > 0).map((d) => d.type);
+      if (own > 0 && free > 0 && types.length > 0) yield { types, limit: Math.min(own, free) };
+    }
     for (const definition of definitions) {
+      if (shared?.types.has(definition.type)) continue;
       const free = this.freeSlots() - this.prefetched.length;
       if (free <= 0) break;
       const own = typeFree(definition);
@@ -345,7 +378,9 @@ export class WorkerRuntime {
     // Claim ahead up to `prefetch` jobs beyond the free slots (fewer while some still wait).
     const limit = free + (this.deps.options.prefetch ?? 0) - this.prefetched.length;
     if (limit <= 0) return;
-    const types = definitions.filter((d) => typeFree(d) >= Math.max(1, free)).map((d) => d.type);
+    const types = definitions
+      .filter((d) => !shared?.types.has(d.type) && typeFree(d) >= Math.max(1, free))
+      .map((d) => d.type);
     if (types.length > 0) yield { types, limit };
   }
 
@@ -356,6 +391,7 @@ export class WorkerRuntime {
     this.running.get(job.id)?.abort("lease-lost");
     this.running.set(job.id, attempt);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 0) + 1);
+    if (this.deps.options.sharedLimit?.types.has(job.type)) this.sharedRunning++;
     // The deadline is enforced here too, so a handler stops at deadlineAt even before the sweeper.
     this.watchDeadline(job.deadlineAt);
 
@@ -378,6 +414,7 @@ export class WorkerRuntime {
     }
     // Canceled, timed out, lease lost or shutting down: someone else owns the state now.
     if ("aborted" in outcome || attempt.aborted) {
+      if ("ok" in outcome && outcome.ok) discardResult(outcome.value);
       this.recorded(attempt);
       return;
     }
@@ -505,6 +542,7 @@ export class WorkerRuntime {
     // A newer attempt of the same job may have replaced this one (lease lost, claimed again).
     if (this.running.get(job.id) === attempt) this.running.delete(job.id);
     this.runningByType.set(job.type, (this.runningByType.get(job.type) ?? 1) - 1);
+    if (this.deps.options.sharedLimit?.types.has(job.type)) this.sharedRunning--;
     this.deps.onAttemptFinished?.({
       type: job.type,
       queueWaitMs: Math.max(0, startedAt - job.runAt),
@@ -534,6 +572,7 @@ export class WorkerRuntime {
         applied = await store.complete({ lease, result, now, hasCallback: job.callback !== null });
       } catch (error) {
         if (!(error instanceof JobError)) throw error;
+        discardResult(outcome.value);
         applied = await store.fail({ lease, error: problemOf(error), retryAt: null, now });
       }
       if (!applied)

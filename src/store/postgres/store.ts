@@ -43,6 +43,7 @@ import type {
   NewJob,
   PurgeResult,
   ResultPayload,
+  StoredKind,
   Store,
   StoreEvent,
   StoredApiKey,
@@ -60,6 +61,7 @@ import {
   toTenant,
   type TenantRow,
 } from "../tenant-limits.js";
+import { discardFile, fileChunks } from "../result-file.js";
 import { PgListener } from "./listener.js";
 import { migratePostgres } from "./migrate.js";
 import { PREPARED, SQL } from "./statements.js";
@@ -93,6 +95,8 @@ export interface PostgresStoreOptions {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+/** Chunks of a file result sent per statement (memory while streaming one in). */
+const FILE_CHUNKS_PER_INSERT = 4;
 /** Completions written by one statement at most (its arrays stay well below a megabyte). */
 const MAX_BATCH = 1000;
 /** Backoff between attempts at a write whose connection failed (up to ~8 s in all). */
@@ -509,7 +513,7 @@ export class PostgresStore implements Store {
   async getResult({ tenantId, id }: { tenantId: string; id: string }): Promise<StoredResult | null> {
     const [row] = await this.query<{
       status: string;
-      result_kind: ResultPayload["kind"] | null;
+      result_kind: StoredKind | null;
       result_type: string | null;
       result_data: Buffer | null;
       result_location: string | null;
@@ -820,6 +824,8 @@ export class PostgresStore implements Store {
           size: data.length,
         };
       }
+      case "file":
+        return null; // always placed by placeChunks, which reads and removes the file
       case "json":
       case "bytes": {
         const size = result.kind === "json" ? Buffer.byteLength(result.json) : result.data.byteLength;
@@ -834,6 +840,13 @@ export class PostgresStore implements Store {
    * never overwrite the winner's); the columns point at them.
    */
   private async placeChunks(lease: Lease, result: ResultPayload): Promise<StoredColumns> {
+    if (result.kind === "file") {
+      try {
+        return await this.placeFileChunks(lease, result);
+      } finally {
+        await discardFile(result.path);
+      }
+    }
     if (result.kind !== "json" && result.kind !== "bytes")
       throw new Error(`${result.kind} results are inline`);
     const { data, contentType } = payloadBytes(result);
@@ -855,6 +868,45 @@ export class PostgresStore implements Store {
       data: null,
       location: lease.leaseToken,
       size: data.length,
+    };
+  }
+
+  /**
+   * A file result streamed in, a few chunks per statement: memory holds one statement's chunks
+   * whatever the file's size. Chunks of an attempt that then loses its lease are deleted as a
+   * fenced inline-too-large result's are.
+   */
+  private async placeFileChunks(
+    lease: Lease,
+    result: Extract<ResultPayload, { kind: "file" }>,
+  ): Promise<StoredColumns> {
+    let seq = 0;
+    let size = 0;
+    let batch: Buffer[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const seqs = batch.map((_, i) => seq - batch.length + i);
+      await this.query(
+        `INSERT INTO {{s}}.result_chunks (job_id, lease_token, seq, data)
+         SELECT $1, $2, s, d FROM unnest($3::int[], $4::bytea[]) AS c(s, d)`,
+        [lease.id, lease.leaseToken, seqs, batch],
+      );
+      batch = [];
+    };
+    for await (const chunk of fileChunks(result.path, CHUNK_BYTES)) {
+      batch.push(chunk);
+      seq++;
+      size += chunk.length;
+      if (batch.length === FILE_CHUNKS_PER_INSERT) await flush();
+    }
+    await flush();
+    return {
+      chunked: true,
+      kind: "bytes",
+      contentType: result.contentType,
+      data: null,
+      location: lease.leaseToken,
+      size,
     };
   }
 
@@ -1307,7 +1359,7 @@ export class PostgresStore implements Store {
 }
 
 interface StoredColumns {
-  kind: ResultPayload["kind"];
+  kind: StoredKind;
   contentType: string | null;
   data: Buffer | null;
   location: string | null;

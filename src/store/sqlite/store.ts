@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { createReadStream, mkdirSync, rmSync } from "node:fs";
-import { open, rename, unlink } from "node:fs/promises";
+import { open, readFile, rename, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
 import { jobProblem } from "../../jobs/problems.js";
 import type { JobStatus } from "../../jobs/states.js";
 import { EventHub } from "../event-hub.js";
+import { discardFile, moveFileDurably } from "../result-file.js";
 import type {
   CompleteParams,
   ApiKeyRecord,
@@ -20,6 +21,7 @@ import type {
   ListFilter,
   PurgeResult,
   ResultPayload,
+  StoredKind,
   Store,
   StoreEvent,
   StoredApiKey,
@@ -77,7 +79,7 @@ export interface SqliteStoreOptions {
 
 interface ResultRow {
   status: JobStatus;
-  result_kind: ResultPayload["kind"] | null;
+  result_kind: StoredKind | null;
   result_type: string | null;
   result_data: Buffer | null;
   result_location: string | null;
@@ -321,7 +323,13 @@ export class SqliteStore implements Store {
   }
 
   async complete({ lease, result, now }: CompleteParams): Promise<boolean> {
-    const stored = await this.placeResult(lease, result);
+    let stored: Awaited<ReturnType<SqliteStore["placeResult"]>>;
+    try {
+      stored = await this.placeResult(lease, result);
+    } finally {
+      // A file result's source is gone once placed (moved), and must go if placing failed.
+      if (result.kind === "file") await discardFile(result.path);
+    }
     const applied = await this.writes.run(() => {
       const row = this.sql.complete.get(
         now,
@@ -347,7 +355,7 @@ export class SqliteStore implements Store {
 
   /** Decide where a result's bytes live: inline, or a blob file written and fsync'd first. */
   private async placeResult(lease: Lease, result: ResultPayload) {
-    const none = { kind: result.kind, contentType: null as string | null, blobPath: null as string | null };
+    const none = { kind: result.kind as StoredKind, contentType: null as string | null, blobPath: null as string | null };
     switch (result.kind) {
       case "none":
         return { ...none, data: null, location: null, size: 0 };
@@ -360,6 +368,16 @@ export class SqliteStore implements Store {
           location: result.location,
           size: data.length,
         };
+      }
+      case "file": {
+        const { contentType, size } = result;
+        if (size <= this.inlineResultBytes) {
+          const data = await readFile(result.path);
+          return { ...none, kind: "bytes" as const, contentType, data, location: null, size: data.length };
+        }
+        const path = join(this.blobDir, `${lease.id}.${lease.leaseToken}`);
+        await moveFileDurably(result.path, path);
+        return { kind: "bytes" as const, contentType, blobPath: path, data: null, location: path, size };
       }
       case "json":
       case "bytes": {

@@ -18,7 +18,9 @@ import {
   type ArgTemplate,
 } from "./argv-template.js";
 import { checkEnvSpec, taskEnv } from "./task-env.js";
-import { runTask, type TaskExit } from "./task-process.js";
+import { TaskLauncher } from "./launcher.js";
+import { TaskRegistry, type TaskHost } from "./task-host.js";
+import type { TaskExit } from "./task-process.js";
 import { taskResult } from "./task-result.js";
 
 export interface DefineCommandJobOptions {
@@ -59,45 +61,6 @@ export interface DefineCommandJobOptions {
   exitCodes?: Readonly<Record<number, number>>;
 }
 
-/** Where a command job's attempts run; createTessera gives one per server (see withHost). */
-export interface TaskHost {
-  /** Parent of every attempt's output dir (and of results staged for the store). */
-  taskDir: string;
-  /** The server's environment, read only for the names a definition lets through. */
-  serverEnv: Readonly<Record<string, string | undefined>>;
-  /** Every live task, so a shutdown can stop them all before leases are released. */
-  tasks: TaskRegistry;
-}
-
-/** The live tasks of a process: stopped together, and awaited, at shutdown. */
-export class TaskRegistry {
-  private readonly live = new Map<Promise<TaskExit>, AbortController>();
-
-  /** Run a task under this registry: `stopAll` can abort it, `drain` waits for its end. */
-  track(run: (signal: AbortSignal) => Promise<TaskExit>, signal: AbortSignal): Promise<TaskExit> {
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-    const running = run(controller.signal).finally(() => {
-      signal.removeEventListener("abort", onAbort);
-      this.live.delete(running);
-    });
-    this.live.set(running, controller);
-    return running;
-  }
-
-  get size(): number {
-    return this.live.size;
-  }
-
-  /** Stop every live task (SIGTERM, SIGKILL after each one's grace) and wait until all are gone. */
-  async stopAll(): Promise<void> {
-    for (const controller of this.live.values()) controller.abort(new Error("the server is shutting down"));
-    await Promise.allSettled([...this.live.keys()]);
-  }
-}
-
 /** Stderr lines of one attempt written to the server's log; the tail is kept for the problem regardless. */
 const STDERR_LOG_LINES = 200;
 
@@ -112,6 +75,8 @@ export const DEFAULT_EXIT_CODES: Readonly<Record<number, number>> = {
 /** A command job: a JobDefinition whose attempts each run a fresh process. */
 export interface CommandJobDefinition extends JobDefinition<unknown, unknown> {
   readonly command: readonly string[];
+  /** Variables the definition sets for its tasks (PATH among them, if it sets one). */
+  readonly env: Readonly<Record<string, string>>;
   /** The same definition with its attempts run under `host` (createTessera does this). */
   withHost(host: TaskHost): CommandJobDefinition;
 }
@@ -187,13 +152,25 @@ export function defineCommandJob(options: DefineCommandJobOptions): CommandJobDe
       ...base,
       run: (input: unknown, ctx: JobContext) => runCommandAttempt(spec, host, input, ctx),
     });
-    return Object.freeze({ ...definition, command: Object.freeze([...options.command]), withHost: bind });
+    return Object.freeze({
+      ...definition,
+      command: Object.freeze([...options.command]),
+      env: Object.freeze({ ...env }),
+      withHost: bind,
+    });
   };
-  // Outside a server (runJobOnce, scripts): the system's temp dir and this process's environment.
-  return bind({
+  return bind(standaloneHost());
+}
+
+let standalone: TaskHost | null = null;
+
+/** The host of a definition outside a server (runJobOnce, scripts), made on first use. */
+function standaloneHost(): TaskHost {
+  return (standalone ??= {
     taskDir: join(tmpdir(), "tessera-tasks"),
     serverEnv: process.env,
     tasks: new TaskRegistry(),
+    launcher: new TaskLauncher(),
   });
 }
 
@@ -207,7 +184,7 @@ async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unkno
     );
     const exit = await host.tasks.track(
       (signal) =>
-        runTask({
+        host.launcher.run({
           argv,
           env: taskEnv(host.serverEnv, spec, {
             jobId: ctx.jobId,

@@ -18,6 +18,8 @@ export interface TaskSpec {
   onProgress(progress: ProgressLine): void;
   /** Every stderr line that is not a progress line (for the log). */
   onStderrLine(line: string): void;
+  /** The process started, as `pid` (also its process group). */
+  onSpawn?(pid: number): void;
 }
 
 export interface TaskExit {
@@ -84,6 +86,7 @@ class TaskRun {
       return this.finish({ code: null, signal: null }, null);
     }
     this.child = child;
+    if (child.pid !== undefined) spec.onSpawn?.(child.pid);
     child.once("error", (error: NodeJS.ErrnoException) => {
       // Only a failure to start ends the run here; a kill that failed is retried by the timer.
       if (child.pid === undefined) {

@@ -1,0 +1,111 @@
+import { randomBytes } from "node:crypto";
+import { accessSync, constants } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { delimiter, isAbsolute, join } from "node:path";
+import { TaskLauncher } from "./launcher.js";
+import type { TaskExit } from "./task-process.js";
+
+/** Where a command job's attempts run; createTessera opens one per server (see openTaskHost). */
+export interface TaskHost {
+  /** Parent of every attempt's output dir (and of results staged for the store). */
+  taskDir: string;
+  /** The server's environment, read only for the names a definition lets through. */
+  serverEnv: Readonly<Record<string, string | undefined>>;
+  /** Every live task, so a shutdown can stop them all before leases are released. */
+  tasks: TaskRegistry;
+  /** Spawns tasks off the main thread. */
+  launcher: TaskLauncher;
+}
+
+/** The live tasks of a process: stopped together, and awaited, at shutdown. */
+export class TaskRegistry {
+  private readonly live = new Map<Promise<TaskExit>, AbortController>();
+
+  /** Run a task under this registry: `stopAll` can abort it and waits for its end. */
+  track(run: (signal: AbortSignal) => Promise<TaskExit>, signal: AbortSignal): Promise<TaskExit> {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const running = run(controller.signal).finally(() => {
+      signal.removeEventListener("abort", onAbort);
+      this.live.delete(running);
+    });
+    this.live.set(running, controller);
+    return running;
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Stop every live task (SIGTERM, SIGKILL after each one's grace) and wait until all are gone. */
+  async stopAll(): Promise<void> {
+    for (const controller of this.live.values()) controller.abort(new Error("the server is shutting down"));
+    await Promise.allSettled([...this.live.keys()]);
+  }
+}
+
+/** A server's task host: its own dir under `root`, removed when it closes. */
+export interface ServerTaskHost extends TaskHost {
+  /** Stop every task (the tree of each), then remove the dir. */
+  close(): Promise<void>;
+}
+
+const NODE_DIR = /^node-(\d+)-[0-9a-f]+$/;
+
+/**
+ * Open this server's dir of task attempts, `<root>/node-<pid>-<random>`, first removing those
+ * of servers no longer alive (a crash leaves its attempts' dirs behind; a restart sweeps them).
+ */
+export async function openTaskHost(
+  root: string,
+  serverEnv: Readonly<Record<string, string | undefined>>,
+): Promise<ServerTaskHost> {
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  for (const name of await readdir(root)) {
+    const pid = NODE_DIR.exec(name)?.[1];
+    if (pid !== undefined && !processAlive(Number(pid)))
+      await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+  const taskDir = join(root, `node-${process.pid}-${randomBytes(4).toString("hex")}`);
+  await mkdir(taskDir, { mode: 0o700 });
+  const tasks = new TaskRegistry();
+  const launcher = new TaskLauncher();
+  return {
+    taskDir,
+    serverEnv,
+    tasks,
+    launcher,
+    async close() {
+      await tasks.stopAll();
+      await launcher.close();
+      await rm(taskDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"; // alive, someone else's
+  }
+}
+
+/** The executable `name` resolves to on `path` (a PATH value), or null (for a start-up warning). */
+export function findExecutable(name: string, path: string | undefined): string | null {
+  const candidates = name.includes("/")
+    ? [name]
+    : (path ?? "").split(delimiter).flatMap((dir) => (isAbsolute(dir) ? [join(dir, name)] : []));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
