@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { delimiter, isAbsolute, join } from "node:path";
 import { TaskLauncher } from "./launcher.js";
@@ -65,8 +65,9 @@ export async function openTaskHost(
   await mkdir(root, { recursive: true, mode: 0o700 });
   for (const name of await readdir(root)) {
     const pid = NODE_DIR.exec(name)?.[1];
-    if (pid !== undefined && !processAlive(Number(pid)))
-      await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined);
+    if (pid === undefined || processAlive(Number(pid))) continue;
+    killStrays(join(root, name));
+    await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined);
   }
   const taskDir = join(root, `node-${process.pid}-${randomBytes(4).toString("hex")}`);
   await mkdir(taskDir, { mode: 0o700 });
@@ -83,6 +84,36 @@ export async function openTaskHost(
       await rm(taskDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * SIGKILL what a dead server's tasks left running: a server killed with SIGKILL cannot stop
+ * its tasks, and they outlive it in process groups of their own. Each is found by the output
+ * dir in its environment (inherited by its children), under the dead server's dir.
+ */
+function killStrays(nodeDir: string): void {
+  const marker = `TESSERA_OUTPUT_DIR=${nodeDir}/`;
+  let entries;
+  try {
+    entries = readdirSync("/proc", { withFileTypes: true });
+  } catch {
+    return; // no /proc (not Linux): nothing to find them by
+  }
+  for (const entry of entries) {
+    if (!entry.isDirectory() || !/^\d+$/.test(entry.name)) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${entry.name}/environ`, "latin1");
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    if (!environ.split("\0").some((v) => v.startsWith(marker))) continue;
+    try {
+      process.kill(Number(entry.name), "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
 }
 
 function processAlive(pid: number): boolean {

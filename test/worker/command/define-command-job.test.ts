@@ -3,7 +3,7 @@
  * (stdin, TESSERA_* variables, scrubbed environment, output dir), the result rules and the
  * mapping of exits to problems. Real processes; the store's side is in test/e2e/command-tasks.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JobError } from "../../../src/jobs/errors.js";
@@ -126,6 +126,8 @@ describe("defineCommandJob: an attempt", () => {
     const guessed = (await runJobOnce(task("t.file2", ["file", "page.pdf", "10"]), null))
       .result as FileResult;
     expect(guessed.contentType).toBe("application/pdf");
+    // The caller owns a staged file (a server's store takes it over).
+    for (const staged of [typed as FileResult, guessed]) rmSync(staged.path);
   });
 
   it("several files and no result.json: command-output-invalid, not retried", async () => {

@@ -2,11 +2,12 @@
  * runTask with real processes: pipes, progress lines, exits and signals, and the promise that
  * nothing of a task's process tree outlives it (checked in /proc).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { treeOf } from "../../../src/worker/command/process-tree.js";
+import { alive, pidsFrom } from "../../helpers/processes.js";
 import { runTask, type TaskSpec } from "../../../src/worker/command/task-process.js";
 import type { ProgressLine } from "../../../src/worker/command/task-output.js";
 
@@ -32,21 +33,6 @@ function spec(args: string[], overrides: Partial<TaskSpec> = {}) {
   return { full, progress, lines };
 }
 
-/** Whether a process is alive (a zombie counts as gone: it runs nothing). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-async function pidsFrom(file: string): Promise<number[]> {
-  for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 25));
-  return JSON.parse(readFileSync(file, "utf8")) as number[];
-}
 
 describe("runTask", () => {
   it("passes the input on stdin and returns stdout, exit code 0", async () => {
