@@ -6,6 +6,8 @@
  * 1. Throughput: `/bin/true` as a command job (SQLite store, fsync'd commits; each job is
  *    claimed, run in its own process group, recorded) beside a bare `child_process.spawn` loop
  *    of `/bin/true` with the same number in flight, in the same run, alternated three times.
+ *    The loop runs in a small Node process of its own (bare-spawn.mjs), as a script of your
+ *    own would: a fork costs more the more memory its caller holds.
  * 2. Start latency: submit (HTTP POST, `202` after the commit) → the process is executing (it
  *    prints its own clock: `date +%s.%N`), one job at a time on an idle server, beside
  *    spawn → executing for the bare loop. p50 and p99.
@@ -38,28 +40,20 @@ const PROBES = Number(values.probes);
 const ROUNDS = Number(values.rounds);
 const log = (m: string) => process.stderr.write(`bench:tasks: ${m}\n`);
 
-/** The reference: N spawns of `file`, `concurrency` at a time, each awaited to its close. */
-async function bareLoop(n: number, concurrency: number): Promise<number> {
-  let started = 0;
-  const one = () =>
-    new Promise<void>((resolve, reject) => {
-      const child = spawn("/bin/true", [], { stdio: ["pipe", "pipe", "pipe"] });
-      child.once("error", reject);
-      child.once("close", () => resolve());
-      child.stdin.on("error", () => undefined); // /bin/true does not read its input
-      child.stdin.end("null");
+/** The reference, in a Node process of its own: see bare-spawn.mjs. */
+async function bare<T>(...args: string[]): Promise<T> {
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [new URL("./bare-spawn.mjs", import.meta.url).pathname, ...args], {
+      stdio: ["ignore", "pipe", "inherit"],
     });
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (started < n) {
-        started++;
-        await one();
-      }
-    }),
-  );
-  return n / ((performance.now() - t0) / 1000);
+    let text = "";
+    child.stdout.on("data", (c: Buffer) => (text += c.toString()));
+    child.once("error", reject);
+    child.once("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`bare-spawn exited ${code}`))));
+  });
+  return JSON.parse(out) as T;
 }
+const bareLoop = (n: number, concurrency: number) => bare<number>("loop", String(n), String(concurrency));
 
 async function tesseraDrain(n: number, concurrency: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-tasks-"));
@@ -72,6 +66,7 @@ async function tesseraDrain(n: number, concurrency: number): Promise<number> {
       ...(values.pg ? { dbSchema: `bench_tasks_${process.pid}` } : {}),
       dev: true,
       concurrency,
+      maxTasks: concurrency,
       prefetch: Number(process.env.PREFETCH ?? 0),
       pollIntervalMs: 1000,
     },
@@ -134,23 +129,7 @@ const percentile = (sorted: number[], p: number) =>
 const epochMs = () => performance.timeOrigin + performance.now();
 
 /** spawn → the process prints its clock, one at a time. */
-async function bareStart(n: number): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = epochMs();
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn("date", ["+%s.%N"], { stdio: ["pipe", "pipe", "pipe"] });
-      let text = "";
-      child.stdout.on("data", (c: Buffer) => (text += c.toString()));
-      child.once("error", reject);
-      child.once("close", () => resolve(text));
-      child.stdin.on("error", () => undefined);
-      child.stdin.end("null");
-    });
-    samples.push(Number(out) * 1000 - t0);
-  }
-  return samples.sort((a, b) => a - b);
-}
+const bareStart = (n: number) => bare<number[]>("latency", String(n));
 
 /** POST /v1/jobs → the process prints its clock, one at a time, on an idle server. */
 async function tesseraStart(n: number): Promise<number[]> {
@@ -159,7 +138,7 @@ async function tesseraStart(n: number): Promise<number[]> {
   const tessera = await createTessera({
     jobs: [job],
     logger: pino({ level: "silent" }),
-    config: { db: join(dir, "t.db"), dev: true, concurrency: 4 },
+    config: { db: join(dir, "t.db"), dev: true, concurrency: 4, maxTasks: 4 },
   });
   try {
     const url = await tessera.listen({ port: 0, host: "127.0.0.1" });

@@ -69,14 +69,18 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
  */
 export async function spawnTessera(
   args: string[],
-  options: { name?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+  options: {
+    name?: string;
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    /** Run the built binary (dist/main.js, as `npx tessera` does) instead of the sources. */
+    built?: boolean;
+  } = {},
 ): Promise<Node> {
   const child = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
-      "src/main.ts",
+      ...(options.built ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"]),
       "serve",
       "--port",
       "0",

@@ -1,19 +1,22 @@
-import { Worker } from "node:worker_threads";
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { signalTree } from "./process-tree.js";
 import type { ProgressLine } from "./task-output.js";
 import { runTask, type TaskExit, type TaskSpec } from "./task-process.js";
 
 /**
- * Runs tasks in a worker thread of its own. `spawn` forks the whole process synchronously
- * (1–3 ms of the calling thread in a server process): done on the main thread, every task start
- * would stall HTTP answers and store writes for that long. The thread spawns, reads the pipes
- * and reaps; the main thread gets each task's progress, stderr lines and exit as messages.
+ * Runs tasks from a small launcher process (launcher-process.ts), over its IPC channel. `spawn`
+ * forks the calling process synchronously, at a cost that grows with its memory (10+ ms from a
+ * server of a few hundred MB, blocking its event loop each time); the launcher forks from ~50
+ * MB, on the other core. It spawns, reads the pipes and reaps; this side gets each task's
+ * progress, stderr lines and exit as messages.
  *
- * Should the thread die, every task it ran is killed (by process group, from here) and
- * reported as failed, and the next task starts a new thread.
+ * Should the launcher die, every task it ran is killed (by process group, from here) and
+ * reported as failed, and the next task starts a new launcher. Should the server die, the
+ * launcher stops every task and exits.
  */
 export class TaskLauncher {
-  private worker: Worker | null = null;
+  private child: ChildProcess | null = null;
   private nextId = 1;
   private readonly tasks = new Map<number, LaunchedTask>();
 
@@ -21,40 +24,50 @@ export class TaskLauncher {
     if (spec.signal.aborted) return runTask(spec); // resolves at once, spawning nothing
     return new Promise((resolve) => {
       const id = this.nextId++;
-      const onAbort = () => this.thread().postMessage({ op: "abort", id } satisfies ToThread);
+      const onAbort = () => this.send({ op: "abort", id });
       spec.signal.addEventListener("abort", onAbort, { once: true });
       this.tasks.set(id, { spec, pid: null, resolve, onAbort });
       const { argv, env, cwd, stdin, killGraceMs, maxOutputBytes } = spec;
-      const message: ToThread = {
-        op: "run",
-        id,
-        spec: { argv, env, cwd, stdin, killGraceMs, maxOutputBytes },
-      };
-      this.thread().postMessage(message);
+      this.send({ op: "run", id, spec: { argv, env, cwd, stdin, killGraceMs, maxOutputBytes } });
+      this.child?.channel?.ref(); // running tasks keep this process alive
     });
   }
 
-  /** Ends the thread once no task runs (tasks already running keep it until they end). */
+  /** Start the launcher now rather than at the first task (it takes ~50 ms to start). */
+  warm(): void {
+    this.process();
+  }
+
+  /** Ends the launcher once no task runs (tasks already running keep it until they end). */
   async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = null;
-    if (worker && this.tasks.size === 0) await worker.terminate();
+    const child = this.child;
+    if (!child || this.tasks.size > 0) return;
+    this.child = null;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.ref(); // wait for it: this process may have nothing else to do meanwhile
+    child.disconnect(); // the launcher exits when its channel closes
+    await exited;
   }
 
-  private thread(): Worker {
-    if (this.worker) return this.worker;
-    const worker = startThread();
-    worker.unref(); // an idle launcher must not keep the process alive
-    worker.on("message", (message: FromThread) => this.onMessage(message));
-    worker.on("error", (error) => this.onThreadGone(worker, error));
-    worker.on("exit", (code) =>
-      this.onThreadGone(worker, new Error(`the task launcher thread exited (${code})`)),
+  private send(message: ToLauncher): void {
+    this.process().send(message);
+  }
+
+  private process(): ChildProcess {
+    if (this.child) return this.child;
+    const child = startLauncher();
+    child.unref(); // an idle launcher must not keep this process alive
+    child.channel?.unref();
+    child.on("message", (message: FromLauncher) => this.onMessage(message));
+    child.on("error", (error) => this.onLauncherGone(child, error));
+    child.on("exit", (code, signal) =>
+      this.onLauncherGone(child, new Error(`the task launcher exited (${signal ?? code})`)),
     );
-    this.worker = worker;
-    return worker;
+    this.child = child;
+    return child;
   }
 
-  private onMessage(message: FromThread): void {
+  private onMessage(message: FromLauncher): void {
     const task = this.tasks.get(message.id);
     if (!task) return;
     switch (message.kind) {
@@ -72,13 +85,14 @@ export class TaskLauncher {
         const spawnError = exit.spawnError
           ? Object.assign(new Error(exit.spawnError.message), { code: exit.spawnError.code ?? undefined })
           : null;
-        this.settle(message.id, { ...exit, stdout: Buffer.from(exit.stdout), spawnError });
+        const stdout = Buffer.from(exit.stdout.buffer, exit.stdout.byteOffset, exit.stdout.byteLength);
+        this.settle(message.id, { ...exit, stdout, spawnError });
       }
     }
   }
 
-  private onThreadGone(worker: Worker, error: Error): void {
-    if (this.worker === worker) this.worker = null;
+  private onLauncherGone(child: ChildProcess, error: Error): void {
+    if (this.child === child) this.child = null;
     for (const [id, task] of this.tasks) {
       if (task.pid !== null) signalTree(task.pid, "SIGKILL");
       this.settle(id, {
@@ -98,7 +112,7 @@ export class TaskLauncher {
     this.tasks.delete(id);
     task.spec.signal.removeEventListener("abort", task.onAbort);
     task.resolve(exit);
-    if (this.tasks.size === 0 && this.worker === null) void this.close();
+    if (this.tasks.size === 0) this.child?.channel?.unref();
   }
 }
 
@@ -109,8 +123,8 @@ interface LaunchedTask {
   onAbort: () => void;
 }
 
-/** What the main thread sends: a task to run (its spec without the callbacks), or an abort. */
-export type ToThread =
+/** What the server sends: a task to run (its spec without the callbacks), or an abort. */
+export type ToLauncher =
   | {
       op: "run";
       id: number;
@@ -118,8 +132,8 @@ export type ToThread =
     }
   | { op: "abort"; id: number };
 
-/** What the thread sends back about task `id`. */
-export type FromThread =
+/** What the launcher sends back about task `id`. */
+export type FromLauncher =
   | { id: number; kind: "spawned"; pid: number }
   | { id: number; kind: "progress"; progress: ProgressLine }
   | { id: number; kind: "line"; line: string }
@@ -127,17 +141,23 @@ export type FromThread =
       id: number;
       kind: "exit";
       exit: Omit<TaskExit, "stdout" | "spawnError"> & {
-        stdout: ArrayBuffer;
+        stdout: Uint8Array;
         spawnError: { code: string | null; message: string } | null;
       };
     };
 
 /**
- * The thread's script: the built .js next to this file; from the TypeScript sources (tests,
- * tsx) the .ts one, loaded through tsx inside the thread.
+ * The launcher's script: the built .js next to this file, or from the TypeScript sources
+ * (tests, tsx) the .ts one, through tsx. Its environment is not the server's: it needs none,
+ * and each task gets its own, built by task-env.ts.
  */
-function startThread(): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./launcher-thread.js", import.meta.url));
-  const url = JSON.stringify(new URL("./launcher-thread.ts", import.meta.url).href);
-  return new Worker(`import("tsx/esm/api").then(({ tsImport }) => tsImport(${url}, ${url}))`, { eval: true });
+function startLauncher(): ChildProcess {
+  const fromSources = import.meta.url.endsWith(".ts");
+  const script = fileURLToPath(new URL(`./launcher-process.${fromSources ? "ts" : "js"}`, import.meta.url));
+  return fork(script, [], {
+    execArgv: fromSources ? ["--import", "tsx"] : [],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    serialization: "advanced", // stdout travels as bytes, not as JSON
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
 }

@@ -13,7 +13,7 @@ export interface TaskHost {
   serverEnv: Readonly<Record<string, string | undefined>>;
   /** Every live task, so a shutdown can stop them all before leases are released. */
   tasks: TaskRegistry;
-  /** Spawns tasks off the main thread. */
+  /** Spawns tasks from a small process of its own (see launcher.ts). */
   launcher: TaskLauncher;
 }
 
@@ -73,6 +73,7 @@ export async function openTaskHost(
   await mkdir(taskDir, { mode: 0o700 });
   const tasks = new TaskRegistry();
   const launcher = new TaskLauncher();
+  launcher.warm();
   return {
     taskDir,
     serverEnv,
