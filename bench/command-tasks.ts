@@ -1,7 +1,7 @@
 /**
  * Command tasks: how close a process per job comes to spawning the process yourself.
  *
- *   npm run bench:tasks [-- --tasks 2000 --concurrency 4 --probes 200 --json]
+ *   npm run bench:tasks [-- --tasks 2000 --concurrency 4 --probes 200 --json]   (builds; runs dist/)
  *
  * 1. Throughput: `/bin/true` as a command job (SQLite store, fsync'd commits; each job is
  *    claimed, run in its own process group, recorded) beside a bare `child_process.spawn` loop
@@ -19,9 +19,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { pino } from "pino";
-import { createTessera } from "../src/tessera.js";
-import { defineCommandJob } from "../src/worker/command/define-command-job.js";
-import { newJobId } from "../src/jobs/ids.js";
+import { createTessera } from "../dist/tessera.js";
+import { defineCommandJob } from "../dist/worker/command/define-command-job.js";
+import { newJobId } from "../dist/jobs/ids.js";
 
 const { values } = parseArgs({
   options: {

@@ -73,18 +73,8 @@ export function treeOf(leader: number): number[] {
 /** Send `signal` to the group and every process of the tree; missing ones are skipped. */
 export function signalTree(leader: number, signal: NodeJS.Signals): void {
   const pids = treeOf(leader);
-  try {
-    process.kill(-leader, signal);
-  } catch {
-    // the group is empty (or gone)
-  }
-  for (const pid of pids) {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // exited meanwhile
-    }
-  }
+  quietKill(-leader, signal); // ESRCH: the group is empty
+  for (const pid of pids) quietKill(pid, signal); // ESRCH: exited meanwhile
 }
 
 /** Whether anything of the tree is still alive (a /proc walk; for /proc-less systems: the group). */
@@ -98,10 +88,22 @@ export function treeAlive(leader: number): boolean {
  * task's exit). A zombie counts until its parent or init reaps it.
  */
 export function groupAlive(leader: number): boolean {
+  return quietKill(-leader, 0) !== "ESRCH";
+}
+
+/**
+ * `process.kill`, answering its error code instead of throwing: after every task's exit its
+ * (empty) group is probed, and an error's stack trace costs more than the syscall.
+ */
+export function quietKill(pid: number, signal: NodeJS.Signals | 0): string | null {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
-    process.kill(-leader, 0);
-    return true;
+    process.kill(pid, signal);
+    return null;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    return (error as NodeJS.ErrnoException).code ?? "EINVAL";
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }

@@ -60,6 +60,8 @@ class TaskRun {
   private spawnError: NodeJS.ErrnoException | null = null;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private killTimer: NodeJS.Timeout | null = null;
+  /** Whether anything of the task was left when it exited. */
+  private leftovers = false;
   private done = false;
 
   constructor(
@@ -154,7 +156,8 @@ class TaskRun {
     const pid = this.child!.pid!;
     // Run to completion means nothing of the task outlives it: leftovers are killed now. (Its
     // descendants that left the group were re-parented when it exited: see process-tree.ts.)
-    if (this.stoppedBy !== null ? treeAlive(pid) : groupAlive(pid)) signalTree(pid, "SIGKILL");
+    this.leftovers = this.stoppedBy !== null ? treeAlive(pid) : groupAlive(pid);
+    if (this.leftovers) signalTree(pid, "SIGKILL");
     // A leftover outside the tree we can see may hold the pipes open: stop waiting for them.
     setTimeout(() => {
       for (const stream of this.child!.stdio) stream?.destroy();
@@ -170,6 +173,8 @@ class TaskRun {
     // A stopped task's tree was walked in /proc when it was signalled; after a plain exit only
     // its group can be left.
     const alive = this.stoppedBy !== null ? treeAlive : groupAlive;
+    // An empty group stays empty (nothing can join a group without members): no second look.
+    if (!this.leftovers) return this.finish(this.exit, this.stoppedBy);
     const check = () => {
       if (this.done) return;
       if (alive(pid) && Date.now() < until) {

@@ -39,8 +39,10 @@ interface Manifest {
 }
 
 async function resultFile(dir: string): Promise<FileResult | null> {
-  const names = (await readdir(dir)).filter((n) => n !== MANIFEST);
-  const manifest = await readManifest(dir);
+  const all = await readdir(dir);
+  if (all.length === 0) return null; // the usual case: a result on stdout
+  const names = all.filter((n) => n !== MANIFEST);
+  const manifest = all.includes(MANIFEST) ? await readManifest(dir) : null;
   const name = manifest?.file ?? (names.length === 1 ? names[0]! : null);
   if (name === null) {
     if (names.length === 0) return null;
