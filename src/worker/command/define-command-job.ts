@@ -1,5 +1,6 @@
 import { availableParallelism, tmpdir } from "node:os";
-import { mkdir, mkdtemp, rename, rm, rmdir } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, rmdir } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
   defineJob,
@@ -176,7 +177,9 @@ function standaloneHost(): TaskHost {
 
 async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unknown, ctx: JobContext) {
   await taskDirReady(host.taskDir);
-  const outputDir = await mkdtemp(join(host.taskDir, `${ctx.jobId}.${ctx.attempt}.`));
+  // Made by the launcher as the task starts, and removed by it if the task leaves it empty.
+  const outputDir = join(host.taskDir, `${ctx.jobId}.${ctx.attempt}.${randomBytes(6).toString("hex")}`);
+  let left = true; // whether the dir may still be there for us to remove
   try {
     let logged = 0;
     const argv = spec.templates.map((t) =>
@@ -193,6 +196,7 @@ async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unkno
             outputDir,
           }),
           cwd: spec.cwd ?? outputDir,
+          outputDir,
           stdin: JSON.stringify(input ?? null),
           signal,
           killGraceMs: spec.killGraceMs,
@@ -207,6 +211,7 @@ async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unkno
         }),
       ctx.signal,
     );
+    left = exit.outputFiles.length > 0;
     // Stopped by the worker (cancel, deadline, lease lost, shutdown): the outcome is the worker's.
     if (exit.stoppedBy === "abort") throw ctx.signal.reason ?? new Error("the task was stopped");
     const result = await outcome(spec, argv, exit, outputDir);
@@ -214,8 +219,8 @@ async function runCommandAttempt(spec: CommandSpec, host: TaskHost, input: unkno
     if (result instanceof FileResult) return await stage(result, host.taskDir, outputDir);
     return result;
   } finally {
-    // Usually empty by now (a stdout result, or the file staged): one rmdir, no recursive walk.
-    await rmdir(outputDir).catch(() => rm(outputDir, { recursive: true, force: true }));
+    // Usually gone already (the launcher removed it empty), or empty (the file staged).
+    if (left) await rmdir(outputDir).catch(() => rm(outputDir, { recursive: true, force: true }));
   }
 }
 
@@ -238,6 +243,7 @@ async function outcome(spec: CommandSpec, argv: readonly string[], exit: TaskExi
   const withStderr = (text: string) => (stderr ? `${text}; stderr: ${stderr}` : text);
   if (exit.spawnError) {
     const code = exit.spawnError.code;
+    if (code === "EOUTPUTDIR") throw new Error(exit.spawnError.message); // the host's trouble: retried
     const why =
       code === "ENOENT" ? "no such executable on the task's PATH" : (code ?? exit.spawnError.message);
     // Not retried: the next attempt would not find it either.
@@ -253,7 +259,7 @@ async function outcome(spec: CommandSpec, argv: readonly string[], exit: TaskExi
         problem: "command-output-too-large",
       },
     );
-  if (exit.code === 0) return taskResult(outputDir, exit.stdout);
+  if (exit.code === 0) return taskResult(outputDir, exit.stdout, exit.outputFiles);
   if (exit.code !== null) {
     const status = spec.exitCodes[exit.code];
     if (status !== undefined) throw new JobError(status, withStderr(`${what} exited with code ${exit.code}`));

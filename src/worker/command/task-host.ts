@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { delimiter, isAbsolute, join } from "node:path";
-import { TaskLauncher } from "./launcher.js";
+import { LauncherPool, type TaskLauncher } from "./launcher.js";
 import type { TaskExit } from "./task-process.js";
 
 /** Where a command job's attempts run; createTessera opens one per server (see openTaskHost). */
@@ -14,7 +14,7 @@ export interface TaskHost {
   /** Every live task, so a shutdown can stop them all before leases are released. */
   tasks: TaskRegistry;
   /** Spawns tasks from a small process of its own (see launcher.ts). */
-  launcher: TaskLauncher;
+  launcher: Pick<TaskLauncher, "run" | "close">;
 }
 
 /** The live tasks of a process: stopped together, and awaited, at shutdown. */
@@ -52,6 +52,9 @@ export interface ServerTaskHost extends TaskHost {
   close(): Promise<void>;
 }
 
+/** Launcher processes per server: two, so one task's start never waits for another's (see LauncherPool). */
+const LAUNCHERS = 2;
+
 const NODE_DIR = /^node-(\d+)-[0-9a-f]+$/;
 
 /**
@@ -72,7 +75,7 @@ export async function openTaskHost(
   const taskDir = join(root, `node-${process.pid}-${randomBytes(4).toString("hex")}`);
   await mkdir(taskDir, { mode: 0o700 });
   const tasks = new TaskRegistry();
-  const launcher = new TaskLauncher();
+  const launcher = new LauncherPool(LAUNCHERS);
   launcher.warm();
   return {
     taskDir,

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readdirSync, rmdirSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { groupAlive, signalTree, treeAlive } from "./process-tree.js";
 import { LineSplitter, parseProgress, Tail, type ProgressLine } from "./task-output.js";
@@ -20,6 +21,12 @@ export interface TaskSpec {
   onStderrLine(line: string): void;
   /** The process started, as `pid` (also its process group). */
   onSpawn?(pid: number): void;
+  /**
+   * A dir made (mode 0700) just before the spawn and, once the task is gone, removed if it is
+   * empty; what it holds then is `outputFiles`. Done here, in the launcher, so that the common
+   * attempt (a result on stdout) costs the server no file-system round trip.
+   */
+  outputDir?: string;
 }
 
 export interface TaskExit {
@@ -32,8 +39,13 @@ export interface TaskExit {
   stderrTail: string;
   /** Set when Tessera stopped the task (the abort signal, or a flood of stdout). */
   stoppedBy: "abort" | "output-limit" | null;
-  /** The process could not be started (ENOENT: no such executable, EACCES: not executable). */
+  /**
+   * The process could not be started (ENOENT: no such executable, EACCES: not executable;
+   * EOUTPUTDIR: its output dir could not be made).
+   */
   spawnError: NodeJS.ErrnoException | null;
+  /** The entries left in `outputDir` (which is removed when there are none). */
+  outputFiles: string[];
 }
 
 /** After the leader exits, how long its pipes may stay open (held by a leftover) before they are cut. */
@@ -72,6 +84,17 @@ class TaskRun {
   start(): void {
     const { spec } = this;
     if (spec.signal.aborted) return this.finish({ code: null, signal: null }, "abort");
+    if (spec.outputDir !== undefined) {
+      try {
+        mkdirSync(spec.outputDir, { mode: 0o700 });
+      } catch (error) {
+        const why = (error as Error).message;
+        this.spawnError = Object.assign(new Error(`its output dir could not be made: ${why}`), {
+          code: "EOUTPUTDIR",
+        });
+        return this.finish({ code: null, signal: null }, null);
+      }
+    }
     let child: ChildProcess;
     try {
       child = spawn(spec.argv[0]!, spec.argv.slice(1), {
@@ -195,6 +218,7 @@ class TaskRun {
     this.done = true;
     if (this.killTimer) clearTimeout(this.killTimer);
     this.spec.signal.removeEventListener("abort", this.onAbort);
+    const outputFiles = this.spec.outputDir !== undefined ? emptiedDir(this.spec.outputDir) : [];
     this.resolve({
       code: exit.code,
       signal: exit.signal,
@@ -202,6 +226,18 @@ class TaskRun {
       stderrTail: this.tail.text(),
       stoppedBy,
       spawnError: this.spawnError,
+      outputFiles,
     });
+  }
+}
+
+/** The entries of `dir`; when there are none, `dir` is removed. Never throws. */
+function emptiedDir(dir: string): string[] {
+  try {
+    const entries = readdirSync(dir);
+    if (entries.length === 0) rmdirSync(dir);
+    return entries;
+  } catch {
+    return []; // never made, or gone
   }
 }

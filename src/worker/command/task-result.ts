@@ -13,8 +13,8 @@ import { bytesResult, fileResult, type FileResult } from "../../jobs/result.js";
  * A dir with several files and no manifest naming one is an error of the task (not retried:
  * the next run would leave the same files).
  */
-export async function taskResult(outputDir: string, stdout: Buffer): Promise<unknown> {
-  const file = await resultFile(outputDir);
+export async function taskResult(outputDir: string, stdout: Buffer, entries: string[]): Promise<unknown> {
+  const file = entries.length > 0 ? await resultFile(outputDir) : null;
   if (file) return file;
   if (stdout.length === 0 || /^\s*$/.test(stdout.toString("latin1"))) return null;
   const text = decodeUtf8(stdout);
@@ -40,7 +40,6 @@ interface Manifest {
 
 async function resultFile(dir: string): Promise<FileResult | null> {
   const all = await readdir(dir);
-  if (all.length === 0) return null; // the usual case: a result on stdout
   const names = all.filter((n) => n !== MANIFEST);
   const manifest = all.includes(MANIFEST) ? await readManifest(dir) : null;
   const name = manifest?.file ?? (names.length === 1 ? names[0]! : null);
