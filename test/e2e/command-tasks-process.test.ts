@@ -133,6 +133,17 @@ describe("the server's own stop", () => {
     expect(rows.map((r) => r.status)).toEqual(["queued", "queued"]);
   }, 60_000);
 
+  it("a SIGKILL of the server alone: its launcher sees the channel close and stops the tasks", async () => {
+    const dbPath = join(mkdtempSync(join(scratch, "db-")), "t.db");
+    const node = await serve(["--db", dbPath], join(scratch, "tasks"));
+    const pidFile = join(scratch, "orphaned.pids");
+    await submit(node, "task.stubborn", { pidFile });
+    const pids = await pidsFrom(pidFile);
+    process.kill(node.pid, "SIGKILL"); // the server's process only, not its group
+    await node.exited;
+    expect(await gone(pids)).toEqual([]);
+  }, 60_000);
+
   it("after a SIGKILL, the next start kills what the dead server's tasks left running", async () => {
     const dbPath = join(mkdtempSync(join(scratch, "db-")), "t.db");
     const taskDir = join(scratch, "tasks-killed");
@@ -145,6 +156,10 @@ describe("the server's own stop", () => {
     expect(pids.filter(alive).length).toBeGreaterThan(0);
     const again = await serve(["--db", dbPath], taskDir);
     expect(await gone(pids)).toEqual([]);
-    await waitFor("the restarted server to answer", async () => (await http(`${again.url}/healthz`)).ok, 5000);
+    await waitFor(
+      "the restarted server to answer",
+      async () => (await http(`${again.url}/healthz`)).ok,
+      5000,
+    );
   }, 60_000);
 });
