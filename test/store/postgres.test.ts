@@ -116,7 +116,8 @@ describe("postgres: answers lost to a dead connection", () => {
 
   it("a claim whose answer is lost hands its jobs back at once, attempt unchanged", async () => {
     const tenantId = TENANT;
-    const job = await submitJob(store);
+    // Its deadline after the real clock: it is claimed again at the real clock, below.
+    const job = await submitJob(store, { deadlineAt: Date.now() + 3_600_000 });
     loseAnswer(pools(store).leasePool, "SET status = 'running'");
     await expect(
       store.claim({ types: [job.type], limit: 5, leaseMs: LEASE_MS, now: T0 + 1 }),

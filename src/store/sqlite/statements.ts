@@ -36,7 +36,7 @@ export const STATEMENTS = {
          started_at = ?, progress_percent = NULL, progress_message = NULL
        WHERE id IN (
          SELECT id FROM jobs
-         WHERE status = 'queued' AND run_at <= ? AND type IN (SELECT value FROM json_each(?))
+         WHERE status = 'queued' AND run_at <= ? AND deadline_at > ? AND type IN (SELECT value FROM json_each(?))
          ORDER BY priority DESC, run_at, id LIMIT ?)
        RETURNING ${JOB_COLUMNS}`,
   // 0 changes: the lease is gone (expired and swept, canceled, timed out).

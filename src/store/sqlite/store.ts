@@ -283,7 +283,7 @@ export class SqliteStore implements Store {
     if (limit <= 0 || types.length === 0) return [];
     const token = randomUUID();
     const rows = await this.writes.run(
-      () => this.sql.claim.all(token, now + leaseMs, now, now, JSON.stringify(types), limit) as JobRow[],
+      () => this.sql.claim.all(token, now + leaseMs, now, now, now, JSON.stringify(types), limit) as JobRow[],
     );
     return rows
       .map((row) => toClaimedJob(row, token, row.lease_expires_at ?? now + leaseMs))

@@ -72,6 +72,18 @@ export function describeLeases(ctx: SuiteContext): void {
       expect(new Set(ids).size).toBe(5);
     });
 
+    it("never starts a job past its deadline (a runAt after it, or a claim after a restart)", async () => {
+      const late = await submitJob(ctx.store, { id: "late", runAt: T0 + 60_000, deadlineAt: T0 + 1000 });
+      const due = await submitJob(ctx.store, { id: "due", runAt: T0, deadlineAt: T0 + 120_000 });
+      // At runAt, the deadline has passed: only the deadline sweep may move the late job.
+      const claimed = await claim({ now: T0 + 60_000 });
+      expect(claimed.map((j) => j.id)).toEqual([due.id]);
+      expect((await ctx.store.get({ tenantId: late.tenantId, id: late.id }))?.status).toBe("queued");
+      // Exactly at the deadline it is too late as well.
+      const edge = await submitJob(ctx.store, { id: "edge", runAt: T0, deadlineAt: T0 + 5000 });
+      expect((await claim({ now: T0 + 5000 })).map((j) => j.id)).not.toContain(edge.id);
+    });
+
     it("claims only the requested types", async () => {
       const echo = await submitJob(ctx.store, { type: TYPE });
       const other = await submitJob(ctx.store, { type: "test.other" });
