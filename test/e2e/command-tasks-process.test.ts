@@ -102,10 +102,11 @@ describe.each([
     // The first file brings the heap to its working size (V8 grows it lazily, then reuses it).
     await fileRoundTrip(node, 50);
     const before = peakRss(node.pid);
-    // Read whole, twice the size would need 100 MB more at once; streamed, it needs nothing more.
+    // Read whole, the file would need 100 MB more at once; streamed, it needs (next to) nothing more
+    // (the margin is for GC timing on a busy machine).
     await fileRoundTrip(node, 100);
     const growth = peakRss(node.pid) - before;
-    expect(growth, `peak RSS grew by ${(growth / MB).toFixed(1)} MB`).toBeLessThan(20 * MB);
+    expect(growth, `peak RSS grew by ${(growth / MB).toFixed(1)} MB`).toBeLessThan(50 * MB);
   }, 120_000);
 });
 

@@ -100,8 +100,9 @@ describe("load: a poll flood against the rate limiter", { timeout: 30_000 }, () 
     ).toBe(true);
     expect(limited / total).toBeGreaterThanOrEqual(0.85);
 
-    // A 429 reads no job: the store was asked only for A's admitted polls and B's.
-    expect(getCalls).toBeLessThanOrEqual(total - limited + bStatuses.length);
+    // A 429 reads no job: the store was asked only for A's admitted polls and B's (and for at
+    // most one request per connection still in flight when autocannon stopped counting).
+    expect(getCalls).toBeLessThanOrEqual(total - limited + bStatuses.length + 16);
     // Nor a key lookup: a verified key is trusted for --auth-cache-ms (1 s), so two keys over
     // SECONDS seconds are looked up a handful of times, not once per request (L3: 0 store queries).
     expect(lookupCalls).toBeLessThanOrEqual(2 * (SECONDS + 2));

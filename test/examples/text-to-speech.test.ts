@@ -34,15 +34,19 @@ function backend(args: string[], env: Record<string, string>): Promise<{ code: n
   return new Promise((done) => child.once("close", (code) => done({ code, out })));
 }
 
+/** The built `tessera serve --dev` with the example's job, on a database of its own. */
+function speechService(db: string, extra: string[] = []) {
+  return spawnTessera(
+    ["--dev", "--db", join(dir, db), "--jobs", "examples/text-to-speech/jobs.ts", ...extra],
+    { built: true },
+  );
+}
+
 describe.skipIf(!hasEspeak)("examples/text-to-speech", () => {
   it("the backend gets a verified callback and downloads a valid WAV from the signed URL", async () => {
     expect(existsSync(join(ROOT, "dist/main.js")), "npm run build first").toBe(true);
-    const db = join(dir, "tts.db");
-    const server = await spawnTessera(
-      ["--dev", "--db", db, "--jobs", "examples/text-to-speech/jobs.ts", "--callback-allow", "127.0.0.1"],
-      { built: true },
-    );
-    const secret = await tesseraCli(["webhooks", "secret", "--tenant", "dev", "--db", db]);
+    const server = await speechService("tts.db", ["--callback-allow", "127.0.0.1"]);
+    const secret = await tesseraCli(["webhooks", "secret", "--tenant", "dev", "--db", join(dir, "tts.db")]);
     expect(secret.code, secret.stderr).toBe(0);
     const whsec = /whsec_[A-Za-z0-9+/=]+/.exec(secret.stdout)?.[0];
     expect(whsec, secret.stdout).toBeDefined();
@@ -73,10 +77,7 @@ describe.skipIf(!hasEspeak)("examples/text-to-speech", () => {
   }, 60_000);
 
   it("a voice espeak-ng does not know fails the job with a 422 problem, not retried", async () => {
-    const server = await spawnTessera(
-      ["--dev", "--db", join(dir, "tts2.db"), "--jobs", "examples/text-to-speech/jobs.ts"],
-      { built: true },
-    );
+    const server = await speechService("tts2.db");
     const submitted = await http(`${server.url}/v1/jobs`, {
       json: { type: "tts.speak", input: { text: "hi", voice: "zz-nope" } },
     });
@@ -97,10 +98,7 @@ describe.skipIf(!hasEspeak)("examples/text-to-speech", () => {
   }, 60_000);
 
   it("a text that starts with '-' is spoken as text, never read as an option", async () => {
-    const server = await spawnTessera(
-      ["--dev", "--db", join(dir, "tts3.db"), "--jobs", "examples/text-to-speech/jobs.ts"],
-      { built: true },
-    );
+    const server = await speechService("tts3.db");
     const submitted = await http(`${server.url}/v1/jobs`, {
       json: { type: "tts.speak", input: { text: "--help me", voice: "en" } },
       headers: { prefer: "wait=20" },

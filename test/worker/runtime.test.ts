@@ -904,7 +904,7 @@ describe("worker runtime: handoff to an idle worker", () => {
     expect((await result(s, job.id)).body).toEqual({ ok: true });
   });
 
-  it("queues what a free slot must not take at once: full slots, a future runAt, a type with its own limit", async () => {
+  it("queues what a free slot must not take at once: full slots, a future runAt", async () => {
     const s = await server({ concurrency: 1 });
     await settled();
     expect(await accepted(s, { type: "test.gate", input: { key: "busy" } })).toMatchObject({
@@ -917,14 +917,26 @@ describe("worker runtime: handoff to an idle worker", () => {
     (await gateRun("next")).finish(null);
     await terminal(s, queued.id);
     await settled();
-    // Idle again, but due later, or limited per type: through the queue.
+    // Idle again, but due later: through the queue.
     const later = await accepted(s, {
       type: "test.gate",
       input: { key: "later" },
       runAt: new Date(Date.now() + 60_000).toISOString(),
     });
     expect(later.status).toBe("queued");
-    expect((await accepted(s, { type: "test.limited", input: {} })).status).toBe("queued");
+  });
+
+  it("a type with its own limit is handed off while the limit has room; at its limit, it is queued", async () => {
+    const s = await server({ concurrency: 4 });
+    await settled();
+    const first = await accepted(s, { type: "test.limited", input: {} });
+    const second = await accepted(s, { type: "test.limited", input: {} });
+    expect([first.status, second.status]).toEqual(["running", "running"]);
+    // Two run (its limit), two slots are free: the third waits in the queue.
+    const third = await accepted(s, { type: "test.limited", input: {} });
+    expect(third).toMatchObject({ status: "queued", attempt: 0 });
+    for (const job of [first, second, third])
+      expect((await terminal(s, job.id)).status).toBe("succeeded");
   });
 
   it("a job handed off while the worker stops goes back to the queue, attempt unchanged", async () => {
