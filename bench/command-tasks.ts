@@ -49,7 +49,9 @@ async function bare<T>(...args: string[]): Promise<T> {
     let text = "";
     child.stdout.on("data", (c: Buffer) => (text += c.toString()));
     child.once("error", reject);
-    child.once("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`bare-spawn exited ${code}`))));
+    child.once("close", (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`bare-spawn exited ${code}`)),
+    );
   });
   return JSON.parse(out) as T;
 }

@@ -148,9 +148,9 @@ export class WorkerRuntime {
     // Aborted, the attempts still running write nothing: their leases are released here.
     const leftover = [...this.running.values()];
     for (const attempt of leftover) attempt.abort("shutdown");
-    await this.deps.beforeRelease?.().catch((error: unknown) =>
-      this.deps.logger.error({ err: error }, "stopping running tasks failed"),
-    );
+    await this.deps
+      .beforeRelease?.()
+      .catch((error: unknown) => this.deps.logger.error({ err: error }, "stopping running tasks failed"));
     const release = [...unstarted, ...leftover.map((r) => r.lease)];
     if (release.length > 0) {
       await this.deps.store

@@ -122,7 +122,10 @@ describe("command tasks behind the HTTP API", () => {
       if (now.status === "succeeded") break;
       await sleep(20);
     }
-    expect([...seen].some((s) => /^(10|50|90) /.test(s)), [...seen].join(", ")).toBe(true);
+    expect(
+      [...seen].some((s) => /^(10|50|90) /.test(s)),
+      [...seen].join(", "),
+    ).toBe(true);
     const done = await settled(job.id);
     expect(done.status).toBe("succeeded");
     expect(await (await result(done)).json()).toEqual({ done: true });

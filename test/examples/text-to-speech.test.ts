@@ -105,6 +105,10 @@ describe.skipIf(!hasEspeak)("examples/text-to-speech", () => {
     });
     expect(submitted.status, await submitted.clone().text()).toBe(200);
     expect(submitted.headers.get("content-type")).toBe("audio/wav");
-    expect(Buffer.from(await submitted.arrayBuffer()).subarray(0, 4).toString("latin1")).toBe("RIFF");
+    expect(
+      Buffer.from(await submitted.arrayBuffer())
+        .subarray(0, 4)
+        .toString("latin1"),
+    ).toBe("RIFF");
   }, 60_000);
 });

@@ -935,8 +935,7 @@ describe("worker runtime: handoff to an idle worker", () => {
     // Two run (its limit), two slots are free: the third waits in the queue.
     const third = await accepted(s, { type: "test.limited", input: {} });
     expect(third).toMatchObject({ status: "queued", attempt: 0 });
-    for (const job of [first, second, third])
-      expect((await terminal(s, job.id)).status).toBe("succeeded");
+    for (const job of [first, second, third]) expect((await terminal(s, job.id)).status).toBe("succeeded");
   });
 
   it("a job handed off while the worker stops goes back to the queue, attempt unchanged", async () => {

@@ -355,7 +355,11 @@ export class SqliteStore implements Store {
 
   /** Decide where a result's bytes live: inline, or a blob file written and fsync'd first. */
   private async placeResult(lease: Lease, result: ResultPayload) {
-    const none = { kind: result.kind as StoredKind, contentType: null as string | null, blobPath: null as string | null };
+    const none = {
+      kind: result.kind as StoredKind,
+      contentType: null as string | null,
+      blobPath: null as string | null,
+    };
     switch (result.kind) {
       case "none":
         return { ...none, data: null, location: null, size: 0 };

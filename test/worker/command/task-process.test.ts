@@ -33,7 +33,6 @@ function spec(args: string[], overrides: Partial<TaskSpec> = {}) {
   return { full, progress, lines };
 }
 
-
 describe("runTask", () => {
   it("passes the input on stdin and returns stdout, exit code 0", async () => {
     const { full } = spec(["echo", "a b"], { stdin: JSON.stringify({ n: 1 }) });
