@@ -98,10 +98,13 @@ export async function keys(
           out.write(
             `${JSON.stringify({ key: key.key, id: record.id, prefix: record.prefix, tenant, expiresAt: iso(record.expiresAt) })}\n`,
           );
-        else
-          out.write(
-            `${key.key}\n\nKey ${record.id} (${record.prefix}…) for tenant "${tenant}"${expiry(record)}. It is shown only this once.\n`,
+        else {
+          // Only the key on stdout, so that K=$(tessera keys create …) holds just the key.
+          out.write(`${key.key}\n`);
+          err.write(
+            `Key ${record.id} (${record.prefix}…) for tenant "${tenant}"${expiry(record)}. It is shown only this once.\n`,
           );
+        }
         return 0;
       }
       case "rotate": {
@@ -144,26 +147,35 @@ export async function keys(
               previous: { id: previous.id, prefix: previous.prefix, expiresAt: iso(previous.expiresAt) },
             })}\n`,
           );
-        else
-          out.write(
-            `${key.key}\n\nKey ${record.id} (${record.prefix}…) for tenant "${record.tenantName}"${expiry(record)}. It is shown only this once.\n` +
+        else {
+          out.write(`${key.key}\n`);
+          err.write(
+            `Key ${record.id} (${record.prefix}…) for tenant "${record.tenantName}"${expiry(record)}. It is shown only this once.\n` +
               `The old key ${previous.id} (${previous.prefix}…) stays valid until ${iso(previous.expiresAt)}.\n`,
           );
+        }
         return 0;
       }
       case "list": {
         const list = (await store.listApiKeys()).map((k) => ({ ...k, state: keyState(k, at) }));
         if (values.json) out.write(`${JSON.stringify(list)}\n`);
-        else {
-          for (const k of list) {
-            out.write(
-              `${k.id}  ${k.prefix}…  tenant=${k.tenantName}  ${k.state}  created=${iso(k.createdAt)}` +
-                `  last-used=${iso(k.lastUsedAt) ?? "never"}  expires=${iso(k.expiresAt) ?? "never"}` +
-                `  revoked=${iso(k.revokedAt) ?? "no"}\n`,
-            );
-          }
-          if (list.length === 0) out.write("no keys\n");
-        }
+        else if (list.length === 0) out.write("no keys\n");
+        else
+          out.write(
+            table(
+              ["ID", "PREFIX", "TENANT", "STATE", "CREATED", "LAST USED", "EXPIRES", "REVOKED"],
+              list.map((k) => [
+                k.id,
+                `${k.prefix}…`,
+                k.tenantName,
+                k.state,
+                iso(k.createdAt)!,
+                iso(k.lastUsedAt) ?? "never",
+                iso(k.expiresAt) ?? "never",
+                iso(k.revokedAt) ?? "no",
+              ]),
+            ),
+          );
         return 0;
       }
       default: {
@@ -194,4 +206,15 @@ export async function keys(
 
 function expiry(key: ApiKeyRecord): string {
   return key.expiresAt === null ? "" : `, expiring ${iso(key.expiresAt)}`;
+}
+
+/** Rows under a header, each column as wide as its widest cell. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  return [header, ...rows].map(line).join("\n") + "\n";
 }

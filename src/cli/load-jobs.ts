@@ -1,5 +1,5 @@
-import { readdirSync, statSync } from "node:fs";
-import { extname, join, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JobDefinition } from "../jobs/define.js";
 
@@ -36,12 +36,52 @@ export async function loadJobModules(paths: readonly string[]): Promise<JobDefin
   }
   const definitions: JobDefinition[] = [];
   for (const file of files) {
-    const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    } catch (error) {
+      throw commonJsHint(file, error) ?? error;
+    }
     const found = Object.values(mod)
       .flatMap((v) => (Array.isArray(v) ? v : [v]))
       .filter(isJobDefinition);
-    if (found.length === 0) throw new Error(`${file} exports no job definitions (defineJob results)`);
+    if (found.length === 0)
+      throw commonJsHint(file, null) ?? new Error(`${file} exports no job definitions (defineJob results)`);
     definitions.push(...new Set(found));
   }
   return definitions;
+}
+
+/**
+ * A `.ts` or `.js` module with `import`/`export` in a folder whose package.json does not say
+ * `"type": "module"` is loaded by Node as CommonJS, and fails (`Cannot require() ES Module … in
+ * a cycle`) or exports nothing: say what to change instead of Node's message.
+ */
+function commonJsHint(file: string, error: unknown): Error | null {
+  if (!/\.(ts|js)$/.test(file)) return null; // .mts/.mjs are always ES modules, .cts/.cjs never
+  const message = error instanceof Error ? error.message : "";
+  if (error !== null && !/require\(\) (of )?ES Module|ERR_REQUIRE|Cannot use import statement/.test(message))
+    return null;
+  const scope = packageScope(file);
+  if (scope?.type === "module") return null;
+  const where = scope ? scope.path : "a package.json of its own";
+  return new Error(
+    `${file} is an ES module (import/export), but Node loads it as CommonJS: ${where} does not say "type": "module". ` +
+      `Add "type": "module" to ${where}, or name the file ${file.replace(/\.(ts|js)$/, ".m$1")}.`,
+  );
+}
+
+/** The nearest package.json above `file` and its "type", or null when there is none. */
+function packageScope(file: string): { path: string; type: string | undefined } | null {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const path = join(dir, "package.json");
+    if (existsSync(path)) {
+      try {
+        return { path, type: (JSON.parse(readFileSync(path, "utf8")) as { type?: string }).type };
+      } catch {
+        return { path, type: undefined };
+      }
+    }
+    if (dirname(dir) === dir) return null;
+  }
 }
