@@ -128,24 +128,34 @@ describe("API keys over HTTP: expiry, rotation, listing", () => {
     expect((await cli("revoke", revoked.id)).code).toBe(0);
     expect(await status(used.key)).toBe(200);
 
+    // The table: a header, then one row per key, columns split by two or more spaces.
+    const rows = (stdout: string): Record<string, string>[] => {
+      const [header, ...lines] = stdout.trimEnd().split("\n");
+      const names = header!.split(/ {2,}/);
+      return lines.map((l) => Object.fromEntries(l.split(/ {2,}/).map((cell, i) => [names[i], cell])));
+    };
     // last-used is written after the answer (at most once a minute per key).
-    const line = await vi.waitFor(async () => {
-      const list = await cli("list");
-      const found = list.stdout.split("\n").find((l) => l.startsWith(used.id))!;
-      expect(found).toContain(`last-used=${new Date(clock).toISOString()}`);
+    const row = await vi.waitFor(async () => {
+      const found = rows((await cli("list")).stdout).find((r) => r.ID === used.id)!;
+      expect(found["LAST USED"]).toBe(new Date(clock).toISOString());
       return found;
     });
-    expect(line).toContain("tenant=lst");
-    expect(line).toContain("  live  ");
-    expect(line).toMatch(/created=\d{4}-\d\d-\d\dT/);
-    expect(line).toContain(`expires=${new Date(clock + 90 * 24 * HOUR).toISOString()}`);
-    expect(line).toContain("revoked=no");
+    expect(row).toMatchObject({
+      TENANT: "lst",
+      STATE: "live",
+      EXPIRES: new Date(clock + 90 * 24 * HOUR).toISOString(),
+      REVOKED: "no",
+    });
+    expect(row.CREATED).toMatch(/^\d{4}-\d\d-\d\dT/);
 
     const list = await cli("list");
-    const revokedLine = list.stdout.split("\n").find((l) => l.startsWith(revoked.id))!;
-    expect(revokedLine).toMatch(/ revoked .*last-used=never .*expires=never .*revoked=\d{4}-/);
-    const expiredLine = list.stdout.split("\n").find((l) => l.includes("tenant=acme"))!;
-    expect(expiredLine).toContain("  expired  ");
+    expect(list.stdout.split("\n")[0]).toMatch(
+      /^ID +PREFIX +TENANT +STATE +CREATED +LAST USED +EXPIRES +REVOKED$/,
+    );
+    const revokedRow = rows(list.stdout).find((r) => r.ID === revoked.id)!;
+    expect(revokedRow).toMatchObject({ STATE: "revoked", "LAST USED": "never", EXPIRES: "never" });
+    expect(revokedRow.REVOKED).toMatch(/^\d{4}-/);
+    expect(rows(list.stdout).find((r) => r.TENANT === "acme")?.STATE).toBe("expired");
 
     const json = JSON.parse((await cli("list", "--json")).stdout) as {
       id: string;
