@@ -1,12 +1,18 @@
 import type { Store } from "../store/store.js";
 
+/** One held request: woken by the job's end, and by its progress if it asked. */
+interface Waiter {
+  wake: () => void;
+  progress?: () => void;
+}
+
 /**
- * Waiting without polling: `jobId → waiters`, fed by the store's terminal events (this
- * process's commits, and other nodes' where the driver relays them). A waiter costs a map
- * entry and a timer, no query.
+ * Waiting without polling: `jobId → waiters`, fed by the store's terminal and progress events
+ * (this process's commits, and other nodes' where the driver relays them). A waiter costs a
+ * map entry and a timer, no query.
  */
 export class WaitRegistry {
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
   private count = 0;
   private readonly unsubscribe: () => void;
 
@@ -28,6 +34,7 @@ export class WaitRegistry {
   ) {
     this.unsubscribe = store.subscribe((event) => {
       if (event.kind === "terminal") this.wakeAll(event.jobId);
+      else if (event.kind === "progress") this.progressed(event.jobId);
       else if (event.kind === "resync") void this.recheck();
     });
     this.fallback = setInterval(() => void this.recheck(), fallbackMs);
@@ -66,16 +73,33 @@ export class WaitRegistry {
   }
 
   /**
-   * Resolve when the job reaches a terminal state, `ms` pass, or `signal` aborts. Register
-   * first, then re-read the job (the caller's `check`) to close the race with a completion
-   * that committed in between.
+   * Resolve when the job reaches a terminal state, `ms` pass, or `signal` aborts; with
+   * `progressAfterMs`, also when its progress changes, though not before that many ms have
+   * passed (a job reporting every few ms must not turn a held poll into a request storm).
+   * Register first, then re-read the job (the caller's `check`) to close the race with a
+   * completion that committed in between.
    */
-  async wait(jobId: string, ms: number, check: () => Promise<boolean>, signal?: AbortSignal): Promise<void> {
+  async wait(
+    jobId: string,
+    ms: number,
+    check: () => Promise<boolean>,
+    signal?: AbortSignal,
+    { progressAfterMs }: { progressAfterMs?: number } = {},
+  ): Promise<void> {
     let wake!: () => void;
     const woken = new Promise<void>((resolve) => (wake = resolve));
+    const started = Date.now();
+    let early: NodeJS.Timeout | undefined;
+    const waiter: Waiter = { wake };
+    if (progressAfterMs !== undefined) {
+      waiter.progress = () => {
+        if (early) return; // already due
+        early = setTimeout(wake, Math.max(0, started + progressAfterMs - Date.now()));
+      };
+    }
     let set = this.waiters.get(jobId);
     if (!set) this.waiters.set(jobId, (set = new Set()));
-    set.add(wake);
+    set.add(waiter);
     this.onCountChanged(++this.count);
     const timer = setTimeout(wake, ms);
     const onAbort = () => wake();
@@ -85,8 +109,9 @@ export class WaitRegistry {
       await woken;
     } finally {
       clearTimeout(timer);
+      clearTimeout(early);
       signal?.removeEventListener("abort", onAbort);
-      set.delete(wake);
+      set.delete(waiter);
       if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
       this.onCountChanged(--this.count);
     }
@@ -94,12 +119,17 @@ export class WaitRegistry {
 
   private wakeAll(jobId: string): void {
     const set = this.waiters.get(jobId);
-    if (set) for (const wake of set) wake();
+    if (set) for (const waiter of set) waiter.wake();
+  }
+
+  private progressed(jobId: string): void {
+    const set = this.waiters.get(jobId);
+    if (set) for (const waiter of set) waiter.progress?.();
   }
 
   close(): void {
     clearInterval(this.fallback);
     this.unsubscribe();
-    for (const set of this.waiters.values()) for (const wake of set) wake();
+    for (const set of this.waiters.values()) for (const waiter of set) waiter.wake();
   }
 }

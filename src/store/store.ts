@@ -158,6 +158,8 @@ export type StoreEvent =
   /** A callback event is due (now or at `at`). */
   | { kind: "outbox"; at: number }
   | { kind: "terminal"; jobId: string; type: string; status: JobStatus }
+  /** A running job's progress changed (this node's writes; other nodes' for watched jobs). */
+  | { kind: "progress"; jobId: string }
   /** Events may have been missed (a notification connection was lost): look again. */
   | { kind: "resync" };
 

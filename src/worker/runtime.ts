@@ -220,7 +220,7 @@ export class WorkerRuntime {
       } else this.scheduleWake(event.runAt);
       return;
     }
-    if (event.kind === "outbox") return; // the deliverer's business
+    if (event.kind === "outbox" || event.kind === "progress") return; // for the deliverer, the waits
     if (event.kind === "resync") {
       this.idle = false;
       this.wake();

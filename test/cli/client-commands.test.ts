@@ -272,6 +272,27 @@ describe("progress display", { timeout: 60_000 }, () => {
     expect(JSON.parse(run.stdout)).toEqual({ sleptMs: 3000 });
   });
 
+  it("shows each step of progress even when the server says to come back in 10 s", async () => {
+    // The server above says Retry-After 1; this one says 10, so each wait is one long poll
+    // that only the job's progress can end early.
+    const slow = await startServer({ dev: true, config: { retryAfterMin: 10, retryAfterMax: 10 } });
+    try {
+      const run = await runCli(["submit", "demo.sleep", "--input", '{"ms":4000}', "--wait"], {
+        env: { TESSERA_URL: slow.url },
+      });
+      expect(run.code).toBe(EXIT.ok);
+      const percents = new Set(
+        run.stderr
+          .split("\n")
+          .map((l) => / running (\d+)% /.exec(l)?.[1])
+          .filter((p) => p !== undefined && p !== "100"),
+      );
+      expect(percents.size).toBeGreaterThanOrEqual(2);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it("stops waiting on Ctrl-C (130); with --cancel-on-interrupt it also cancels the job", async () => {
     for (const cancel of [false, true]) {
       const handle = await api().submit("demo.sleep", { ms: 30_000 });

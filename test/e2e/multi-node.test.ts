@@ -332,6 +332,34 @@ describe("e2e: many nodes on PostgreSQL", { timeout: 90_000 }, () => {
     );
   });
 
+  it("a long poll on an API node answers when a worker node reports progress, by NOTIFY alone", async () => {
+    const { key, args } = await freshCluster("mnp");
+    const slow = ["--poll-interval-ms", "60000"];
+    const [api] = await Promise.all([
+      spawnTessera([...args, "--role", "api", ...slow], { name: "api" }),
+      spawnTessera([...args, "--role", "worker", ...slow], { name: "worker" }),
+    ]);
+    // Progress 25, 50, 75 at about 1.5, 3 and 4.5 s; done at 6 s.
+    const submitted = await http(`${api!.url}/v1/jobs`, {
+      json: { type: "fixture.record", input: { value: 1, sleepMs: 6000, steps: 4 } },
+      headers: bearer(key),
+    });
+    const job = (await submitted.json()) as Representation;
+    const seen: (number | null)[] = [];
+    for (let polls = 0; polls < 20; polls++) {
+      const response = await http(`${api!.url}/v1/jobs/${job.id}?onComplete=status`, {
+        headers: { ...bearer(key), prefer: "wait=20" },
+      });
+      const body = (await response.json()) as Representation & { progress: { percent: number } | null };
+      if (response.status === 200) break;
+      expect(response.status).toBe(202);
+      seen.push(body.progress?.percent ?? null);
+    }
+    // Without the worker's notifications each 20 s poll would have been held to the job's end.
+    expect(seen.filter((p) => p !== null && p < 100).length).toBeGreaterThanOrEqual(2);
+    expect(errors(api!)).toEqual([]);
+  });
+
   it("F10 (small): 200 expired leases on 2 worker nodes are each swept exactly once", async () => {
     const { schema, key, args } = await freshCluster("mns");
     const dir = tempDir();

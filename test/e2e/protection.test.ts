@@ -252,8 +252,9 @@ describe("limits", () => {
   });
 
   it("a long poll outlives --request-timeout: only the request's arrival is timed", async () => {
+    // A job that reports no progress, so only the wait's end answers the poll.
     const submitted = await http(`${server.url}/v1/jobs`, {
-      json: { type: "demo.sleep", input: { ms: 20_000 } },
+      json: { type: "demo.fail", input: { message: "never reached", ms: 20_000 } },
     });
     const job = (await submitted.json()) as Job;
     const { value: res, ms } = await timed(() =>
@@ -266,7 +267,7 @@ describe("limits", () => {
     const posted = await timed(() =>
       http(`${server.url}/v1/jobs`, {
         headers: { prefer: "wait=3" },
-        json: { type: "demo.sleep", input: { ms: 20_000 } },
+        json: { type: "demo.fail", input: { message: "never reached", ms: 20_000 } },
       }),
     );
     expect(posted.value.status).toBe(202);

@@ -297,7 +297,7 @@ describe("postgres: statements per job", () => {
     completeManyLean: COMPLETION,
     claim: "text, bigint, bigint, text[], integer",
     heartbeat: "bigint, text[], text[]",
-    progress: "text[], text[], float8[], text[]",
+    progress: "text[], text[], float8[], text[], text, text",
     failRetry: "text, text, bigint, text, text, text",
     release: "bigint, text[], text[], text, text",
   } as const;
@@ -520,7 +520,7 @@ describe("postgres: statements per job", () => {
         await plan("completeManyLean", completion),
         await plan("completeMany", completion),
         await plan("heartbeat", `1, '{${job.id}}', '{t}'`),
-        await plan("progress", `'{${job.id}}', '{t}', '{1}', '{m}'`),
+        await plan("progress", `'{${job.id}}', '{t}', '{1}', '{m}', 'c', 'n'`),
         await plan("failRetry", `'${job.id}', 't', 1, 'e', 'c', 'n'`),
         await plan("release", `1, '{${job.id}}', '{t}', 'c', 'n'`),
       ];
@@ -548,7 +548,7 @@ describe("postgres: statements per job", () => {
       for (const [statement, args] of [
         ["completeManyLean", `${ids}, ${nows}, NULL, NULL, NULL, NULL, NULL, ${nows}, 'c', 'n', '{t}'`],
         ["heartbeat", `1, ${ids}, ${tokens}`],
-        ["progress", `${ids}, ${tokens}, NULL, NULL`],
+        ["progress", `${ids}, ${tokens}, NULL, NULL, 'c', 'n'`],
         ["release", `1, ${ids}, ${tokens}, 'c', 'n'`],
       ] as const) {
         const text = await scene.preparedPlan("force_custom_plan", statement, args);

@@ -15,6 +15,12 @@ import { jobPath, origin } from "../urls.js";
 const MAX_PAGE = 500;
 const LIST_PARAMETERS = new Set(["status", "type", "limit", "cursor"]);
 
+/**
+ * A long poll of the status monitor also ends when the job's progress changes, after being held
+ * this long at least: a client sees progress within about a second, at about one request a second.
+ */
+const PROGRESS_HOLD_MS = 1000;
+
 const notFound = () => new ProblemError("not-found", "no such job");
 
 /** The caller's job, or 404 for an unknown id and another tenant's job alike. */
@@ -49,17 +55,23 @@ function idempotencyKey(request: FastifyRequest): string | null {
   return values[0]!;
 }
 
-/**
- * Hold the request until the job is terminal, `seconds` pass or the client goes away.
- * `watched`: the job was submitted watched (its end is announced to every node already).
- */
+interface HoldOptions {
+  /** Hold one of the tenant's wait slots while waiting. @default true */
+  needsSlot?: boolean;
+  /** The job was submitted watched: its end is announced to every node already. */
+  watched?: boolean;
+  /** Also answer when the job's progress changes (after PROGRESS_HOLD_MS). */
+  untilProgress?: boolean;
+}
+
+/** Hold the request until the job is terminal, `seconds` pass or the client goes away. */
 async function waitForTerminal(
   request: FastifyRequest,
   reply: FastifyReply,
   deps: ServerDeps,
   job: JobRecord,
   seconds: number,
-  watched: boolean,
+  { watched = false, untilProgress = false }: HoldOptions,
 ): Promise<JobRecord> {
   if (seconds <= 0 || isTerminal(job.status)) return job;
   // Before the status is read again below: an end after this is announced to this node too.
@@ -82,7 +94,13 @@ async function waitForTerminal(
     return deleted || isTerminal(latest.status);
   };
   try {
-    await deps.waits.wait(job.id, seconds * 1000, reread, gone.signal);
+    await deps.waits.wait(
+      job.id,
+      seconds * 1000,
+      reread,
+      gone.signal,
+      untilProgress ? { progressAfterMs: PROGRESS_HOLD_MS } : {},
+    );
     if (!deleted && !isTerminal(latest.status)) await reread();
   } finally {
     reply.raw.off("close", onClose);
@@ -104,14 +122,14 @@ async function holdForTerminal(
   job: JobRecord,
   seconds: number,
   preferred: number | null,
-  { needsSlot = true, watched = false }: { needsSlot?: boolean; watched?: boolean } = {},
+  options: HoldOptions = {},
 ): Promise<JobRecord | null> {
-  const release = needsSlot ? deps.waits.admit(request.tenantId) : () => undefined;
+  const release = options.needsSlot !== false ? deps.waits.admit(request.tenantId) : () => undefined;
   if (release === null) return null;
   try {
     if (preferred !== null)
       reply.header("preference-applied", `wait=${Math.min(preferred, deps.config.maxWaitSeconds)}`);
-    return await waitForTerminal(request, reply, deps, job, seconds, watched);
+    return await waitForTerminal(request, reply, deps, job, seconds, options);
   } finally {
     release();
   }
@@ -225,7 +243,13 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     const wait = Math.min(config.maxWaitSeconds, ...bounds.filter((b): b is number => b !== null));
     if (bounds.some((b) => b !== null)) {
       const holds = wait > 0 && !isTerminal(job.status);
-      job = (await holdForTerminal(request, reply, deps, job, wait, preferred, { needsSlot: holds })) ?? job;
+      // A long poll (not the synchronous facade, which waits for the outcome) sees progress too.
+      const untilProgress = onPending !== "synchronous";
+      job =
+        (await holdForTerminal(request, reply, deps, job, wait, preferred, {
+          needsSlot: holds,
+          untilProgress,
+        })) ?? job;
     }
     if (!isTerminal(job.status)) {
       sendPending(request, reply, deps, job);

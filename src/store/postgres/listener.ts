@@ -59,10 +59,11 @@ export class PgListener {
     // Every line of a payload comes from one statement, so one node: its first line says whose.
     const ownQueued = `q|${this.options.self}|`;
     const ownTerminal = `t|${this.options.self}|`;
+    const ownProgress = `p|${this.options.self}|`;
     client.on("notification", (message) => {
       const payload = message.payload;
       if (message.channel !== this.options.channel || !payload) return;
-      if (payload.startsWith(ownQueued) || payload.startsWith(ownTerminal)) return;
+      if ([ownQueued, ownTerminal, ownProgress].some((own) => payload.startsWith(own))) return;
       for (const line of payload.split("\n")) {
         const parsed = parsePayload(line);
         if (parsed) this.options.onEvent(parsed.event);
@@ -105,7 +106,7 @@ export class PgListener {
   }
 }
 
-/** `q|node|type|runAt` or `t|node|jobId|status|type`. */
+/** `q|node|type|runAt`, `t|node|jobId|status|type` or `p|node|jobId`. */
 export function parsePayload(payload: string): { nodeId: string; event: StoreEvent } | null {
   const parts = payload.split("|");
   if (parts[0] === "q" && parts.length === 4) {
@@ -119,5 +120,7 @@ export function parsePayload(payload: string): { nodeId: string; event: StoreEve
       event: { kind: "terminal", jobId: parts[2]!, status: parts[3], type: parts[4]! },
     };
   }
+  if (parts[0] === "p" && parts.length === 3)
+    return { nodeId: parts[1]!, event: { kind: "progress", jobId: parts[2]! } };
   return null;
 }

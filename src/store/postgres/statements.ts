@@ -250,11 +250,16 @@ export const SQL = {
         SELECT token FROM {{s}}.leases WHERE token IN (SELECT lease_token FROM owned) FOR UPDATE SKIP LOCKED)
       RETURNING token)
     SELECT id FROM owned WHERE ${ASYNC_COMMIT}`,
+  // The applied (id, token); other nodes are told of the watched ones (a poll is held for them).
   progress: `
-    UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
-    FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
-    WHERE ${ID_IN("j", "$1")} AND j.id = c.id AND j.lease_token = c.token AND ${ASYNC_COMMIT}
-    RETURNING j.id, j.lease_token, coalesce(j.callback::jsonb -> 'events' ? 'job.progress', false) AS wants_event`,
+    WITH upd AS (
+      UPDATE {{s}}.jobs j SET progress_percent = c.percent, progress_message = c.message
+      FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS c(id, token, percent, message)
+      WHERE ${ID_IN("j", "$1")} AND j.id = c.id AND j.lease_token = c.token AND ${ASYNC_COMMIT}
+      RETURNING j.id, j.lease_token, j.watched,
+        coalesce(j.callback::jsonb -> 'events' ? 'job.progress', false) AS wants_event),
+    nt AS (${NOTIFY_LINES("$5", `'p|' || $6 || '|' || id`, "(SELECT * FROM upd WHERE watched) w")})
+    SELECT id, lease_token, wants_event FROM upd, (SELECT count(*) FROM nt) n`,
   // A coalesced progress event per job: the pending one takes the latest state, else a new one
   // due no sooner than a second after the last.
   progressEvents: `

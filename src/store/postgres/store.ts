@@ -653,9 +653,12 @@ export class PostgresStore implements Store {
         sorted.map((i) => i.lease.leaseToken),
         sorted.map((i) => i.percent),
         sorted.map((i) => i.message),
+        this.channel,
+        this.nodeId,
       ],
       this.leasePool,
     );
+    for (const row of rows) this.events.emit({ kind: "progress", jobId: row.id });
     const applied = new Set(rows.map((r) => `${r.id}|${r.lease_token}`));
     const withEvents = rows.filter((r) => r.wants_event).map((r) => r.id);
     if (withEvents.length > 0) {

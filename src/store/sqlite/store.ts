@@ -306,8 +306,10 @@ export class SqliteStore implements Store {
       if (updated) this.writeProgressEvent(updated, now);
       return updated;
     });
-    if (row?.callback && row.callback.includes("job.progress")) this.events.emit({ kind: "outbox", at: now });
-    return row !== undefined;
+    if (!row) return false;
+    this.events.emit({ kind: "progress", jobId: row.id });
+    if (row.callback && row.callback.includes("job.progress")) this.events.emit({ kind: "outbox", at: now });
+    return true;
   }
 
   /**

@@ -59,6 +59,29 @@ export function describeEvents(ctx: SuiteContext): void {
       expect(seen).toEqual([{ event: { kind: "queued", type: TYPE, runAt: T0 + 250 }, seen: T0 + 250 }]);
     });
 
+    it("progress after a progress report is applied, once it is visible; none when fenced", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const seen = await observe(
+        () => ctx.store.progress({ lease: leaseOf(job), percent: 40, message: "m", now: T0 + 1 }),
+        async (event) =>
+          event.kind === "progress"
+            ? ((await ctx.store.get({ tenantId: TENANT, id: event.jobId }))?.progressPercent ?? null)
+            : null,
+      );
+      expect(seen).toEqual([{ event: { kind: "progress", jobId: job.id }, seen: 40 }]);
+      const fenced = await observe(
+        () =>
+          ctx.store.progress({
+            lease: { ...leaseOf(job), leaseToken: "not-the-token" },
+            percent: 50,
+            message: null,
+            now: T0 + 2,
+          }),
+        async () => null,
+      );
+      expect(fenced).toEqual([]);
+    });
+
     it("queued after a failed attempt is scheduled for retry", async () => {
       const job = await submitAndClaim(ctx.store);
       const seen = await observe(
