@@ -4,7 +4,7 @@ import { representAt } from "../http/representation.js";
 import type { UrlSigner } from "../http/signed-url.js";
 import type { ClaimedDelivery, Store } from "../store/store.js";
 import type { AddressPolicy } from "./address-policy.js";
-import { newEventId } from "../store/outbox.js";
+import { newEventId } from "../store/shared/outbox.js";
 import { postWebhook, type PostLimits, type PostOutcome } from "./post.js";
 import { signWebhook } from "./signature.js";
 

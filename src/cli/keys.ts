@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { AuditLog } from "../audit.js";
 import { generateApiKey, parseDuration } from "../auth/api-keys.js";
-import { keyState } from "../store/rows.js";
+import { keyState } from "../store/shared/rows.js";
 import type { ApiKeyRecord } from "../store/store.js";
 import { isTenantName, openCommandStore } from "./store-args.js";
 

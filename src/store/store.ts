@@ -435,3 +435,6 @@ export interface Store {
    */
   hitRateCounter?(hit: RateHit): Promise<number>;
 }
+
+/** The parameters of a Store operation: what a driver's method takes. */
+export type StoreParams<K extends keyof Store> = Parameters<NonNullable<Store[K]>>[0];

@@ -1,7 +1,7 @@
 import { JobError } from "../jobs/errors.js";
 import { statSync } from "node:fs";
 import { BytesResult, CreatedResult, FileResult } from "../jobs/result.js";
-import { discardFile } from "../store/result-file.js";
+import { discardFile } from "../store/shared/result-file.js";
 import type { ResultPayload } from "../store/store.js";
 
 /**

@@ -1,4 +1,4 @@
-import { JOB_COLUMNS, KEY_COLUMNS } from "../rows.js";
+import { JOB_COLUMNS, KEY_COLUMNS } from "../shared/rows.js";
 
 /** Every statement, prepared once. Each header says what it returns and what 0 rows means. */
 export const STATEMENTS = {

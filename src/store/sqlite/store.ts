@@ -6,8 +6,8 @@ import Database from "better-sqlite3";
 import type { Database as Db, Statement } from "better-sqlite3";
 import { jobProblem } from "../../jobs/problems.js";
 import type { JobStatus } from "../../jobs/states.js";
-import { EventHub } from "../event-hub.js";
-import { discardFile, moveFileDurably } from "../result-file.js";
+import { EventHub } from "../shared/event-hub.js";
+import { discardFile, moveFileDurably } from "../shared/result-file.js";
 import type {
   CompleteParams,
   ApiKeyRecord,
@@ -40,7 +40,7 @@ import {
   type JobRow,
   type KeyRow,
   type KeyRowWithHash,
-} from "../rows.js";
+} from "../shared/rows.js";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
 import {
   EVENT_OF_STATUS,
@@ -53,7 +53,7 @@ import {
   type AttemptRow,
   type OutboxRow,
   type SecretRow,
-} from "../outbox.js";
+} from "../shared/outbox.js";
 import {
   limitUpdates,
   NO_LIMITS,
@@ -61,7 +61,7 @@ import {
   toLimits,
   toTenant,
   type TenantRow,
-} from "../tenant-limits.js";
+} from "../shared/tenant-limits.js";
 import { GroupCommit } from "./group-commit.js";
 import { STATEMENTS } from "./statements.js";
 import { migrateSqlite } from "./migrate.js";

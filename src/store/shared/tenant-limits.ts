@@ -1,5 +1,5 @@
 /** Rows and helpers for per-tenant limits, shared by the drivers (migrations 004_tenant_limits). */
-import type { TenantLimits, TenantRecord } from "./store.js";
+import type { TenantLimits, TenantRecord } from "../store.js";
 
 export interface TenantRow {
   id: string;

@@ -2,9 +2,9 @@
  * Row shapes and their mapping to records, shared by the drivers: both keep the same columns
  * (times as epoch milliseconds, JSON as text), so one mapping serves both.
  */
-import type { JobProblem } from "../jobs/errors.js";
-import type { JobStatus } from "../jobs/states.js";
-import type { ApiKeyRecord, ApiKeyState, ClaimedJob, JobRecord, StoredApiKey } from "./store.js";
+import type { JobProblem } from "../../jobs/errors.js";
+import type { JobStatus } from "../../jobs/states.js";
+import type { ApiKeyRecord, ApiKeyState, ClaimedJob, JobRecord, StoredApiKey } from "../store.js";
 
 export interface JobRow {
   id: string;

@@ -1,4 +1,4 @@
-import type { StoreEvent } from "./store.js";
+import type { StoreEvent } from "../store.js";
 
 /** Fan-out of committed store events to this process's listeners (workers, waits). */
 export class EventHub {

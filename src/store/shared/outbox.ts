@@ -1,8 +1,8 @@
 /** What both drivers share about the callback outbox. */
 import { randomUUID } from "node:crypto";
-import type { JobStatus } from "../jobs/states.js";
+import type { JobStatus } from "../../jobs/states.js";
 import { toJob, type JobRow } from "./rows.js";
-import type { CallbackEvent, CallbackSpec, DeliveryAttempt, OutboxEvent } from "./store.js";
+import type { CallbackEvent, CallbackSpec, DeliveryAttempt, OutboxEvent } from "../store.js";
 
 /** Delivered even when `events` does not list them: a receiver is never left waiting. */
 export const ALWAYS_DELIVERED: readonly CallbackEvent[] = ["job.failed", "job.timed_out", "job.canceled"];
