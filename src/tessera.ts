@@ -29,8 +29,12 @@ const SWEEP_BATCH = 500;
 const RETENTION_INTERVAL_MS = 60_000;
 
 export interface TesseraOptions {
-  /** Job types this instance accepts and runs. */
-  jobs: readonly JobDefinition[];
+  /**
+   * Job types this instance accepts and runs, as `defineJob`/`defineCommandJob` return them: a
+   * typed `run(input: { … })` needs no cast (every input is checked against the type's `input`
+   * schema before `run` sees it).
+   */
+  jobs: readonly JobDefinition<never, unknown>[];
   /** Settings; anything not given takes the documented default (`--dev` unless a secret is set). */
   config?: Partial<Config>;
   /** The job store. @default the store `config.db` names: a SQLite file or a postgres:// URL */
@@ -88,12 +92,14 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       logger,
     }));
   // Command jobs run their processes under this server's task host: its dir, its cap, its stop.
-  const commandJobs = options.jobs.filter(isCommandJob);
+  // Widened for the registry: it hands each `run` only inputs its own schema accepted.
+  const jobs = options.jobs as readonly JobDefinition[];
+  const commandJobs = jobs.filter(isCommandJob);
   const runsJobs = config.role !== "api" && config.concurrency > 0;
   const taskHost =
     commandJobs.length > 0 && runsJobs ? await openTaskHost(config.taskDir, process.env) : null;
   const registry = new JobRegistry(
-    taskHost ? options.jobs.map((d) => (isCommandJob(d) ? d.withHost(taskHost) : d)) : options.jobs,
+    taskHost ? jobs.map((d) => (isCommandJob(d) ? d.withHost(taskHost) : d)) : jobs,
   );
   const metrics = new Metrics();
   const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);
