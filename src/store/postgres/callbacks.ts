@@ -1,15 +1,9 @@
 /** Callbacks on PostgreSQL: the outbox's deliveries (SKIP LOCKED), their attempts, webhook secrets. */
 import { randomUUID } from "node:crypto";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
-import {
-  secretsOf,
-  toAttempt,
-  toOutboxEvent,
-  type AttemptRow,
-  type OutboxRow,
-  type SecretRow,
-} from "../shared/outbox.js";
-import type { ClaimedDelivery, DeliveryAttempt, Store } from "../store.js";
+import { leasedDeliveries, secretsOf, toAttempt } from "../shared/outbox.js";
+import type { AttemptRow, OutboxRow, SecretRow } from "../shared/outbox.js";
+import type { ClaimedDelivery, DeliveryAttempt, Store, StoreParams } from "../store.js";
 import type { PgDb } from "./db.js";
 import type { PgTenants } from "./tenants.js";
 
@@ -19,12 +13,8 @@ export class PgCallbacks {
     private readonly tenants: PgTenants,
   ) {}
 
-  async claimDeliveries({
-    limit,
-    leaseMs,
-    now,
-    skipTenants = [],
-  }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+  async claimDeliveries(params: StoreParams<"claimDeliveries">): Promise<ClaimedDelivery[]> {
+    const { limit, leaseMs, now, skipTenants = [] } = params;
     const token = randomUUID();
     const rows = await this.db.query<OutboxRow>(
       `UPDATE {{s}}.webhook_events SET lease_token = $1, lease_expires_at = $2
@@ -36,18 +26,11 @@ export class PgCallbacks {
        RETURNING *`,
       [token, now + leaseMs, now, limit, skipTenants],
     );
-    return rows
-      .map((row) => ({ ...toOutboxEvent(row), leaseToken: token }))
-      .sort((a, b) => a.occurredAt - b.occurredAt);
+    return leasedDeliveries(rows, token);
   }
 
-  async recordDelivery({
-    eventId,
-    leaseToken,
-    body,
-    attempt,
-    outcome,
-  }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
+  async recordDelivery(params: StoreParams<"recordDelivery">): Promise<boolean> {
+    const { eventId, leaseToken, body, attempt, outcome } = params;
     const rows = await this.db.query<{ event_id: string }>(
       `WITH upd AS (
          UPDATE {{s}}.webhook_events SET body = coalesce(body, $3), attempts = $4, status = $5,

@@ -1,4 +1,5 @@
-import type { CompleteParams, Store, StoreEvent, StoreParams } from "../store.js";
+import { ComposedStore } from "../shared/composed-store.js";
+import type { RateHit, StoreEvent } from "../store.js";
 import { PgCallbacks } from "./callbacks.js";
 import { PgClaims } from "./claims.js";
 import { PgJobs } from "./jobs.js";
@@ -19,23 +20,30 @@ export type { PostgresStoreOptions } from "./db.js";
  * progress reports and heartbeats of one turn, share one statement (`… FROM unnest(…)`);
  * every committed change that another node may wait for is announced with `pg_notify` in the
  * same statement (a success only if a request waits for it: see `watch`), and relayed to this
- * process's listeners by `PgListener`. Each concern lives in a file of its own beside its SQL;
- * this class only puts them together.
+ * process's listeners by `PgListener`. Each concern lives in a file of its own beside its SQL
+ * (see ComposedStore); this class puts them together and owns the connections.
  */
-export class PostgresStore implements Store {
+export class PostgresStore extends ComposedStore {
   private readonly db: PgDb;
   private readonly listener: PgListener | null;
-  private readonly jobs: PgJobs;
-  private readonly results: PgResults;
-  private readonly claims: PgClaims;
-  private readonly leases: PgLeases;
-  private readonly retention: PgRetention;
-  private readonly callbacks: PgCallbacks;
-  private readonly tenants: PgTenants;
   private readonly rates: PgRateLimits;
 
   constructor(private readonly options: PostgresStoreOptions) {
-    const db = (this.db = new PgDb(options));
+    const db = new PgDb(options);
+    const leases = new PgLeases(db);
+    const results = new PgResults(db);
+    const tenants = new PgTenants(db);
+    super({
+      jobs: new PgJobs(db, leases),
+      results,
+      claims: new PgClaims(db, results, leases),
+      leases,
+      retention: new PgRetention(db),
+      callbacks: new PgCallbacks(db, tenants),
+      tenants,
+    });
+    this.db = db;
+    this.rates = new PgRateLimits(db);
     this.listener =
       options.listen === false
         ? null
@@ -48,14 +56,6 @@ export class PostgresStore implements Store {
             onEvent: (event) => db.events.emit(event),
             onReconnect: () => db.events.emit({ kind: "resync" }),
           });
-    this.leases = new PgLeases(db);
-    this.results = new PgResults(db);
-    this.jobs = new PgJobs(db, this.leases);
-    this.claims = new PgClaims(db, this.results, this.leases);
-    this.retention = new PgRetention(db);
-    this.tenants = new PgTenants(db);
-    this.callbacks = new PgCallbacks(db, this.tenants);
-    this.rates = new PgRateLimits(db);
   }
 
   /** This node's id in notifications. */
@@ -101,163 +101,7 @@ export class PostgresStore implements Store {
     await this.pool.query(`DROP SCHEMA IF EXISTS ${this.db.schema} CASCADE`);
   }
 
-  // --- jobs.ts: submits, reads, watch, cancel, delete ----------------------------------------
-
-  submit(params: StoreParams<"submit">) {
-    return this.jobs.submit(params);
-  }
-
-  watch(params: StoreParams<"watch">) {
-    return this.jobs.watch(params);
-  }
-
-  get(params: StoreParams<"get">) {
-    return this.jobs.get(params);
-  }
-
-  list(params: StoreParams<"list">) {
-    return this.jobs.list(params);
-  }
-
-  cancel(params: StoreParams<"cancel">) {
-    return this.jobs.cancel(params);
-  }
-
-  delete(params: StoreParams<"delete">) {
-    return this.jobs.delete(params);
-  }
-
-  terminalIds(params: StoreParams<"terminalIds">) {
-    return this.jobs.terminalIds(params);
-  }
-
-  // --- results.ts: inline or in chunks -------------------------------------------------------
-
-  getResult(params: StoreParams<"getResult">) {
-    return this.results.getResult(params);
-  }
-
-  // --- claims.ts: claims, progress, completions, failures ------------------------------------
-
-  claim(params: StoreParams<"claim">) {
-    return this.claims.claim(params);
-  }
-
-  nextRunAt(params: StoreParams<"nextRunAt">) {
-    return this.claims.nextRunAt(params);
-  }
-
-  progress(params: StoreParams<"progress">) {
-    return this.claims.progress(params);
-  }
-
-  complete(params: StoreParams<"complete">) {
-    return this.claims.complete(params);
-  }
-
-  completeMany(items: readonly CompleteParams[]) {
-    return this.claims.completeMany(items);
-  }
-
-  fail(params: StoreParams<"fail">) {
-    return this.claims.fail(params);
-  }
-
-  // --- leases.ts: heartbeats, releases, sweeps -----------------------------------------------
-
-  heartbeat(params: StoreParams<"heartbeat">) {
-    return this.leases.heartbeat(params);
-  }
-
-  release(params: StoreParams<"release">) {
-    return this.leases.release(params);
-  }
-
-  sweepExpiredLeases(params: StoreParams<"sweepExpiredLeases">) {
-    return this.leases.sweepExpiredLeases(params);
-  }
-
-  sweepDeadlines(params: StoreParams<"sweepDeadlines">) {
-    return this.leases.sweepDeadlines(params);
-  }
-
-  // --- retention.ts --------------------------------------------------------------------------
-
-  purgeExpired(params: StoreParams<"purgeExpired">) {
-    return this.retention.purgeExpired(params);
-  }
-
-  // --- callbacks.ts: the outbox and webhook secrets ------------------------------------------
-
-  claimDeliveries(params: StoreParams<"claimDeliveries">) {
-    return this.callbacks.claimDeliveries(params);
-  }
-
-  recordDelivery(params: StoreParams<"recordDelivery">) {
-    return this.callbacks.recordDelivery(params);
-  }
-
-  listDeliveries(params: StoreParams<"listDeliveries">) {
-    return this.callbacks.listDeliveries(params);
-  }
-
-  nextDeliveryAt() {
-    return this.callbacks.nextDeliveryAt();
-  }
-
-  webhookSecrets(params: StoreParams<"webhookSecrets">) {
-    return this.callbacks.webhookSecrets(params);
-  }
-
-  rotateWebhookSecret(params: StoreParams<"rotateWebhookSecret">) {
-    return this.callbacks.rotateWebhookSecret(params);
-  }
-
-  // --- tenants.ts: tenants, API keys, limits -------------------------------------------------
-
-  ensureTenant(params: StoreParams<"ensureTenant">) {
-    return this.tenants.ensureTenant(params);
-  }
-
-  createApiKey(params: StoreParams<"createApiKey">) {
-    return this.tenants.createApiKey(params);
-  }
-
-  lookupApiKey(params: StoreParams<"lookupApiKey">) {
-    return this.tenants.lookupApiKey(params);
-  }
-
-  rotateApiKey(params: StoreParams<"rotateApiKey">) {
-    return this.tenants.rotateApiKey(params);
-  }
-
-  listApiKeys() {
-    return this.tenants.listApiKeys();
-  }
-
-  revokeApiKey(params: StoreParams<"revokeApiKey">) {
-    return this.tenants.revokeApiKey(params);
-  }
-
-  listTenants() {
-    return this.tenants.listTenants();
-  }
-
-  tenantLimits(params: StoreParams<"tenantLimits">) {
-    return this.tenants.tenantLimits(params);
-  }
-
-  setTenantLimits(params: StoreParams<"setTenantLimits">) {
-    return this.tenants.setTenantLimits(params);
-  }
-
-  countQueued(params: StoreParams<"countQueued">) {
-    return this.tenants.countQueued(params);
-  }
-
-  // --- rate-limits.ts ------------------------------------------------------------------------
-
-  hitRateCounter(params: StoreParams<"hitRateCounter">) {
-    return this.rates.hitRateCounter(params);
+  hitRateCounter(hit: RateHit): Promise<number> {
+    return this.rates.hitRateCounter(hit);
   }
 }

@@ -1,21 +1,7 @@
 /** Tenants on PostgreSQL: their rows, API keys and limits. */
 import { randomUUID } from "node:crypto";
-import {
-  KEY_COLUMNS,
-  KEY_TOUCH_INTERVAL_MS,
-  toKey,
-  toStoredKey,
-  type KeyRow,
-  type KeyRowWithHash,
-} from "../shared/rows.js";
-import {
-  limitUpdates,
-  NO_LIMITS,
-  TENANT_COLUMNS,
-  toLimits,
-  toTenant,
-  type TenantRow,
-} from "../shared/tenant-limits.js";
+import { KEY_COLUMNS, lookedUpKey, toKey, type KeyRow, type KeyRowWithHash } from "../shared/rows.js";
+import { limitsOf, limitUpdates, TENANT_COLUMNS, toTenant, type TenantRow } from "../shared/tenant-limits.js";
 import type { ApiKeyRecord, Store, StoredApiKey, TenantLimits, TenantRecord } from "../store.js";
 import type { PgDb } from "./db.js";
 
@@ -57,11 +43,8 @@ export class PgTenants {
       [hash],
     );
     if (!row) return null;
-    const key = toStoredKey(row, now);
-    if (
-      key.state === "live" &&
-      (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS)
-    ) {
+    const { key, touch } = lookedUpKey(row, now);
+    if (touch) {
       void this.db
         .query(`UPDATE {{s}}.api_keys SET last_used_at = $1 WHERE id = $2`, [now, row.id])
         .catch(() => undefined);
@@ -132,7 +115,7 @@ export class PgTenants {
       `SELECT submit_rate, poll_rate, max_queued FROM {{s}}.tenants WHERE id = $1`,
       [tenantId],
     );
-    return row ? toLimits(row) : { ...NO_LIMITS };
+    return limitsOf(row);
   }
 
   async setTenantLimits(params: Parameters<Store["setTenantLimits"]>[0]): Promise<TenantRecord> {

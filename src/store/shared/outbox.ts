@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { JobStatus } from "../../jobs/states.js";
 import { toJob, type JobRow } from "./rows.js";
-import type { CallbackEvent, CallbackSpec, DeliveryAttempt, OutboxEvent } from "../store.js";
+import type { CallbackEvent, CallbackSpec, ClaimedDelivery, DeliveryAttempt, OutboxEvent } from "../store.js";
 
 /** Delivered even when `events` does not list them: a receiver is never left waiting. */
 export const ALWAYS_DELIVERED: readonly CallbackEvent[] = ["job.failed", "job.timed_out", "job.canceled"];
@@ -94,4 +94,11 @@ export function secretsOf(row: SecretRow, now: number): string[] {
   return row.previous_secret !== null && (row.previous_until ?? 0) > now
     ? [row.secret, row.previous_secret]
     : [row.secret];
+}
+
+/** The events a claim of deliveries leased (to `token`), oldest first. */
+export function leasedDeliveries(rows: OutboxRow[], token: string): ClaimedDelivery[] {
+  return rows
+    .map((row) => ({ ...toOutboxEvent(row), leaseToken: token }))
+    .sort((a, b) => a.occurredAt - b.occurredAt);
 }

@@ -167,6 +167,13 @@ export function keyState(key: ApiKeyRecord, now: number): ApiKeyState {
   return "live";
 }
 
+/** A key found by its hash, and whether its advisory last_used_at is due a write (live keys only). */
+export function lookedUpKey(row: KeyRowWithHash, now: number): { key: StoredApiKey; touch: boolean } {
+  const key = toStoredKey(row, now);
+  const stale = row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS;
+  return { key, touch: key.state === "live" && stale };
+}
+
 export function toStoredKey(row: KeyRowWithHash, now: number): StoredApiKey {
   const key = toKey(row);
   return { ...key, hash: row.hash, state: keyState(key, now) };

@@ -44,3 +44,8 @@ export function limitUpdates(limits: Partial<TenantLimits>): {
   }
   return { columns, values };
 }
+
+/** A tenant's limits, or none for a tenant without a row. */
+export function limitsOf(row: TenantRow | undefined): TenantLimits {
+  return row ? toLimits(row) : { ...NO_LIMITS };
+}

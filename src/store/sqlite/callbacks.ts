@@ -1,15 +1,9 @@
 /** Callbacks on SQLite: the outbox's deliveries, their attempts, webhook secrets. */
 import { randomUUID } from "node:crypto";
 import { generateWebhookSecret } from "../../callbacks/signature.js";
-import {
-  secretsOf,
-  toAttempt,
-  toOutboxEvent,
-  type AttemptRow,
-  type OutboxRow,
-  type SecretRow,
-} from "../shared/outbox.js";
-import type { ClaimedDelivery, DeliveryAttempt, Store } from "../store.js";
+import { leasedDeliveries, secretsOf, toAttempt } from "../shared/outbox.js";
+import type { AttemptRow, OutboxRow, SecretRow } from "../shared/outbox.js";
+import type { ClaimedDelivery, DeliveryAttempt, Store, StoreParams } from "../store.js";
 import type { SqliteDb } from "./db.js";
 import type { SqliteTenants } from "./tenants.js";
 
@@ -19,29 +13,18 @@ export class SqliteCallbacks {
     private readonly tenants: SqliteTenants,
   ) {}
 
-  async claimDeliveries({
-    limit,
-    leaseMs,
-    now,
-    skipTenants = [],
-  }: Parameters<Store["claimDeliveries"]>[0]): Promise<ClaimedDelivery[]> {
+  async claimDeliveries(params: StoreParams<"claimDeliveries">): Promise<ClaimedDelivery[]> {
+    const { limit, leaseMs, now, skipTenants = [] } = params;
     const token = randomUUID();
     const skip = JSON.stringify(skipTenants);
     const rows = await this.db.writes.run(
       () => this.db.sql.claimDeliveries.all(token, now + leaseMs, now, now, skip, limit) as OutboxRow[],
     );
-    return rows
-      .map((row) => ({ ...toOutboxEvent(row), leaseToken: token }))
-      .sort((a, b) => a.occurredAt - b.occurredAt);
+    return leasedDeliveries(rows, token);
   }
 
-  async recordDelivery({
-    eventId,
-    leaseToken,
-    body,
-    attempt,
-    outcome,
-  }: Parameters<Store["recordDelivery"]>[0]): Promise<boolean> {
+  async recordDelivery(params: StoreParams<"recordDelivery">): Promise<boolean> {
+    const { eventId, leaseToken, body, attempt, outcome } = params;
     const applied = await this.db.writes.run(() => {
       const status = outcome === "retry" ? "pending" : outcome;
       // RETURNING: the update names the job too, no second read.

@@ -1,21 +1,8 @@
 /** Tenants on SQLite: their rows, API keys and limits. */
 import { randomUUID } from "node:crypto";
 import type { Statement } from "better-sqlite3";
-import {
-  KEY_TOUCH_INTERVAL_MS,
-  toKey,
-  toStoredKey,
-  type KeyRow,
-  type KeyRowWithHash,
-} from "../shared/rows.js";
-import {
-  limitUpdates,
-  NO_LIMITS,
-  TENANT_COLUMNS,
-  toLimits,
-  toTenant,
-  type TenantRow,
-} from "../shared/tenant-limits.js";
+import { lookedUpKey, toKey, type KeyRow, type KeyRowWithHash } from "../shared/rows.js";
+import { limitsOf, limitUpdates, TENANT_COLUMNS, toTenant, type TenantRow } from "../shared/tenant-limits.js";
 import type { ApiKeyRecord, StoredApiKey, Store, TenantLimits, TenantRecord } from "../store.js";
 import type { SqliteDb } from "./db.js";
 
@@ -50,11 +37,8 @@ export class SqliteTenants {
   async lookupApiKey({ hash, now }: { hash: string; now: number }): Promise<StoredApiKey | null> {
     const row = this.db.sql.getKeyByHash.get(hash) as KeyRowWithHash | undefined;
     if (!row) return null;
-    const key = toStoredKey(row, now);
-    if (
-      key.state === "live" &&
-      (row.last_used_at === null || row.last_used_at < now - KEY_TOUCH_INTERVAL_MS)
-    ) {
+    const { key, touch } = lookedUpKey(row, now);
+    if (touch) {
       void this.db.writes.run(() => this.db.sql.touchKey.run(now, row.id)).catch(() => undefined);
     }
     return key;
@@ -111,7 +95,7 @@ export class SqliteTenants {
 
   async tenantLimits({ tenantId }: { tenantId: string }): Promise<TenantLimits> {
     const row = this.limitStatements.limits.get(tenantId) as TenantRow | undefined;
-    return row ? toLimits(row) : { ...NO_LIMITS };
+    return limitsOf(row);
   }
 
   async setTenantLimits(params: Parameters<Store["setTenantLimits"]>[0]): Promise<TenantRecord> {

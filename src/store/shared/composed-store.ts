@@ -1,0 +1,217 @@
+/**
+ * A store put together from its parts, one per concern: each driver implements the parts in
+ * files of its own (beside their SQL) and this class answers the Store interface from them, so
+ * the drivers differ only where their SQL does.
+ */
+import type { CompleteParams, Store, StoreEvent, StoreParams } from "../store.js";
+
+/** Submits, reads, watch, cancel, delete. */
+export type JobsPart = Pick<Store, "submit" | "watch" | "get" | "list" | "cancel" | "delete" | "terminalIds">;
+/** Results: where their bytes live and how they are read. */
+export type ResultsPart = Pick<Store, "getResult">;
+/** Claims, progress, completions, failures. */
+export type ClaimsPart = Pick<
+  Store,
+  "claim" | "nextRunAt" | "progress" | "complete" | "completeMany" | "fail"
+>;
+/** Heartbeats, releases, the sweeps of expired leases and deadlines. */
+export type LeasesPart = Pick<Store, "heartbeat" | "release" | "sweepExpiredLeases" | "sweepDeadlines">;
+/** Retention. */
+export type RetentionPart = Pick<Store, "purgeExpired">;
+/** The outbox's deliveries and webhook secrets. */
+export type CallbacksPart = Pick<
+  Store,
+  | "claimDeliveries"
+  | "recordDelivery"
+  | "listDeliveries"
+  | "nextDeliveryAt"
+  | "webhookSecrets"
+  | "rotateWebhookSecret"
+>;
+/** Tenants, API keys, limits. */
+export type TenantsPart = Pick<
+  Store,
+  | "ensureTenant"
+  | "createApiKey"
+  | "lookupApiKey"
+  | "rotateApiKey"
+  | "listApiKeys"
+  | "revokeApiKey"
+  | "listTenants"
+  | "tenantLimits"
+  | "setTenantLimits"
+  | "countQueued"
+>;
+
+export interface StoreParts {
+  jobs: JobsPart;
+  results: ResultsPart;
+  claims: ClaimsPart;
+  leases: LeasesPart;
+  retention: RetentionPart;
+  callbacks: CallbacksPart;
+  tenants: TenantsPart;
+}
+
+export abstract class ComposedStore implements Store {
+  protected constructor(private readonly parts: StoreParts) {}
+
+  abstract migrate(): Promise<void>;
+  abstract ping(): Promise<void>;
+  abstract close(): Promise<void>;
+  abstract subscribe(listener: (event: StoreEvent) => void): () => void;
+
+  // --- jobs: submits, reads, watch, cancel, delete
+
+  submit(params: StoreParams<"submit">) {
+    return this.parts.jobs.submit(params);
+  }
+
+  watch(params: StoreParams<"watch">) {
+    return this.parts.jobs.watch(params);
+  }
+
+  get(params: StoreParams<"get">) {
+    return this.parts.jobs.get(params);
+  }
+
+  list(params: StoreParams<"list">) {
+    return this.parts.jobs.list(params);
+  }
+
+  cancel(params: StoreParams<"cancel">) {
+    return this.parts.jobs.cancel(params);
+  }
+
+  delete(params: StoreParams<"delete">) {
+    return this.parts.jobs.delete(params);
+  }
+
+  terminalIds(params: StoreParams<"terminalIds">) {
+    return this.parts.jobs.terminalIds(params);
+  }
+
+  // --- results: results: where their bytes live and how they are read
+
+  getResult(params: StoreParams<"getResult">) {
+    return this.parts.results.getResult(params);
+  }
+
+  // --- claims: claims, progress, completions, failures
+
+  claim(params: StoreParams<"claim">) {
+    return this.parts.claims.claim(params);
+  }
+
+  nextRunAt(params: StoreParams<"nextRunAt">) {
+    return this.parts.claims.nextRunAt(params);
+  }
+
+  progress(params: StoreParams<"progress">) {
+    return this.parts.claims.progress(params);
+  }
+
+  complete(params: StoreParams<"complete">) {
+    return this.parts.claims.complete(params);
+  }
+
+  completeMany(items: readonly CompleteParams[]) {
+    return this.parts.claims.completeMany(items);
+  }
+
+  fail(params: StoreParams<"fail">) {
+    return this.parts.claims.fail(params);
+  }
+
+  // --- leases: heartbeats, releases, the sweeps of expired leases and deadlines
+
+  heartbeat(params: StoreParams<"heartbeat">) {
+    return this.parts.leases.heartbeat(params);
+  }
+
+  release(params: StoreParams<"release">) {
+    return this.parts.leases.release(params);
+  }
+
+  sweepExpiredLeases(params: StoreParams<"sweepExpiredLeases">) {
+    return this.parts.leases.sweepExpiredLeases(params);
+  }
+
+  sweepDeadlines(params: StoreParams<"sweepDeadlines">) {
+    return this.parts.leases.sweepDeadlines(params);
+  }
+
+  // --- retention: retention
+
+  purgeExpired(params: StoreParams<"purgeExpired">) {
+    return this.parts.retention.purgeExpired(params);
+  }
+
+  // --- callbacks: the outbox's deliveries and webhook secrets
+
+  claimDeliveries(params: StoreParams<"claimDeliveries">) {
+    return this.parts.callbacks.claimDeliveries(params);
+  }
+
+  recordDelivery(params: StoreParams<"recordDelivery">) {
+    return this.parts.callbacks.recordDelivery(params);
+  }
+
+  listDeliveries(params: StoreParams<"listDeliveries">) {
+    return this.parts.callbacks.listDeliveries(params);
+  }
+
+  nextDeliveryAt() {
+    return this.parts.callbacks.nextDeliveryAt();
+  }
+
+  webhookSecrets(params: StoreParams<"webhookSecrets">) {
+    return this.parts.callbacks.webhookSecrets(params);
+  }
+
+  rotateWebhookSecret(params: StoreParams<"rotateWebhookSecret">) {
+    return this.parts.callbacks.rotateWebhookSecret(params);
+  }
+
+  // --- tenants: tenants, API keys, limits
+
+  ensureTenant(params: StoreParams<"ensureTenant">) {
+    return this.parts.tenants.ensureTenant(params);
+  }
+
+  createApiKey(params: StoreParams<"createApiKey">) {
+    return this.parts.tenants.createApiKey(params);
+  }
+
+  lookupApiKey(params: StoreParams<"lookupApiKey">) {
+    return this.parts.tenants.lookupApiKey(params);
+  }
+
+  rotateApiKey(params: StoreParams<"rotateApiKey">) {
+    return this.parts.tenants.rotateApiKey(params);
+  }
+
+  listApiKeys() {
+    return this.parts.tenants.listApiKeys();
+  }
+
+  revokeApiKey(params: StoreParams<"revokeApiKey">) {
+    return this.parts.tenants.revokeApiKey(params);
+  }
+
+  listTenants() {
+    return this.parts.tenants.listTenants();
+  }
+
+  tenantLimits(params: StoreParams<"tenantLimits">) {
+    return this.parts.tenants.tenantLimits(params);
+  }
+
+  setTenantLimits(params: StoreParams<"setTenantLimits">) {
+    return this.parts.tenants.setTenantLimits(params);
+  }
+
+  countQueued(params: StoreParams<"countQueued">) {
+    return this.parts.tenants.countQueued(params);
+  }
+}
