@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { OPTIONS, type OptionName } from "../config.js";
+import { OPTIONS, type OptionName } from "../config/options.js";
 
 type ParseOptions = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
 

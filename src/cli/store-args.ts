@@ -1,4 +1,4 @@
-import { OPTIONS } from "../config.js";
+import { OPTIONS } from "../config/options.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
 
