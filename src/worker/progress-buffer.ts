@@ -1,0 +1,68 @@
+import type { Store } from "../store/store.js";
+import type { Attempt } from "./attempt.js";
+import type { ProgressSink } from "./context.js";
+
+export interface Progress {
+  percent: number | null;
+  message: string | null;
+}
+
+/**
+ * The handlers' progress reports, coalesced: the latest unwritten one per attempt, all written
+ * in one group commit per event-loop turn.
+ */
+export class ProgressBuffer {
+  /** Latest unwritten progress per attempt (keyed by run, so a stale attempt never writes under a newer lease). */
+  private readonly pending = new Map<Attempt, Progress>();
+  private scheduled = false;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      now: () => number;
+      /** A progress write was refused: the attempt's lease is gone. */
+      onLost: (attempt: Attempt) => void;
+    },
+  ) {}
+
+  /** Every attempt's `ctx.progress` ends here. */
+  readonly queue: ProgressSink<Attempt> = (attempt, percent, message) => {
+    // After the signal fired the attempt no longer owns the job: its reports are dropped.
+    if (attempt.aborted) return;
+    this.pending.set(attempt, { percent, message });
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
+  };
+
+  has(attempt: Attempt): boolean {
+    return this.pending.has(attempt);
+  }
+
+  /** The attempt's unwritten report, if any, which is then no longer written by a flush. */
+  take(attempt: Attempt): Progress | undefined {
+    const progress = this.pending.get(attempt);
+    if (progress) this.pending.delete(attempt);
+    return progress;
+  }
+
+  forget(attempt: Attempt): void {
+    this.pending.delete(attempt);
+  }
+
+  /** Latest progress per job, written in one group commit; a refused write means the lease is gone. */
+  async flush(): Promise<void> {
+    this.scheduled = false;
+    const batch = [...this.pending.entries()];
+    this.pending.clear();
+    await Promise.all(
+      batch.map(async ([attempt, { percent, message }]) => {
+        if (attempt.aborted) return;
+        const applied = await this.deps.store
+          .progress({ lease: attempt.lease, percent, message, now: this.deps.now() })
+          .catch(() => true); // a transient store error is not proof the lease is lost
+        if (!applied) this.deps.onLost(attempt);
+      }),
+    );
+  }
+}
