@@ -59,6 +59,29 @@ export interface CompleteParams {
   hasCallback?: boolean;
 }
 
+/** Where a saga's step stands in its journal. */
+export type StepStatus = "running" | "succeeded" | "failed" | "compensated" | "compensation_failed";
+
+/**
+ * One step of a saga as its journal records it: the saga's code is replayed from the start on
+ * every attempt, and a step found `succeeded` here returns its recorded result without running.
+ */
+export interface StepRecord {
+  /** Its place in the saga's run, from 0: a replay must reach the same name at the same place. */
+  seq: number;
+  name: string;
+  status: StepStatus;
+  /** Runs of its function so far (retries within an attempt, and across attempts). */
+  attempts: number;
+  startedAt: number;
+  finishedAt: number | null;
+  /** What its function returned (JSON), once succeeded. */
+  result: unknown;
+  error: JobProblem | null;
+  compensatedAt: number | null;
+  compensationError: JobProblem | null;
+}
+
 /** A stored result as the result resource serves it: small ones inline, large ones streamed. */
 export interface StoredResult {
   kind: StoredKind;
@@ -434,6 +457,15 @@ export interface Store {
    * in memory. Calls of one event-loop turn share one statement.
    */
   hitRateCounter?(hit: RateHit): Promise<number>;
+
+  // --- sagas ------------------------------------------------------------------------------
+  /** A saga's journal, in step order; empty for another tenant's job (or none). */
+  listSteps(params: { tenantId: string; jobId: string }): Promise<StepRecord[]>;
+  /**
+   * Write one step's row (by its `seq`: insert, or replace the one recorded), fenced by the
+   * attempt's lease: false, with nothing written, when the attempt no longer holds the job.
+   */
+  recordStep(params: { lease: Lease; step: StepRecord }): Promise<boolean>;
 }
 
 /** The parameters of a Store operation: what a driver's method takes. */

@@ -13,6 +13,7 @@ import { describeKeys } from "./suite/keys.js";
 import { describeLeases } from "./suite/leases.js";
 import { describeMaintenance } from "./suite/maintenance.js";
 import { describeResults } from "./suite/results.js";
+import { describeSagas } from "./suite/sagas.js";
 
 export { LARGE_RESULT_BYTES } from "./suite/results.js";
 
@@ -48,5 +49,6 @@ export function describeStoreSuite(name: string, makeStore: MakeStore): void {
     describeKeys(ctx);
     describeEvents(ctx);
     describeCallbacks(ctx);
+    describeSagas(ctx);
   });
 }

@@ -10,6 +10,7 @@ import { PgRetention } from "./retention.js";
 import { PgTenants } from "./tenants.js";
 import { PgDb, types, type PostgresStoreOptions } from "./db.js";
 import { PgListener } from "./listener.js";
+import { PgSagas } from "./sagas.js";
 import { migratePostgres } from "./migrate.js";
 
 export type { PostgresStoreOptions } from "./db.js";
@@ -41,6 +42,7 @@ export class PostgresStore extends ComposedStore {
       retention: new PgRetention(db),
       callbacks: new PgCallbacks(db, tenants),
       tenants,
+      sagas: new PgSagas(db),
     });
     this.db = db;
     this.rates = new PgRateLimits(db);

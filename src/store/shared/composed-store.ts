@@ -43,6 +43,9 @@ export type TenantsPart = Pick<
   | "countQueued"
 >;
 
+/** Saga journals. */
+export type SagasPart = Pick<Store, "listSteps" | "recordStep">;
+
 export interface StoreParts {
   jobs: JobsPart;
   results: ResultsPart;
@@ -51,6 +54,7 @@ export interface StoreParts {
   retention: RetentionPart;
   callbacks: CallbacksPart;
   tenants: TenantsPart;
+  sagas: SagasPart;
 }
 
 export abstract class ComposedStore implements Store {
@@ -213,5 +217,15 @@ export abstract class ComposedStore implements Store {
 
   countQueued(params: StoreParams<"countQueued">) {
     return this.parts.tenants.countQueued(params);
+  }
+
+  // --- sagas: their journals
+
+  listSteps(params: StoreParams<"listSteps">) {
+    return this.parts.sagas.listSteps(params);
+  }
+
+  recordStep(params: StoreParams<"recordStep">) {
+    return this.parts.sagas.recordStep(params);
   }
 }

@@ -5,6 +5,7 @@ import { LEASES_SQL } from "./leases.sql.js";
 import { OUTBOX_SQL } from "./outbox.sql.js";
 import { RESULTS_SQL } from "./results.sql.js";
 import { RETENTION_SQL } from "./retention.sql.js";
+import { SAGAS_SQL } from "./sagas.sql.js";
 import { TENANTS_SQL } from "./tenants.sql.js";
 
 /** Every statement, prepared once. Each header says what it returns and what 0 rows means. */
@@ -17,4 +18,5 @@ export const STATEMENTS = {
   ...OUTBOX_SQL,
   ...CALLBACKS_SQL,
   ...TENANTS_SQL,
+  ...SAGAS_SQL,
 } as const;

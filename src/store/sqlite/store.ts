@@ -10,6 +10,7 @@ import { SqliteResults } from "./results.js";
 import { SqliteRetention } from "./retention.js";
 import { SqliteTenants } from "./tenants.js";
 import { SqliteDb, type SqliteStoreOptions } from "./db.js";
+import { SqliteSagas } from "./sagas.js";
 import { migrateSqlite } from "./migrate.js";
 import { SqliteOutbox } from "./outbox.js";
 
@@ -39,6 +40,7 @@ export class SqliteStore extends ComposedStore {
       retention: new SqliteRetention(driver),
       callbacks: new SqliteCallbacks(driver, tenants),
       tenants,
+      sagas: new SqliteSagas(driver),
     });
     this.driver = driver;
     this.db = driver.handle;

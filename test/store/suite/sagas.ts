@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import type { JobProblem } from "../../../src/jobs/errors.js";
+import type { StepRecord } from "../../../src/store/store.js";
+import { LEASE_MS, OTHER_TENANT, T0, TENANT, leaseOf, submitAndClaim, type SuiteContext } from "./context.js";
+
+const BOOM: JobProblem = {
+  type: "/problems/job-failed",
+  title: "The job failed",
+  status: 500,
+  detail: "boom",
+};
+
+function step(seq: number, overrides: Partial<StepRecord> = {}): StepRecord {
+  return {
+    seq,
+    name: `step-${seq}`,
+    status: "running",
+    attempts: 1,
+    startedAt: T0 + seq,
+    finishedAt: null,
+    result: null,
+    error: null,
+    compensatedAt: null,
+    compensationError: null,
+    ...overrides,
+  };
+}
+
+/** A saga's journal: one row per step, written only by the attempt that holds the job. */
+export function describeSagas(ctx: SuiteContext): void {
+  describe("saga journal", () => {
+    it("records steps by their place, replaces a step's row, and reads them back in order", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const lease = leaseOf(job);
+      expect(await ctx.store.recordStep({ lease, step: step(1) })).toBe(true);
+      expect(await ctx.store.recordStep({ lease, step: step(0) })).toBe(true);
+      const done = step(0, {
+        status: "succeeded",
+        finishedAt: T0 + 5,
+        result: { reserved: 42, tags: ["a"] },
+      });
+      expect(await ctx.store.recordStep({ lease, step: done })).toBe(true);
+      const failed = step(1, { status: "failed", attempts: 3, finishedAt: T0 + 9, error: BOOM });
+      expect(await ctx.store.recordStep({ lease, step: failed })).toBe(true);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toEqual([done, failed]);
+
+      const undone = { ...done, status: "compensated" as const, compensatedAt: T0 + 12 };
+      expect(await ctx.store.recordStep({ lease, step: undone })).toBe(true);
+      const [first] = await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id });
+      expect(first).toEqual(undone);
+    });
+
+    it("a result that is null or missing reads back as null", async () => {
+      const job = await submitAndClaim(ctx.store);
+      await ctx.store.recordStep({
+        lease: leaseOf(job),
+        step: step(0, { status: "succeeded", result: undefined }),
+      });
+      const [row] = await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id });
+      expect(row!.result).toBeNull();
+    });
+
+    it("is fenced: a stale lease token, or a job no longer running, writes nothing", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const stale = { id: job.id, leaseToken: "not-the-token" };
+      expect(await ctx.store.recordStep({ lease: stale, step: step(0) })).toBe(false);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toEqual([]);
+      // Lease lost to the sweep: the old attempt cannot record what it did afterwards.
+      await ctx.store.sweepExpiredLeases({ now: T0 + LEASE_MS + 1, retryDelayMs: 0, limit: 10 });
+      expect(await ctx.store.recordStep({ lease: leaseOf(job), step: step(0) })).toBe(false);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toEqual([]);
+    });
+
+    it("is the tenant's: another tenant reads no steps of it", async () => {
+      const job = await submitAndClaim(ctx.store);
+      await ctx.store.recordStep({ lease: leaseOf(job), step: step(0) });
+      expect(await ctx.store.listSteps({ tenantId: OTHER_TENANT, jobId: job.id })).toEqual([]);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toHaveLength(1);
+    });
+
+    it("goes with its job when the job is deleted", async () => {
+      const job = await submitAndClaim(ctx.store);
+      await ctx.store.recordStep({ lease: leaseOf(job), step: step(0) });
+      expect(await ctx.store.delete({ tenantId: TENANT, id: job.id, now: T0 + 1 })).toBe(true);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toEqual([]);
+    });
+  });
+}
