@@ -20,6 +20,7 @@ import type { PeriodicTask } from "./worker/maintenance/periodic.js";
 import { createRetentionPurge } from "./worker/maintenance/retention-purge.js";
 import { WorkerRuntime } from "./worker/runtime.js";
 import { isCommandJob } from "./worker/command/define-command-job.js";
+import { isSaga } from "./sagas/define-saga.js";
 import { findExecutable, openTaskHost } from "./worker/command/task-host.js";
 
 /** The tenant every request belongs to in `--dev` (no authentication). */
@@ -99,7 +100,10 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   const taskHost =
     commandJobs.length > 0 && runsJobs ? await openTaskHost(config.taskDir, process.env) : null;
   const registry = new JobRegistry(
-    taskHost ? jobs.map((d) => (isCommandJob(d) ? d.withHost(taskHost) : d)) : jobs,
+    // Command jobs run under the task host; sagas keep their journal in this store.
+    jobs.map((d) =>
+      taskHost && isCommandJob(d) ? d.withHost(taskHost) : isSaga(d) ? d.withStore(store) : d,
+    ),
   );
   const metrics = new Metrics();
   const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);

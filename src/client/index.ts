@@ -34,4 +34,4 @@ export {
 export { backoffDelay, DEFAULT_RETRY, type RetryOptions, type RetryPolicy } from "./retry.js";
 export { parseRetryAfter } from "./retry-after.js";
 export type { FetchLike } from "./transport.js";
-export type { JobPage, JobRepresentation, JobStatus, JobTypeInfo, Problem } from "./wire.js";
+export type { JobPage, JobRepresentation, JobStatus, JobTypeInfo, Problem, SagaStep } from "./wire.js";

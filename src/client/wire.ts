@@ -2,10 +2,10 @@
  * What travels on the wire (see CONTRACT.md): the job representation, problem details and
  * listing pages, as the client reads them. Types only.
  */
-import type { JobRepresentation } from "../jobs/representation.js";
+import type { JobRepresentation, SagaStep } from "../jobs/representation.js";
 import type { JobStatus } from "../jobs/states.js";
 
-export type { JobRepresentation, JobStatus };
+export type { JobRepresentation, JobStatus, SagaStep };
 
 /** An RFC 9457 problem, as every Tessera error answers. */
 export interface Problem {

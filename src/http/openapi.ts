@@ -102,6 +102,23 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             deadlineAt: { type: "string", format: "date-time" },
             error: { oneOf: [{ type: "null" }, ref("Problem")] },
             metadata: { type: "object", additionalProperties: { type: "string" } },
+            steps: {
+              description: "A saga's steps, in order (its status monitor only)",
+              type: "array",
+              items: {
+                type: "object",
+                required: ["name", "status", "attempts", "startedAt", "finishedAt", "error", "compensatedAt"],
+                properties: {
+                  name: { type: "string" },
+                  status: { enum: ["running", "succeeded", "failed", "compensated", "compensation_failed"] },
+                  attempts: { type: "integer" },
+                  startedAt: { type: "string", format: "date-time" },
+                  finishedAt: { type: ["string", "null"], format: "date-time" },
+                  error: { oneOf: [{ type: "null" }, ref("Problem")] },
+                  compensatedAt: { type: ["string", "null"], format: "date-time" },
+                },
+              },
+            },
             links: {
               type: "object",
               required: ["self"],

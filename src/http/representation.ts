@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
-import type { JobRepresentation } from "../jobs/representation.js";
+import type { JobRepresentation, SagaStep } from "../jobs/representation.js";
 import { isTerminal } from "../jobs/states.js";
-import type { JobRecord } from "../store/store.js";
+import type { JobRecord, StepRecord } from "../store/store.js";
 import type { ServerDeps } from "./server.js";
 
 export type { JobRepresentation };
@@ -18,8 +18,27 @@ export function signedResultUrl(
 }
 
 /** The representation for a request (links on the request's origin). */
-export function represent(job: JobRecord, request: FastifyRequest, deps: ServerDeps): JobRepresentation {
-  return representAt(job, origin(request, deps.config), deps);
+export function represent(
+  job: JobRecord,
+  request: FastifyRequest,
+  deps: ServerDeps,
+  steps?: readonly StepRecord[],
+): JobRepresentation {
+  const representation = representAt(job, origin(request, deps.config), deps);
+  if (steps) representation.steps = steps.map(toSagaStep);
+  return representation;
+}
+
+function toSagaStep(step: StepRecord): SagaStep {
+  return {
+    name: step.name,
+    status: step.status,
+    attempts: step.attempts,
+    startedAt: iso(step.startedAt)!,
+    finishedAt: iso(step.finishedAt),
+    error: step.compensationError ?? step.error,
+    compensatedAt: iso(step.compensatedAt),
+  };
 }
 
 /** The representation with links on `base` (callbacks build it without a request). */

@@ -37,7 +37,14 @@ export class JobError extends TesseraError {
 
 /** The problem types a failed job's problem may have (see docs/problems.md). */
 export type JobErrorProblem =
-  "job-rejected" | "job-failed" | "command-not-found" | "command-output-too-large" | "command-output-invalid";
+  | "job-rejected"
+  | "job-failed"
+  | "command-not-found"
+  | "command-output-too-large"
+  | "command-output-invalid"
+  | "saga-step-failed"
+  | "saga-compensation-failed"
+  | "saga-nondeterministic";
 
 /** The problem object persisted for a failed, canceled or timed-out job (RFC 9457 members). */
 export interface JobProblem {

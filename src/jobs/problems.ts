@@ -35,6 +35,15 @@ export const PROBLEMS = {
   "command-not-found": { status: 500, title: "The job's command could not be started" },
   "command-output-too-large": { status: 500, title: "The job's command wrote too much output" },
   "command-output-invalid": { status: 500, title: "The job's command left no usable result" },
+  "saga-step-failed": {
+    status: 500,
+    title: "A step of the saga failed; the steps before it were compensated",
+  },
+  "saga-compensation-failed": {
+    status: 500,
+    title: "A compensation of the saga failed; the saga needs an operator",
+  },
+  "saga-nondeterministic": { status: 500, title: "The saga's code no longer matches its journal" },
   "service-unavailable": { status: 503, title: "Service unavailable" },
   "job-timed-out": { status: 504, title: "The job timed out" },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -22,4 +22,18 @@ export interface JobRepresentation {
   metadata: Record<string, string>;
   /** `self` always; `cancel` while queued or running; `result` (signed) once terminal. */
   links: { self: string; cancel?: string; result?: string };
+  /** A saga's steps, in order, on its status monitor (absent for other jobs and in listings). */
+  steps?: SagaStep[];
+}
+
+/** One step of a saga as its status monitor shows it. */
+export interface SagaStep {
+  name: string;
+  status: "running" | "succeeded" | "failed" | "compensated" | "compensation_failed";
+  attempts: number;
+  startedAt: string;
+  finishedAt: string | null;
+  /** Why it failed for good; for a failed compensation, why that failed. */
+  error: JobProblem | null;
+  compensatedAt: string | null;
 }

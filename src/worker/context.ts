@@ -30,6 +30,17 @@ export function createJobContext<S extends SignalSource>(
   return new Proxy(new ContextTarget(job, source, logger, progress), LAZY_MEMBERS) as unknown as JobContext;
 }
 
+/** The attempt's job and lease, for code of Tessera's own that records on its behalf (sagas). */
+// Registered (Symbol.for): a job module that imports another copy of Tessera still finds it.
+const ATTEMPT = Symbol.for("tessera.attempt");
+
+/** The job a ctx was made for, with its lease token: a saga's journal writes are fenced by it. */
+export function attemptOf(ctx: JobContext): ClaimedJob {
+  const job = (ctx as unknown as Record<symbol, ClaimedJob | undefined>)[ATTEMPT];
+  if (!job) throw new TypeError("not a ctx Tessera made for an attempt");
+  return job;
+}
+
 type LazyKey = "signal" | "deadlineAt" | "metadata" | "log";
 
 const isLazy = (key: string | symbol): key is LazyKey =>
@@ -63,6 +74,10 @@ class ContextTarget<S extends SignalSource> {
     };
   }
 
+  static job(target: ContextTarget<SignalSource>): ClaimedJob {
+    return target.#job;
+  }
+
   static lazy(target: ContextTarget<SignalSource>, key: LazyKey): unknown {
     const job = target.#job;
     switch (key) {
@@ -87,7 +102,9 @@ const LAZY_MEMBERS: ProxyHandler<ContextTarget<SignalSource>> = {
       ? ContextTarget.lazy(target, key)
       : key === "constructor"
         ? Object
-        : Reflect.get(target, key, receiver),
+        : key === ATTEMPT
+          ? ContextTarget.job(target)
+          : Reflect.get(target, key, receiver),
   has: (target, key) => isLazy(key) || Reflect.has(target, key),
   ownKeys: (target) => [...Reflect.ownKeys(target), ...LAZY_KEYS],
   getOwnPropertyDescriptor: (target, key) =>

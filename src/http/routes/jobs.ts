@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isJobId } from "../../jobs/ids.js";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
-import type { CallbackSpec, JobRecord } from "../../store/store.js";
+import { isSaga } from "../../sagas/define-saga.js";
+import type { CallbackSpec, JobRecord, StepRecord } from "../../store/store.js";
 import { auditJob } from "../auth.js";
 import { buildJob } from "../envelope.js";
 import { InFlightKeys, isValidIdempotencyKey, requestHash } from "../idempotency.js";
@@ -135,13 +136,26 @@ async function holdForTerminal(
   }
 }
 
-function sendPending(request: FastifyRequest, reply: FastifyReply, deps: ServerDeps, job: JobRecord) {
+function sendPending(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: ServerDeps,
+  job: JobRecord,
+  steps?: readonly StepRecord[],
+) {
   return reply
     .code(202)
     .header("location", `${origin(request, deps.config)}${jobPath(job.id)}`)
     .header("retry-after", String(deps.estimator.seconds(job, deps.now())))
     .header("cache-control", "no-store")
-    .send(represent(job, request, deps));
+    .send(represent(job, request, deps, steps));
+}
+
+/** A saga's journal for its status monitor; nothing for other jobs (no query). */
+async function stepsOf(deps: ServerDeps, job: JobRecord): Promise<StepRecord[] | undefined> {
+  const definition = deps.registry.get(job.type)?.definition;
+  if (!definition || !isSaga(definition)) return undefined;
+  return deps.store.listSteps({ tenantId: job.tenantId, jobId: job.id });
 }
 
 export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
@@ -251,19 +265,20 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
           untilProgress,
         })) ?? job;
     }
+    const steps = onComplete === "stream" && isTerminal(job.status) ? undefined : await stepsOf(deps, job);
     if (!isTerminal(job.status)) {
-      sendPending(request, reply, deps, job);
+      sendPending(request, reply, deps, job, steps);
       deps.limiter?.notePollAnswer(request.tenantId, job.id, Number(reply.getHeader("retry-after")));
       return reply;
     }
     deps.limiter?.forgetJob(request.tenantId, job.id);
     reply.header("cache-control", "no-store");
     if (onComplete === "stream") return sendResult(request, reply, job, deps, { contentLocation: true });
-    if (onComplete === "status") return reply.code(200).send(represent(job, request, deps));
+    if (onComplete === "status") return reply.code(200).send(represent(job, request, deps, steps));
     return reply
       .code(303)
       .header("location", signedResultUrl(origin(request, config), job, deps))
-      .send(represent(job, request, deps));
+      .send(represent(job, request, deps, steps));
   });
 
   app.get("/v1/jobs", async (request, reply) => {

@@ -1,0 +1,243 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { coerceError, JobAbortedError, JobError, type JobProblem } from "../jobs/errors.js";
+import { jobProblem } from "../jobs/problems.js";
+import type { JobContext } from "../jobs/define.js";
+import type { ClaimedJob, StepRecord, Store } from "../store/store.js";
+
+/** What a step's function (and its compensation) is handed. */
+export interface StepContext {
+  /**
+   * The same for every run of this step of this saga, on every attempt and node: give it to
+   * the service the step calls (an `Idempotency-Key`), so a step run again does its work once.
+   */
+  readonly idempotencyKey: string;
+  /** Runs of this step's function so far, this one included. */
+  readonly attempt: number;
+  /** Fires when the saga must stop (cancel, deadline, lost lease, shutdown). */
+  readonly signal: AbortSignal;
+}
+
+export interface StepOptions<T> {
+  /** Undo the step: run, newest first, when a later step fails for good. */
+  compensate?: (result: T, step: StepContext) => Promise<unknown> | unknown;
+  /** Runs of the function (and of its compensation) before it fails for good. @default 3 */
+  maxAttempts?: number;
+  /** First pause between runs, doubled each time. @default 1000 */
+  retryDelayMs?: number;
+}
+
+/** A saga's handle in its `run`: the job's ctx, and durable steps. */
+export interface SagaContext extends JobContext {
+  /**
+   * Run `fn` once and record its result before going on: on a replay (after a crash, a
+   * restart or a lost lease) a step that finished returns its recorded result without running.
+   * Step names are unique within a saga; the steps must come in the same order on every run.
+   */
+  step<T>(name: string, fn: (step: StepContext) => Promise<T> | T, options?: StepOptions<T>): Promise<T>;
+}
+
+/** A step that failed for good: the saga compensates, then fails. */
+class StepFailed extends Error {
+  constructor(
+    readonly step: string,
+    readonly problem: JobProblem,
+  ) {
+    super(problem.detail);
+  }
+}
+
+interface Done {
+  record: StepRecord;
+  compensate: ((result: unknown, step: StepContext) => Promise<unknown> | unknown) | undefined;
+  options: StepOptions<unknown>;
+}
+
+const STEP_NAME = /^[\x21-\x7e][\x20-\x7e]{0,127}$/;
+
+/**
+ * One attempt of a saga: replays its code against the journal, runs what is new, and on a
+ * failure compensates what was done, newest first. Every journal write is fenced by the
+ * attempt's lease; a write refused means another attempt owns the saga now, and this one stops.
+ */
+export class SagaRun {
+  private seq = 0;
+  private readonly names = new Set<string>();
+  private readonly done: Done[] = [];
+  private readonly job: ClaimedJob;
+
+  constructor(
+    private readonly store: Store,
+    private readonly ctx: JobContext,
+    job: ClaimedJob,
+    private readonly journal: readonly StepRecord[],
+    /** Steps a run is expected to take: progress is the share of them done. */
+    private readonly expectedSteps?: number,
+  ) {
+    this.job = job;
+  }
+
+  private now(): number {
+    return Date.now();
+  }
+
+  private finished(done: Done): void {
+    this.done.push(done);
+    if (this.expectedSteps) {
+      const percent = Math.min(100, (this.done.length / this.expectedSteps) * 100);
+      this.ctx.progress(percent, `step "${done.record.name}" done`);
+    }
+  }
+
+  /** The ctx the saga's `run` gets: the job's own members, and `step`. */
+  context(): SagaContext {
+    const step = this.step.bind(this) as SagaContext["step"];
+    return new Proxy(this.ctx, {
+      get: (target, key, receiver) => (key === "step" ? step : Reflect.get(target, key, receiver)),
+      has: (target, key) => key === "step" || Reflect.has(target, key),
+    }) as SagaContext;
+  }
+
+  async step<T>(
+    name: string,
+    fn: (step: StepContext) => Promise<T> | T,
+    options: StepOptions<T> = {},
+  ): Promise<T> {
+    if (typeof name !== "string" || !STEP_NAME.test(name))
+      throw new JobError(500, `step name ${JSON.stringify(name)} must be 1-128 printable ASCII characters`);
+    if (this.names.has(name)) throw this.nondeterministic(`step "${name}" is run twice in one saga`);
+    this.names.add(name);
+    const seq = this.seq++;
+    const recorded = this.journal[seq];
+    if (recorded && recorded.name !== name) {
+      throw this.nondeterministic(
+        `step ${seq} is "${name}" now, but the journal recorded "${recorded.name}"`,
+      );
+    }
+    const compensate = options.compensate as Done["compensate"];
+    const erased = options as StepOptions<unknown>;
+    if (recorded && recorded.status !== "running") {
+      if (recorded.status === "failed") throw new StepFailed(name, recorded.error!);
+      this.finished({ record: recorded, compensate, options: erased });
+      return recorded.result as T;
+    }
+    const record: StepRecord = recorded ?? {
+      seq,
+      name,
+      status: "running",
+      attempts: 0,
+      startedAt: this.now(),
+      finishedAt: null,
+      result: null,
+      error: null,
+      compensatedAt: null,
+      compensationError: null,
+    };
+    const outcome = await this.runWithRetries(name, record, options, (context) => fn(context));
+    if (outcome.ok) {
+      const result = outcome.value === undefined ? null : outcome.value;
+      // Stored as JSON: what a replay returns is what this returns.
+      const succeeded = { ...record, status: "succeeded" as const, finishedAt: this.now(), result };
+      await this.write(succeeded);
+      this.finished({ record: succeeded, compensate, options: erased });
+      return JSON.parse(JSON.stringify(result)) as T;
+    }
+    const error = outcome.error;
+    await this.write({ ...record, status: "failed", finishedAt: this.now(), error });
+    throw new StepFailed(name, error);
+  }
+
+  /**
+   * After `run` threw: compensate what was done, newest first, then the error that ends the
+   * saga. An abort (cancel, deadline, lost lease, shutdown) is passed on as it is.
+   */
+  async fail(thrown: unknown): Promise<never> {
+    if (thrown instanceof JobAbortedError || this.ctx.signal.aborted) throw thrown;
+    if (thrown instanceof JobError && thrown.slug === "saga-nondeterministic") throw thrown;
+    const failure =
+      thrown instanceof StepFailed
+        ? `step "${thrown.step}" failed: ${thrown.problem.detail}`
+        : `the saga failed outside its steps: ${coerceError(thrown).message}`;
+    const compensated: string[] = [];
+    for (const { record, compensate, options } of [...this.done].reverse()) {
+      if (!compensate) continue;
+      if (record.status === "compensated") {
+        compensated.push(record.name);
+        continue;
+      }
+      if (record.status === "compensation_failed") {
+        throw this.compensationFailed(failure, record.name, record.compensationError!, compensated);
+      }
+      const outcome = await this.runWithRetries(
+        `compensation of "${record.name}"`,
+        record,
+        options,
+        (context) => compensate(record.result, context),
+      );
+      if (!outcome.ok) {
+        await this.write({ ...record, status: "compensation_failed", compensationError: outcome.error });
+        throw this.compensationFailed(failure, record.name, outcome.error, compensated);
+      }
+      await this.write({ ...record, status: "compensated", compensatedAt: this.now() });
+      compensated.push(record.name);
+    }
+    const undone =
+      compensated.length > 0 ? `; compensated: ${compensated.join(", ")}` : "; nothing to compensate";
+    throw new JobError(500, `${failure}${undone}`, { problem: "saga-step-failed" });
+  }
+
+  /** Run `fn` until it succeeds or fails for good; each run is counted in the journal first. */
+  private async runWithRetries(
+    what: string,
+    record: StepRecord,
+    options: StepOptions<never> | StepOptions<unknown>,
+    fn: (step: StepContext) => unknown,
+  ): Promise<{ ok: true; value: unknown } | { ok: false; error: JobProblem }> {
+    const maxAttempts = options.maxAttempts ?? 3;
+    const baseDelay = options.retryDelayMs ?? 1000;
+    const key = `${this.job.id}.${record.seq}`;
+    for (let run = 1; ; run++) {
+      if (record.status === "running") {
+        record.attempts++;
+        await this.write(record);
+      }
+      try {
+        const value = await fn({ idempotencyKey: key, attempt: run, signal: this.ctx.signal });
+        return { ok: true, value };
+      } catch (thrown) {
+        if (this.ctx.signal.aborted) throw thrown; // stopped: not the step's failure
+        const error = coerceError(thrown);
+        const final = thrown instanceof JobError || run >= maxAttempts;
+        if (final) {
+          const status = thrown instanceof JobError ? thrown.status : 500;
+          return { ok: false, error: jobProblem("job-failed", `${what}: ${error.message}`, status) };
+        }
+        await sleep(baseDelay * 2 ** (run - 1), undefined, { signal: this.ctx.signal });
+      }
+    }
+  }
+
+  private async write(step: StepRecord): Promise<void> {
+    if (!(await this.store.recordStep({ lease: { id: this.job.id, leaseToken: this.job.leaseToken }, step })))
+      throw new JobAbortedError("lease-lost", this.job.id);
+  }
+
+  private nondeterministic(detail: string): JobError {
+    return new JobError(500, detail, { problem: "saga-nondeterministic" });
+  }
+
+  private compensationFailed(
+    failure: string,
+    step: string,
+    error: JobProblem,
+    compensated: string[],
+  ): JobError {
+    const before = compensated.length > 0 ? `; compensated before it: ${compensated.join(", ")}` : "";
+    return new JobError(
+      500,
+      `${failure}; then the compensation of "${step}" failed: ${error.detail}${before}`,
+      {
+        problem: "saga-compensation-failed",
+      },
+    );
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * A saga across real crashes: `tessera serve` is SIGKILLed in the middle of every step of a
+ * 5-step saga and started again on the same SQLite file. Each step's function runs to its end
+ * once (the interrupted run of a step runs again, the steps recorded before it never do), no
+ * recorded result is lost, and the saga finishes.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { FAST, FIXTURE_JOBS, killAll, spawnTessera, waitFor, type Node } from "../helpers/cluster.js";
+import { http } from "../helpers/server.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tessera-saga-crash-"));
+afterEach(killAll);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Line {
+  step: string;
+  event: "start" | "done";
+  run: number;
+  pid: number;
+}
+
+const serve = (db: string): Promise<Node> =>
+  spawnTessera(["--dev", "--db", db, "--jobs", FIXTURE_JOBS, ...FAST], { timeoutMs: 20_000 });
+
+describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
+  it("killed in the middle of each of its 5 steps, it finishes: every step done once, none lost", async () => {
+    const db = join(dir, "tessera.db");
+    const logPath = join(dir, "steps.log");
+    const lines = (): Line[] => {
+      try {
+        return readFileSync(logPath, "utf8")
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Line);
+      } catch {
+        return [];
+      }
+    };
+    let server = await serve(db);
+    const submitted = await http(`${server.url}/v1/jobs`, {
+      json: { type: "fixture.saga", input: { steps: 5, stepMs: 1500, logPath } },
+    });
+    expect(submitted.status).toBe(202);
+    const { id } = (await submitted.json()) as { id: string };
+
+    const pids: number[] = [];
+    for (let step = 0; step < 5; step++) {
+      // Mid-step: its start is logged by this server's process, its end not yet.
+      const pid = server.pid;
+      await waitFor(
+        `s${step} to start under ${pid}`,
+        () => lines().some((l) => l.step === `s${step}` && l.event === "start" && l.pid !== pids.at(-1)),
+        20_000,
+      );
+      pids.push(pid);
+      await server.kill();
+      server = await serve(db);
+    }
+    const done = await waitFor(
+      "the saga to finish",
+      async () => {
+        const res = await http(`${server.url}/v1/jobs/${id}?onComplete=status`);
+        const job = (await res.json()) as {
+          status: string;
+          attempt: number;
+          steps: { name: string; status: string; attempts: number }[];
+        };
+        return res.status === 200 ? job : undefined;
+      },
+      60_000,
+    );
+    expect(done.status).toBe("succeeded");
+    expect(done.attempt).toBe(6); // five lost leases, then the attempt that finished
+    expect(done.steps.map((s) => [s.name, s.status, s.attempts])).toEqual(
+      ["s0", "s1", "s2", "s3", "s4"].map((name) => [name, "succeeded", 2]),
+    );
+
+    const log = lines();
+    for (const name of ["s0", "s1", "s2", "s3", "s4"]) {
+      const mine = log.filter((l) => l.step === name);
+      // Started twice (the run a kill cut off, then one to its end), done once.
+      expect(mine.filter((l) => l.event === "start")).toHaveLength(2);
+      expect(mine.filter((l) => l.event === "done")).toHaveLength(1);
+    }
+    // Each killed process ran its step, and no step recorded before it again.
+    for (let step = 0; step < 5; step++) {
+      const ranThere = log.filter((l) => l.pid === pids[step] && l.event === "start").map((l) => l.step);
+      expect(ranThere).toEqual(step === 0 ? ["s0"] : [`s${step - 1}`, `s${step}`]);
+    }
+    // The result: each step's recorded value, made by the process that finished it.
+    const result = (await (await http(`${server.url}/v1/jobs/${id}/result`)).json()) as string[];
+    expect(result).toHaveLength(5);
+    result.forEach((value, i) => expect(value).toMatch(new RegExp(`^s${i}@\\d+$`)));
+  });
+});

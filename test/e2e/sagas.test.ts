@@ -1,0 +1,170 @@
+/**
+ * Sagas over real HTTP, on both drivers: steps recorded in order and shown on the status
+ * monitor, a step retried within its attempt, and a step that fails for good undoing the steps
+ * before it, newest first, before the saga fails with a problem that says what happened.
+ */
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JobError } from "../../src/jobs/errors.js";
+import type { JobDefinition } from "../../src/jobs/define.js";
+import { defineSaga } from "../../src/sagas/define-saga.js";
+import { freshSchema, PG_URL } from "../helpers/postgres.js";
+import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
+
+interface Step {
+  name: string;
+  status: string;
+  attempts: number;
+  startedAt: string;
+  finishedAt: string | null;
+  error: { type: string; detail: string } | null;
+  compensatedAt: string | null;
+}
+interface SagaJob {
+  id: string;
+  status: string;
+  progress: { percent: number | null; message: string | null } | null;
+  error: { type: string; title: string; detail: string } | null;
+  steps?: Step[];
+  links: { self: string; result?: string };
+}
+
+/** What the steps and compensations did, in the order they did it, per saga run (its input.run). */
+const calls = new Map<string, string[]>();
+const log = (run: string, what: string) => calls.set(run, [...(calls.get(run) ?? []), what]);
+
+const order = defineSaga({
+  type: "test.order",
+  input: {
+    type: "object",
+    properties: { run: { type: "string" }, failAt: { type: "string" }, flaky: { type: "integer" } },
+    required: ["run"],
+  },
+  expectedSteps: 3,
+  async run(input: { run: string; failAt?: string; flaky?: number }, saga) {
+    const step = (name: string) =>
+      saga.step(
+        name,
+        (s) => {
+          log(input.run, `${name}#${s.attempt}`);
+          if (name === "charge" && input.flaky !== undefined && s.attempt <= input.flaky)
+            throw new Error("the payment service is busy");
+          if (input.failAt === name) throw new JobError(422, `${name} refused`);
+          return { [name]: s.idempotencyKey };
+        },
+        { compensate: () => log(input.run, `undo ${name}`), retryDelayMs: 10 },
+      );
+    const reserved = await step("reserve");
+    const charged = await step("charge");
+    const shipped = await step("ship");
+    return { ...reserved, ...charged, ...shipped };
+  },
+});
+
+const duplicate = defineSaga({
+  type: "test.duplicate",
+  input: {},
+  async run(_input: unknown, saga) {
+    await saga.step("a", () => 1);
+    await saga.step("a", () => 2);
+  },
+});
+
+for (const driver of ["sqlite", "postgres"] as const) {
+  describe(`sagas over HTTP (${driver})`, () => {
+    let server: TestServer;
+    let key: string;
+    const schema = freshSchema("saga");
+
+    beforeAll(async () => {
+      server = await startServer({
+        jobs: [order, duplicate] as JobDefinition[],
+        config: driver === "postgres" ? { db: PG_URL, dbSchema: schema } : {},
+      });
+      key = await server.key("acme");
+    });
+    afterAll(async () => {
+      await server.close();
+      if (driver === "postgres") {
+        const client = new pg.Client({ connectionString: PG_URL });
+        await client.connect();
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await client.end();
+      }
+    });
+
+    /** Submit and follow the saga to its end; its final representation (with its steps). */
+    async function runSaga(type: string, input: unknown): Promise<SagaJob> {
+      const submitted = await http(`${server.url}/v1/jobs`, { json: { type, input }, headers: bearer(key) });
+      expect(submitted.status).toBe(202);
+      const location = submitted.headers.get("location")!;
+      for (;;) {
+        const res = await http(`${location}?onComplete=status`, {
+          headers: { ...bearer(key), prefer: "wait=10" },
+        });
+        const job = (await res.json()) as SagaJob;
+        if (res.status === 200) return job;
+        expect(res.status).toBe(202);
+      }
+    }
+
+    it("runs its steps in order, records each, and shows them on the status monitor", async () => {
+      const run = `${driver}-ok`;
+      const job = await runSaga("test.order", { run });
+      expect(job.status).toBe("succeeded");
+      expect(calls.get(run)).toEqual(["reserve#1", "charge#1", "ship#1"]);
+      expect(job.steps!.map((s) => [s.name, s.status, s.attempts])).toEqual([
+        ["reserve", "succeeded", 1],
+        ["charge", "succeeded", 1],
+        ["ship", "succeeded", 1],
+      ]);
+      for (const s of job.steps!)
+        expect(Date.parse(s.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(s.startedAt));
+      expect(job.progress).toEqual({ percent: 100, message: 'step "ship" done' });
+      // Each step's idempotency key is stable: the saga's id and the step's place.
+      const result = await (await http(job.links.result!)).json();
+      expect(result).toEqual({ reserve: `${job.id}.0`, charge: `${job.id}.1`, ship: `${job.id}.2` });
+      // Another tenant sees neither the saga nor its steps.
+      const other = await server.key("other");
+      expect((await http(job.links.self, { headers: bearer(other) })).status).toBe(404);
+    });
+
+    it("retries a step within its attempt: the journal counts its runs", async () => {
+      const run = `${driver}-flaky`;
+      const job = await runSaga("test.order", { run, flaky: 2 });
+      expect(job.status).toBe("succeeded");
+      expect(calls.get(run)).toEqual(["reserve#1", "charge#1", "charge#2", "charge#3", "ship#1"]);
+      expect(job.steps!.map((s) => s.attempts)).toEqual([1, 3, 1]);
+    });
+
+    it("a step that fails for good: the steps before it are compensated newest first, then the saga fails", async () => {
+      const run = `${driver}-fail`;
+      const job = await runSaga("test.order", { run, failAt: "ship" });
+      expect(job.status).toBe("failed");
+      expect(calls.get(run)).toEqual(["reserve#1", "charge#1", "ship#1", "undo charge", "undo reserve"]);
+      expect(job.error).toMatchObject({
+        type: "/problems/saga-step-failed",
+        title: "A step of the saga failed; the steps before it were compensated",
+      });
+      expect(job.error!.detail).toBe('step "ship" failed: ship: ship refused; compensated: charge, reserve');
+      expect(job.steps!.map((s) => [s.name, s.status])).toEqual([
+        ["reserve", "compensated"],
+        ["charge", "compensated"],
+        ["ship", "failed"],
+      ]);
+      expect(job.steps![2]!.error).toMatchObject({ detail: "ship: ship refused", status: 422 });
+      expect(job.steps![0]!.compensatedAt).not.toBeNull();
+      // The result resource answers with the saga's problem.
+      const result = await http(job.links.result!);
+      expect(result.status).toBe(500);
+      expect(((await result.json()) as { type: string }).type).toBe("/problems/saga-step-failed");
+    });
+
+    it("a step name used twice in one run fails the saga as nondeterministic", async () => {
+      const job = await runSaga("test.duplicate", {});
+      expect(job.status).toBe("failed");
+      expect(job.error).toMatchObject({ type: "/problems/saga-nondeterministic" });
+      expect(job.error!.detail).toBe('step "a" is run twice in one saga');
+    });
+  });
+}

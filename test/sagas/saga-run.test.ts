@@ -1,0 +1,194 @@
+/**
+ * Replay against the journal, on a real SQLite store: an attempt after a crash returns the
+ * recorded steps' results without running them, a replay that reaches another step than the
+ * journal recorded stops, a stale attempt can record nothing, and a compensation interrupted
+ * by a crash goes on where it stopped.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { JobAbortedError, JobError } from "../../src/jobs/errors.js";
+import type { JobContext } from "../../src/jobs/define.js";
+import { SagaRun } from "../../src/sagas/saga-run.js";
+import { SqliteStore } from "../../src/store/sqlite/store.js";
+import type { ClaimedJob } from "../../src/store/store.js";
+import { LEASE_MS, T0, TENANT, claimOne, submitJob } from "../store/suite/context.js";
+
+let dir: string;
+let store: SqliteStore;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "tessera-saga-"));
+  store = new SqliteStore({ path: join(dir, "tessera.db") });
+});
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function ctxFor(job: ClaimedJob): JobContext {
+  return {
+    jobId: job.id,
+    type: job.type,
+    attempt: job.attempt,
+    maxAttempts: job.maxAttempts,
+    signal: new AbortController().signal,
+    deadlineAt: new Date(job.deadlineAt),
+    metadata: {},
+    progress: () => undefined,
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+  };
+}
+
+/** A saga run for the job's current attempt, over what its journal holds. */
+async function runFor(job: ClaimedJob): Promise<SagaRun> {
+  const journal = await store.listSteps({ tenantId: TENANT, jobId: job.id });
+  return new SagaRun(store, ctxFor(job), job, journal);
+}
+
+/** Lose the attempt's lease (a crash) and claim the job again: the next attempt. */
+async function crashAndReclaim(job: ClaimedJob, at: number): Promise<ClaimedJob> {
+  await store.sweepExpiredLeases({ now: at + LEASE_MS + 1, retryDelayMs: 0, limit: 10 });
+  const next = await claimOne(store, { now: at + LEASE_MS + 2, types: [job.type], leaseMs: LEASE_MS });
+  expect(next.id).toBe(job.id);
+  expect(next.attempt).toBe(job.attempt + 1);
+  return next;
+}
+
+describe("saga replay", () => {
+  it("a replay returns recorded results without running their steps, and runs the rest", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const first = await claimOne(store, { types: [submitted.type] });
+    const ran: string[] = [];
+    const a = (await runFor(first)).step("a", () => (ran.push("a"), { n: 1 }));
+    expect(await a).toEqual({ n: 1 });
+
+    const second = await crashAndReclaim(first, T0);
+    const replay = await runFor(second);
+    expect(await replay.step("a", () => (ran.push("a again"), { n: 2 }))).toEqual({ n: 1 });
+    expect(await replay.step("b", () => (ran.push("b"), "B"))).toBe("B");
+    expect(ran).toEqual(["a", "b"]);
+    const steps = await store.listSteps({ tenantId: TENANT, jobId: first.id });
+    expect(steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
+      ["a", "succeeded", 1],
+      ["b", "succeeded", 1],
+    ]);
+  });
+
+  it("a step interrupted by a crash runs again on the next attempt, its runs counted", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const first = await claimOne(store, { types: [submitted.type] });
+    const hanging = (await runFor(first)).step("a", () => new Promise<never>(() => undefined));
+    void hanging;
+    await new Promise((resolve) => setTimeout(resolve, 20)); // its start is recorded
+    const second = await crashAndReclaim(first, T0);
+    expect(await (await runFor(second)).step("a", () => "done")).toBe("done");
+    const [step] = await store.listSteps({ tenantId: TENANT, jobId: first.id });
+    expect(step).toMatchObject({ name: "a", status: "succeeded", attempts: 2, result: "done" });
+  });
+
+  it("a replay that reaches another step than the journal recorded stops as nondeterministic", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const first = await claimOne(store, { types: [submitted.type] });
+    await (await runFor(first)).step("reserve", () => 1);
+    const second = await crashAndReclaim(first, T0);
+    const replay = await runFor(second);
+    let ran = false;
+    const error = await replay.step("charge", () => (ran = true)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(JobError);
+    expect((error as JobError).slug).toBe("saga-nondeterministic");
+    expect((error as JobError).message).toBe('step 0 is "charge" now, but the journal recorded "reserve"');
+    expect(ran).toBe(false);
+  });
+
+  it("an attempt that lost its lease records nothing more and stops", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const first = await claimOne(store, { types: [submitted.type] });
+    const stale = await runFor(first);
+    await crashAndReclaim(first, T0);
+    let ran = false;
+    const error = await stale.step("a", () => (ran = true)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(JobAbortedError);
+    expect((error as JobAbortedError).reason).toBe("lease-lost");
+    expect(ran).toBe(false); // its start could not be recorded: the step never ran
+    expect(await store.listSteps({ tenantId: TENANT, jobId: first.id })).toEqual([]);
+  });
+
+  it("a compensation interrupted by a crash goes on where it stopped; none runs twice", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const first = await claimOne(store, { types: [submitted.type] });
+    const undone: string[] = [];
+    const saga = async (run: SagaRun, interrupt: boolean) => {
+      try {
+        await run.step("a", () => "A", { compensate: () => void undone.push("a") });
+        await run.step("b", () => "B", {
+          compensate: async () => {
+            undone.push("b");
+            if (interrupt) await new Promise<never>(() => undefined); // the worker dies here
+          },
+        });
+        await run.step("c", () => {
+          throw new JobError(422, "refused");
+        });
+      } catch (thrown) {
+        return run.fail(thrown);
+      }
+    };
+    const stopped = saga(await runFor(first), true);
+    void stopped;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(undone).toEqual(["b"]);
+
+    const second = await crashAndReclaim(first, T0);
+    const error = await saga(await runFor(second), false).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(JobError);
+    expect((error as JobError).slug).toBe("saga-step-failed");
+    expect((error as JobError).message).toBe('step "c" failed: c: refused; compensated: b, a');
+    // b's compensation was cut off, so it runs again (at least once); a's runs once.
+    expect(undone).toEqual(["b", "b", "a"]);
+    const steps = await store.listSteps({ tenantId: TENANT, jobId: first.id });
+    expect(steps.map((s) => [s.name, s.status])).toEqual([
+      ["a", "compensated"],
+      ["b", "compensated"],
+      ["c", "failed"],
+    ]);
+    // A further replay compensates nothing again.
+    const third = await crashAndReclaim(second, T0 + LEASE_MS + 2);
+    await saga(await runFor(third), false).catch(() => undefined);
+    expect(undone).toEqual(["b", "b", "a"]);
+  });
+
+  it("a compensation that fails for good ends the saga as compensation-failed, and stays so", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const job = await claimOne(store, { types: [submitted.type] });
+    const run = await runFor(job);
+    let tries = 0;
+    const error = await (async () => {
+      try {
+        await run.step("a", () => "A", {
+          compensate: () => {
+            tries++;
+            throw new Error("the bank is down");
+          },
+          maxAttempts: 2,
+          retryDelayMs: 1,
+        });
+        await run.step("b", () => {
+          throw new JobError(422, "no");
+        });
+      } catch (thrown) {
+        return run.fail(thrown);
+      }
+    })().catch((e: unknown) => e);
+    expect(tries).toBe(2);
+    expect((error as JobError).slug).toBe("saga-compensation-failed");
+    expect((error as JobError).message).toBe(
+      'step "b" failed: b: no; then the compensation of "a" failed: compensation of "a": the bank is down',
+    );
+    const [a] = await store.listSteps({ tenantId: TENANT, jobId: job.id });
+    expect(a).toMatchObject({
+      status: "compensation_failed",
+      compensationError: { detail: expect.stringContaining("bank") },
+    });
+  });
+});
