@@ -78,6 +78,17 @@ export function coerceError(thrown: unknown): Error {
   return new Error(`non-error thrown: ${text.slice(0, 200)}`);
 }
 
+/**
+ * Thrown out of a job's run by Tessera's own job kinds (a sleeping saga) to give the job back
+ * until `runAt`: its slot and lease are freed, and the attempt is not counted.
+ */
+export class JobSuspended extends TesseraError {
+  override name = "JobSuspended";
+  constructor(readonly runAt: number) {
+    super(`suspended until ${new Date(runAt).toISOString()}`);
+  }
+}
+
 /** Why a handler's signal fired; `signal.reason` is one of these. */
 export type AbortCause = "canceled" | "timed_out" | "lease-lost" | "shutdown" | "deleted";
 

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { coerceError, JobAbortedError, JobError, type JobProblem } from "../jobs/errors.js";
+import { coerceError, JobAbortedError, JobError, JobSuspended, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobContext } from "../jobs/define.js";
 import type { ClaimedJob, StepRecord, Store } from "../store/store.js";
@@ -34,6 +34,12 @@ export interface SagaContext extends JobContext {
    * Step names are unique within a saga; the steps must come in the same order on every run.
    */
   step<T>(name: string, fn: (step: StepContext) => Promise<T> | T, options?: StepOptions<T>): Promise<T>;
+  /**
+   * A durable timer: the saga is given back to the store until then (no worker slot held, the
+   * attempt not counted) and goes on from here, on any node, once it is due. `duration` in ms,
+   * or a time; `name` (unique, as a step's) defaults to `sleep-<place>`.
+   */
+  sleep(duration: number | Date, name?: string): Promise<void>;
 }
 
 /** A step that failed for good: the saga compensates, then fails. */
@@ -72,12 +78,10 @@ export class SagaRun {
     private readonly journal: readonly StepRecord[],
     /** Steps a run is expected to take: progress is the share of them done. */
     private readonly expectedSteps?: number,
+    /** The clock of the journal's times and of sleeps. */
+    private readonly now: () => number = Date.now,
   ) {
     this.job = job;
-  }
-
-  private now(): number {
-    return Date.now();
   }
 
   private finished(done: Done): void {
@@ -90,10 +94,14 @@ export class SagaRun {
 
   /** The ctx the saga's `run` gets: the job's own members, and `step`. */
   context(): SagaContext {
-    const step = this.step.bind(this) as SagaContext["step"];
+    const own: Pick<SagaContext, "step" | "sleep"> = {
+      step: this.step.bind(this) as SagaContext["step"],
+      sleep: this.sleep.bind(this),
+    };
     return new Proxy(this.ctx, {
-      get: (target, key, receiver) => (key === "step" ? step : Reflect.get(target, key, receiver)),
-      has: (target, key) => key === "step" || Reflect.has(target, key),
+      get: (target, key, receiver) =>
+        key === "step" || key === "sleep" ? own[key] : Reflect.get(target, key, receiver),
+      has: (target, key) => key === "step" || key === "sleep" || Reflect.has(target, key),
     }) as SagaContext;
   }
 
@@ -102,17 +110,7 @@ export class SagaRun {
     fn: (step: StepContext) => Promise<T> | T,
     options: StepOptions<T> = {},
   ): Promise<T> {
-    if (typeof name !== "string" || !STEP_NAME.test(name))
-      throw new JobError(500, `step name ${JSON.stringify(name)} must be 1-128 printable ASCII characters`);
-    if (this.names.has(name)) throw this.nondeterministic(`step "${name}" is run twice in one saga`);
-    this.names.add(name);
-    const seq = this.seq++;
-    const recorded = this.journal[seq];
-    if (recorded && recorded.name !== name) {
-      throw this.nondeterministic(
-        `step ${seq} is "${name}" now, but the journal recorded "${recorded.name}"`,
-      );
-    }
+    const { seq, recorded } = this.place(name);
     const compensate = options.compensate as Done["compensate"];
     const erased = options as StepOptions<unknown>;
     if (recorded && recorded.status !== "running") {
@@ -146,12 +144,58 @@ export class SagaRun {
     throw new StepFailed(name, error);
   }
 
+  async sleep(duration: number | Date, name?: string): Promise<void> {
+    const { seq, recorded } = this.place(name ?? `sleep-${this.seq}`);
+    if (recorded?.status === "succeeded")
+      return this.finished({ record: recorded, compensate: undefined, options: {} });
+    const now = this.now();
+    const record: StepRecord = recorded ?? {
+      seq,
+      name: name ?? `sleep-${seq}`,
+      status: "running",
+      attempts: 1,
+      startedAt: now,
+      finishedAt: null,
+      // The wake-up time, fixed when the sleep began: a replay sleeps only what is left.
+      result: { until: typeof duration === "number" ? now + Math.max(0, duration) : duration.getTime() },
+      error: null,
+      compensatedAt: null,
+      compensationError: null,
+    };
+    const { until } = record.result as { until: number };
+    if (!Number.isFinite(until)) throw new JobError(500, `sleep "${record.name}" has no valid end time`);
+    if (until > now) {
+      if (!recorded) await this.write(record);
+      throw new JobSuspended(until);
+    }
+    const woke = { ...record, status: "succeeded" as const, finishedAt: now };
+    await this.write(woke);
+    this.finished({ record: woke, compensate: undefined, options: {} });
+  }
+
+  /** The step's place in the run, checked against the journal; what the journal holds there. */
+  private place(name: string): { seq: number; recorded: StepRecord | undefined } {
+    if (typeof name !== "string" || !STEP_NAME.test(name))
+      throw new JobError(500, `step name ${JSON.stringify(name)} must be 1-128 printable ASCII characters`);
+    if (this.names.has(name)) throw this.nondeterministic(`step "${name}" is run twice in one saga`);
+    this.names.add(name);
+    const seq = this.seq++;
+    const recorded = this.journal[seq];
+    if (recorded && recorded.name !== name) {
+      throw this.nondeterministic(
+        `step ${seq} is "${name}" now, but the journal recorded "${recorded.name}"`,
+      );
+    }
+    return { seq, recorded };
+  }
+
   /**
    * After `run` threw: compensate what was done, newest first, then the error that ends the
-   * saga. An abort (cancel, deadline, lost lease, shutdown) is passed on as it is.
+   * saga. An abort (cancel, deadline, lost lease, shutdown) and a suspension pass as they are.
    */
   async fail(thrown: unknown): Promise<never> {
-    if (thrown instanceof JobAbortedError || this.ctx.signal.aborted) throw thrown;
+    if (thrown instanceof JobAbortedError || thrown instanceof JobSuspended || this.ctx.signal.aborted)
+      throw thrown;
     if (thrown instanceof JobError && thrown.slug === "saga-nondeterministic") throw thrown;
     const failure =
       thrown instanceof StepFailed

@@ -335,7 +335,10 @@ export interface Store {
   completeMany(items: readonly CompleteParams[]): Promise<boolean[]>;
   /** A failed attempt: back to queued at `retryAt` when given, else terminal `failed`. */
   fail(params: { lease: Lease; error: JobProblem; retryAt: number | null; now: number }): Promise<boolean>;
-  /** Hand leased jobs back to the queue untouched (graceful shutdown); the attempt is not counted. */
+  /**
+   * Hand leased jobs back to the queue untouched, due at `now` (graceful shutdown), or at a later
+   * time (a sleeping saga); the attempt is not counted.
+   */
   release(params: { leases: Lease[]; now: number }): Promise<number>;
 
   // --- maintenance; batched, safe to run on many nodes -----------------------------------

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { coerceError, JobError, type JobProblem } from "../jobs/errors.js";
+import { coerceError, JobError, JobSuspended, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { ResultPayload, Store } from "../store/store.js";
@@ -175,6 +175,11 @@ export class OutcomeRecorder {
       return;
     }
 
+    if (outcome.error instanceof JobSuspended) {
+      // Given back until then, uncounted; a queued event wakes a worker at that time.
+      await store.release({ leases: [lease], now: outcome.error.runAt });
+      return;
+    }
     const error = coerceError(outcome.error);
     const final = error instanceof JobError || job.attempt >= job.maxAttempts;
     const definition = this.deps.registry.get(job.type)!.definition;

@@ -96,4 +96,51 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
     expect(result).toHaveLength(5);
     result.forEach((value, i) => expect(value).toMatch(new RegExp(`^s${i}@\\d+$`)));
   });
+
+  it("asleep when the server is killed, it wakes on the next server at its time; no step runs again", async () => {
+    const db = join(dir, "nap.db");
+    const logPath = join(dir, "nap.log");
+    const first = await serve(db);
+    const submitted = await http(`${first.url}/v1/jobs`, {
+      json: { type: "fixture.saga", input: { steps: 2, stepMs: 0, logPath, napMs: 3000 } },
+    });
+    const { id } = (await submitted.json()) as { id: string };
+    const status = async (url: string) =>
+      (await (await http(`${url}/v1/jobs/${id}?onComplete=status`)).json()) as {
+        status: string;
+        attempt: number;
+        steps: { name: string; status: string }[];
+      };
+    await waitFor(
+      "the saga to sleep",
+      async () => (await status(first.url)).steps?.some((s) => s.name === "nap" && s.status === "running"),
+      10_000,
+    );
+    await first.kill();
+    const second = await serve(db);
+    const done = await waitFor(
+      "the saga to finish",
+      async () => {
+        const job = await status(second.url);
+        return job.status === "succeeded" ? job : undefined;
+      },
+      30_000,
+    );
+    expect(done.attempt).toBe(1); // neither the sleep nor the kill of a sleeping saga cost one
+    expect(done.steps.map((s) => [s.name, s.status])).toEqual([
+      ["s0", "succeeded"],
+      ["nap", "succeeded"],
+      ["s1", "succeeded"],
+    ]);
+    const log = readFileSync(logPath, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Line);
+    expect(log.map((l) => [l.step, l.event, l.pid])).toEqual([
+      ["s0", "start", first.pid],
+      ["s0", "done", first.pid],
+      ["s1", "start", second.pid],
+      ["s1", "done", second.pid],
+    ]);
+  });
 });

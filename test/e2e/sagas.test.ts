@@ -4,9 +4,9 @@
  * before it, newest first, before the saga fails with a problem that says what happened.
  */
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { JobError } from "../../src/jobs/errors.js";
-import type { JobDefinition } from "../../src/jobs/define.js";
+import { defineJob, type JobDefinition } from "../../src/jobs/define.js";
 import { defineSaga } from "../../src/sagas/define-saga.js";
 import { freshSchema, PG_URL } from "../helpers/postgres.js";
 import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
@@ -61,6 +61,19 @@ const order = defineSaga({
   },
 });
 
+const napping = defineSaga({
+  type: "test.napping",
+  input: { type: "object", properties: { ms: { type: "integer" } }, required: ["ms"] },
+  async run(input: { ms: number }, saga) {
+    const before = await saga.step("before", () => Date.now());
+    await saga.sleep(input.ms);
+    const after = await saga.step("after", () => Date.now());
+    return { slept: after - before };
+  },
+});
+
+const plain = defineJob({ type: "test.plain", input: {}, run: () => Date.now() });
+
 const duplicate = defineSaga({
   type: "test.duplicate",
   input: {},
@@ -78,8 +91,9 @@ for (const driver of ["sqlite", "postgres"] as const) {
 
     beforeAll(async () => {
       server = await startServer({
-        jobs: [order, duplicate] as JobDefinition[],
-        config: driver === "postgres" ? { db: PG_URL, dbSchema: schema } : {},
+        jobs: [order, duplicate, napping, plain] as JobDefinition[],
+        // One slot: a sleeping saga must not hold it.
+        config: { concurrency: 1, ...(driver === "postgres" ? { db: PG_URL, dbSchema: schema } : {}) },
       });
       key = await server.key("acme");
     });
@@ -158,6 +172,47 @@ for (const driver of ["sqlite", "postgres"] as const) {
       const result = await http(job.links.result!);
       expect(result.status).toBe(500);
       expect(((await result.json()) as { type: string }).type).toBe("/problems/saga-step-failed");
+    });
+
+    it("sleeps without holding a slot or an attempt, then goes on", async () => {
+      const submitted = await http(`${server.url}/v1/jobs`, {
+        json: { type: "test.napping", input: { ms: 1500 } },
+        headers: bearer(key),
+      });
+      const location = submitted.headers.get("location")!;
+      // While it sleeps: queued, its sleep a running step, and the one slot free for other work.
+      const asleep = await vi.waitFor(async () => {
+        const job = (await (await http(location, { headers: bearer(key) })).json()) as SagaJob;
+        expect(job.steps?.map((s) => s.name)).toEqual(["before", "sleep-1"]);
+        expect(job.status).toBe("queued");
+        return job;
+      });
+      expect(asleep.steps![1]!.status).toBe("running");
+      const other = await http(`${server.url}/v1/jobs`, {
+        json: { type: "test.plain", input: {} },
+        headers: { ...bearer(key), prefer: "wait=5" },
+      });
+      expect(other.status).toBe(200); // ran and finished while the saga slept
+      const otherFinished = (await other.json()) as number;
+
+      let done: SagaJob;
+      for (;;) {
+        const res = await http(`${location}?onComplete=status`, {
+          headers: { ...bearer(key), prefer: "wait=10" },
+        });
+        done = (await res.json()) as SagaJob & { attempt: number };
+        if (res.status === 200) break;
+      }
+      expect(done.status).toBe("succeeded");
+      expect((done as SagaJob & { attempt: number }).attempt).toBe(1); // the sleep cost no attempt
+      expect(done.steps!.map((s) => [s.name, s.status])).toEqual([
+        ["before", "succeeded"],
+        ["sleep-1", "succeeded"],
+        ["after", "succeeded"],
+      ]);
+      const { slept } = (await (await http(done.links.result!)).json()) as { slept: number };
+      expect(slept).toBeGreaterThanOrEqual(1500);
+      expect(otherFinished).toBeLessThan(Date.parse(done.steps![2]!.startedAt));
     });
 
     it("a step name used twice in one run fails the saga as nondeterministic", async () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { JobAbortedError, JobError } from "../../src/jobs/errors.js";
+import { JobAbortedError, JobError, JobSuspended } from "../../src/jobs/errors.js";
 import type { JobContext } from "../../src/jobs/define.js";
 import { SagaRun } from "../../src/sagas/saga-run.js";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
@@ -41,9 +41,9 @@ function ctxFor(job: ClaimedJob): JobContext {
 }
 
 /** A saga run for the job's current attempt, over what its journal holds. */
-async function runFor(job: ClaimedJob): Promise<SagaRun> {
+async function runFor(job: ClaimedJob, now: () => number = Date.now): Promise<SagaRun> {
   const journal = await store.listSteps({ tenantId: TENANT, jobId: job.id });
-  return new SagaRun(store, ctxFor(job), job, journal);
+  return new SagaRun(store, ctxFor(job), job, journal, undefined, now);
 }
 
 /** Lose the attempt's lease (a crash) and claim the job again: the next attempt. */
@@ -190,5 +190,33 @@ describe("saga replay", () => {
       status: "compensation_failed",
       compensationError: { detail: expect.stringContaining("bank") },
     });
+  });
+
+  it("a sleep suspends until its end, fixed when it began: a replay sleeps only what is left", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const first = await claimOne(store, { types: [submitted.type] });
+    const began = Date.now();
+    const suspended = await (await runFor(first)).sleep(60_000).catch((e: unknown) => e);
+    expect(suspended).toBeInstanceOf(JobSuspended);
+    const until = (suspended as JobSuspended).runAt;
+    expect(until).toBeGreaterThanOrEqual(began + 60_000);
+
+    // Woken early (a replay before its time): suspended again until the same moment.
+    const second = await crashAndReclaim(first, T0);
+    const again = await (await runFor(second)).sleep(60_000).catch((e: unknown) => e);
+    expect((again as JobSuspended).runAt).toBe(until);
+    const [nap] = await store.listSteps({ tenantId: TENANT, jobId: first.id });
+    expect(nap).toMatchObject({ name: "sleep-0", status: "running", result: { until } });
+
+    // A sleep already over goes on at once, and is recorded done.
+    const third = await crashAndReclaim(second, T0 + LEASE_MS + 2);
+    const run = await runFor(third, () => until + 1);
+    await run.sleep(60_000);
+    expect(await run.step("after", () => "went on")).toBe("went on");
+    const steps = await store.listSteps({ tenantId: TENANT, jobId: first.id });
+    expect(steps.map((s) => [s.name, s.status])).toEqual([
+      ["sleep-0", "succeeded"],
+      ["after", "succeeded"],
+    ]);
   });
 });
