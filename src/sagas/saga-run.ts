@@ -3,6 +3,7 @@ import { coerceError, JobAbortedError, JobError, JobSuspended, type JobProblem }
 import { jobProblem } from "../jobs/problems.js";
 import type { JobContext } from "../jobs/define.js";
 import type { ClaimedJob, StepRecord, Store } from "../store/store.js";
+import { createClient, HttpError, JobFailureError } from "../client/index.js";
 
 /** What a step's function (and its compensation) is handed. */
 export interface StepContext {
@@ -40,6 +41,26 @@ export interface SagaContext extends JobContext {
    * or a time; `name` (unique, as a step's) defaults to `sleep-<place>`.
    */
   sleep(duration: number | Date, name?: string): Promise<void>;
+  /**
+   * A step that runs a job at another Tessera (any server of this API): submitted with the
+   * step's idempotency key, so a step run again (after a crash) finds the same remote job
+   * rather than making a second; followed as its `Retry-After` says; its JSON result is the
+   * step's result, its failure the step's failure. A cancel or deadline of the saga cancels the
+   * remote job. The worker slot is held while the remote job runs.
+   */
+  call<T = unknown>(name: string, target: CallTarget, options?: StepOptions<T>): Promise<T>;
+}
+
+/** Where `saga.call` runs its job. */
+export interface CallTarget {
+  /** The other service's base URL (`https://payments.internal`). */
+  url: string;
+  type: string;
+  input: unknown;
+  apiKey?: string;
+  /** Submit options the remote job gets (its own deadline, metadata, …). */
+  timeoutSeconds?: number;
+  metadata?: Record<string, string>;
 }
 
 /** A step that failed for good: the saga compensates, then fails. */
@@ -94,14 +115,15 @@ export class SagaRun {
 
   /** The ctx the saga's `run` gets: the job's own members, and `step`. */
   context(): SagaContext {
-    const own: Pick<SagaContext, "step" | "sleep"> = {
-      step: this.step.bind(this) as SagaContext["step"],
+    const own: Record<string, unknown> = {
+      step: this.step.bind(this),
       sleep: this.sleep.bind(this),
+      call: this.call.bind(this),
     };
     return new Proxy(this.ctx, {
       get: (target, key, receiver) =>
-        key === "step" || key === "sleep" ? own[key] : Reflect.get(target, key, receiver),
-      has: (target, key) => key === "step" || key === "sleep" || Reflect.has(target, key),
+        typeof key === "string" && Object.hasOwn(own, key) ? own[key] : Reflect.get(target, key, receiver),
+      has: (target, key) => (typeof key === "string" && Object.hasOwn(own, key)) || Reflect.has(target, key),
     }) as SagaContext;
   }
 
@@ -142,6 +164,49 @@ export class SagaRun {
     const error = outcome.error;
     await this.write({ ...record, status: "failed", finishedAt: this.now(), error });
     throw new StepFailed(name, error);
+  }
+
+  call<T>(name: string, target: CallTarget, options: StepOptions<T> = {}): Promise<T> {
+    return this.step(
+      name,
+      async (step) => {
+        const client = createClient({
+          baseUrl: target.url,
+          ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+        });
+        try {
+          const handle = await client.submit(target.type, target.input, {
+            idempotencyKey: `saga-${step.idempotencyKey}`,
+            signal: step.signal,
+            ...(target.timeoutSeconds !== undefined ? { timeoutSeconds: target.timeoutSeconds } : {}),
+            ...(target.metadata ? { metadata: target.metadata } : {}),
+          });
+          const result = await handle.result({ signal: step.signal }).catch(async (error: unknown) => {
+            // Canceled, timed out or deleted here: the remote job is not wanted any more. A
+            // lost lease or a shutdown leaves it running for the attempt that replays this step.
+            const cause = (step.signal.reason as { reason?: unknown } | undefined)?.reason;
+            if (cause === "canceled" || cause === "timed_out" || cause === "deleted")
+              await handle.cancel().catch(() => undefined);
+            throw error;
+          });
+          if (result instanceof Uint8Array)
+            throw new JobError(500, `the ${target.type} job at ${target.url} answered bytes, not JSON`);
+          return result as T;
+        } catch (error) {
+          // The remote job ended without success, or refused its input: the step fails for good.
+          if (
+            error instanceof JobFailureError ||
+            (error instanceof HttpError && error.status < 500 && error.status !== 429)
+          )
+            throw new JobError(
+              error instanceof JobFailureError && error.problem.status < 500 ? error.problem.status : 500,
+              `the ${target.type} job at ${target.url}: ${error.message}`,
+            );
+          throw error; // unreachable, 5xx, 429 after the client's own retries: the step retries
+        }
+      },
+      options,
+    );
   }
 
   async sleep(duration: number | Date, name?: string): Promise<void> {
