@@ -320,6 +320,35 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           },
         },
       },
+      "/v1/jobs/{id}/events/{name}": {
+        post: {
+          summary: "Send an event to a saga (saga.waitForEvent); the body, any JSON, is its data",
+          parameters: [
+            idParam,
+            {
+              name: "name",
+              in: "path",
+              required: true,
+              schema: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,128}$" },
+            },
+            {
+              name: "Idempotency-Key",
+              in: "header",
+              required: false,
+              description: "The event's id: the same again is a harmless resend (200)",
+              schema: { type: "string" },
+            },
+          ],
+          requestBody: { required: true, content: json({}) },
+          responses: {
+            "202": { description: "Kept for the saga (and the saga woken if it waits)" },
+            "200": { description: "The same event again (same Idempotency-Key): nothing more done" },
+            "409": { description: "Another event of this name was kept already, or the saga has ended" },
+            "429": limited,
+            ...common,
+          },
+        },
+      },
       "/v1/job-types": {
         get: {
           summary: "Registered job types with their input schemas",

@@ -84,7 +84,11 @@ export function coerceError(thrown: unknown): Error {
  */
 export class JobSuspended extends TesseraError {
   override name = "JobSuspended";
-  constructor(readonly runAt: number) {
+  constructor(
+    readonly runAt: number,
+    /** Run once the job is given back: a wake-up it may have missed meanwhile is looked for. */
+    readonly afterRelease?: () => Promise<unknown>,
+  ) {
     super(`suspended until ${new Date(runAt).toISOString()}`);
   }
 }

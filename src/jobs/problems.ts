@@ -21,6 +21,7 @@ export const PROBLEMS = {
   "request-timeout": { status: 408, title: "Request timeout" },
   "job-canceled": { status: 409, title: "The job was canceled" },
   "job-already-finished": { status: 409, title: "The job has already finished" },
+  "saga-event-exists": { status: 409, title: "The saga has an event of that name already" },
   "idempotency-in-flight": { status: 409, title: "A request with this Idempotency-Key is in flight" },
   "result-gone": { status: 410, title: "The result is no longer available" },
   "payload-too-large": { status: 413, title: "Request body too large" },

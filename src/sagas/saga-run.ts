@@ -49,6 +49,13 @@ export interface SagaContext extends JobContext {
    * remote job. The worker slot is held while the remote job runs.
    */
   call<T = unknown>(name: string, target: CallTarget, options?: StepOptions<T>): Promise<T>;
+  /**
+   * The data of the event `event` sent to this saga (`POST /v1/jobs/{id}/events/{event}`),
+   * however early it came. Until it comes the saga is given back to the store (no slot held);
+   * after `timeoutSeconds` (default: until the saga's deadline) the wait fails as a step does.
+   * `name` (unique, as a step's) defaults to `event:<event>`.
+   */
+  waitForEvent<T = unknown>(event: string, options?: { timeoutSeconds?: number; name?: string }): Promise<T>;
 }
 
 /** Where `saga.call` runs its job. */
@@ -119,6 +126,7 @@ export class SagaRun {
       step: this.step.bind(this),
       sleep: this.sleep.bind(this),
       call: this.call.bind(this),
+      waitForEvent: this.waitForEvent.bind(this),
     };
     return new Proxy(this.ctx, {
       get: (target, key, receiver) =>
@@ -207,6 +215,55 @@ export class SagaRun {
       },
       options,
     );
+  }
+
+  async waitForEvent<T>(event: string, options: { timeoutSeconds?: number; name?: string } = {}): Promise<T> {
+    const { seq, recorded } = this.place(options.name ?? `event:${event}`);
+    if (recorded?.status === "failed") throw new StepFailed(recorded.name, recorded.error!);
+    if (recorded?.status === "succeeded") {
+      this.finished({ record: recorded, compensate: undefined, options: {} });
+      return recorded.result as T;
+    }
+    const now = this.now();
+    const { timeoutSeconds } = options;
+    const record: StepRecord = recorded ?? {
+      seq,
+      name: options.name ?? `event:${event}`,
+      status: "running",
+      attempts: 1,
+      startedAt: now,
+      finishedAt: null,
+      // Its end, fixed when the wait began (null: the saga's deadline).
+      result: { until: timeoutSeconds === undefined ? null : now + timeoutSeconds * 1000 },
+      error: null,
+      compensatedAt: null,
+      compensationError: null,
+    };
+    const jobId = this.job.id;
+    const received = await this.store.sagaEvent({ jobId, name: event });
+    if (received) {
+      const done = { ...record, status: "succeeded" as const, finishedAt: now, result: received.data };
+      await this.write(done);
+      this.finished({ record: done, compensate: undefined, options: {} });
+      return received.data as T;
+    }
+    const until = (record.result as { until: number | null }).until;
+    if (until !== null && until <= now) {
+      const error = jobProblem(
+        "job-failed",
+        `no event "${event}" came by ${new Date(until).toISOString()}`,
+        504,
+      );
+      await this.write({ ...record, status: "failed", finishedAt: now, error });
+      throw new StepFailed(record.name, error);
+    }
+    if (!recorded) await this.write(record);
+    // An event sent between the read above and the release finds the saga running, and wakes
+    // nothing: look again once it is released.
+    throw new JobSuspended(Math.min(until ?? Infinity, this.job.deadlineAt), async () => {
+      if (await this.store.sagaEvent({ jobId, name: event }))
+        await this.store.wake({ jobId, now: Date.now() });
+    });
   }
 
   async sleep(duration: number | Date, name?: string): Promise<void> {

@@ -469,6 +469,29 @@ export interface Store {
    * attempt's lease: false, with nothing written, when the attempt no longer holds the job.
    */
   recordStep(params: { lease: Lease; step: StepRecord }): Promise<boolean>;
+  /**
+   * Keep an event for a saga (the first of each name; `eventId` makes a resend harmless) and
+   * wake the saga if it is queued: `not-found` for another tenant's job, `finished` for an
+   * ended one, `duplicate` for the same event again, `conflict` for another of that name.
+   */
+  deliverEvent(params: {
+    tenantId: string;
+    jobId: string;
+    name: string;
+    eventId: string;
+    data: unknown;
+    now: number;
+  }): Promise<"delivered" | "duplicate" | "conflict" | "not-found" | "finished">;
+  /** The event of that name a saga was sent, if any. */
+  sagaEvent(params: { jobId: string; name: string }): Promise<SagaEvent | null>;
+  /** A queued job due now rather than later (a waiting saga whose event came); false if not queued. */
+  wake(params: { jobId: string; now: number }): Promise<boolean>;
+}
+
+export interface SagaEvent {
+  eventId: string;
+  data: unknown;
+  receivedAt: number;
 }
 
 /** The parameters of a Store operation: what a driver's method takes. */

@@ -178,6 +178,11 @@ export class OutcomeRecorder {
     if (outcome.error instanceof JobSuspended) {
       // Given back until then, uncounted; a queued event wakes a worker at that time.
       await store.release({ leases: [lease], now: outcome.error.runAt });
+      await outcome.error
+        .afterRelease?.()
+        .catch((error: unknown) =>
+          logger.warn({ err: error, jobId: job.id }, "could not check a suspended job"),
+        );
       return;
     }
     const error = coerceError(outcome.error);

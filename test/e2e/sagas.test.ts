@@ -72,6 +72,19 @@ const napping = defineSaga({
   },
 });
 
+const approval = defineSaga({
+  type: "test.approval",
+  input: { type: "object", properties: { napMs: { type: "integer" }, timeoutSeconds: { type: "integer" } } },
+  async run(input: { napMs?: number; timeoutSeconds?: number }, saga) {
+    await saga.step("ask", () => "asked");
+    if (input.napMs) await saga.sleep(input.napMs);
+    const decision = await saga.waitForEvent<{ by: string }>("approved", {
+      ...(input.timeoutSeconds ? { timeoutSeconds: input.timeoutSeconds } : {}),
+    });
+    return saga.step("finish", () => ({ approvedBy: decision.by }));
+  },
+});
+
 const plain = defineJob({ type: "test.plain", input: {}, run: () => Date.now() });
 
 const duplicate = defineSaga({
@@ -91,7 +104,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
 
     beforeAll(async () => {
       server = await startServer({
-        jobs: [order, duplicate, napping, plain] as JobDefinition[],
+        jobs: [order, duplicate, napping, plain, approval] as JobDefinition[],
         // One slot: a sleeping saga must not hold it.
         config: { concurrency: 1, ...(driver === "postgres" ? { db: PG_URL, dbSchema: schema } : {}) },
       });
@@ -213,6 +226,91 @@ for (const driver of ["sqlite", "postgres"] as const) {
       const { slept } = (await (await http(done.links.result!)).json()) as { slept: number };
       expect(slept).toBeGreaterThanOrEqual(1500);
       expect(otherFinished).toBeLessThan(Date.parse(done.steps![2]!.startedAt));
+    });
+
+    /** Submit a saga of `type`; its status monitor URL. */
+    const start = async (type: string, input: unknown) => {
+      const res = await http(`${server.url}/v1/jobs`, { json: { type, input }, headers: bearer(key) });
+      expect(res.status).toBe(202);
+      return res.headers.get("location")!;
+    };
+    const follow = async (location: string): Promise<SagaJob> => {
+      for (;;) {
+        const res = await http(`${location}?onComplete=status`, {
+          headers: { ...bearer(key), prefer: "wait=10" },
+        });
+        if (res.status === 200) return (await res.json()) as SagaJob;
+      }
+    };
+    const send = (location: string, body: unknown, eventId?: string, as = key) =>
+      http(`${location}/events/approved`, {
+        json: body,
+        headers: { ...bearer(as), ...(eventId ? { "idempotency-key": eventId } : {}) },
+      });
+
+    it("waits for an event without a slot; the event wakes it; a resend is harmless, another refused", async () => {
+      const location = await start("test.approval", {});
+      await vi.waitFor(async () => {
+        const job = (await (await http(location, { headers: bearer(key) })).json()) as SagaJob;
+        expect(job.status).toBe("queued"); // given back while it waits
+        expect(job.steps?.map((s) => [s.name, s.status])).toEqual([
+          ["ask", "succeeded"],
+          ["event:approved", "running"],
+        ]);
+      });
+      const sent = await send(location, { by: "carol" }, "decision-1");
+      expect(sent.status).toBe(202);
+      expect(await sent.json()).toEqual({ event: "approved", eventId: "decision-1", status: "delivered" });
+      const again = await send(location, { by: "carol" }, "decision-1");
+      expect(again.status).toBe(200);
+      expect(again.headers.get("idempotent-replayed")).toBe("true");
+      const other = await send(location, { by: "mallory" }, "decision-2");
+      expect(other.status).toBe(409);
+      expect(((await other.json()) as { type: string }).type).toBe("/problems/saga-event-exists");
+
+      const done = await follow(location);
+      expect(done.status).toBe("succeeded");
+      expect(await (await http(done.links.result!)).json()).toEqual({ approvedBy: "carol" });
+      expect((done as SagaJob & { attempt: number }).attempt).toBe(1);
+      const late = await http(`${location}/events/late`, { json: {}, headers: bearer(key) });
+      expect(late.status).toBe(409);
+      expect(((await late.json()) as { type: string }).type).toBe("/problems/job-already-finished");
+    });
+
+    it("an event sent before the saga waits for it is kept and taken at once", async () => {
+      const location = await start("test.approval", { napMs: 1000 });
+      await vi.waitFor(async () => {
+        const job = (await (await http(location, { headers: bearer(key) })).json()) as SagaJob;
+        expect(job.steps?.map((s) => s.name)).toContain("sleep-1");
+      });
+      expect((await send(location, { by: "early" }, "e-1")).status).toBe(202);
+      const done = await follow(location);
+      expect(await (await http(done.links.result!)).json()).toEqual({ approvedBy: "early" });
+    });
+
+    it("no event within its timeout: the wait fails as a step does", async () => {
+      const done = await follow(await start("test.approval", { timeoutSeconds: 1 }));
+      expect(done.status).toBe("failed");
+      expect(done.error!.type).toBe("/problems/saga-step-failed");
+      expect(done.error!.detail).toMatch(
+        /^step "event:approved" failed: no event "approved" came by .*; nothing to compensate$/,
+      );
+    });
+
+    it("events are the tenant's, and only sagas take them", async () => {
+      const location = await start("test.approval", { timeoutSeconds: 30 });
+      const other = await server.key("intruder");
+      expect((await send(location, { by: "x" }, "x", other)).status).toBe(404);
+      const plainJob = await http(`${server.url}/v1/jobs`, {
+        json: { type: "test.plain", input: {} },
+        headers: bearer(key),
+      });
+      const plainLocation = plainJob.headers.get("location")!;
+      expect((await send(plainLocation, {}, "p")).status).toBe(404);
+      expect((await http(`${location}/events/bad name`, { json: {}, headers: bearer(key) })).status).toBe(
+        400,
+      );
+      await http(`${location}/cancel`, { method: "POST", headers: bearer(key) });
     });
 
     it("a step name used twice in one run fails the saga as nondeterministic", async () => {

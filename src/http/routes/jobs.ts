@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isJobId } from "../../jobs/ids.js";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
@@ -14,6 +15,7 @@ import type { ServerDeps } from "../server.js";
 import { jobPath, origin } from "../urls.js";
 
 const MAX_PAGE = 500;
+const EVENT_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const LIST_PARAMETERS = new Set(["status", "type", "limit", "cursor"]);
 
 /**
@@ -353,6 +355,51 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
     await findJob(request, deps, id);
     reply.header("cache-control", "no-store");
     return { items: await store.listDeliveries({ tenantId: request.tenantId, jobId: id }) };
+  });
+
+  // An event for a saga's `waitForEvent`: kept once per name (its Idempotency-Key is its id).
+  app.post("/v1/jobs/:id/events/:name", async (request, reply) => {
+    const { id, name } = request.params as { id: string; name: string };
+    if (!EVENT_NAME.test(name)) {
+      throw new ProblemError("invalid-parameter", "an event name is 1-128 of A-Z a-z 0-9 . _ : -", {
+        errors: [{ path: "name", message: "must be 1-128 of A-Z a-z 0-9 . _ : -" }],
+      });
+    }
+    if (request.body === undefined) throw new ProblemError("invalid-json", "a JSON body is required");
+    const job = await findJob(request, deps, id);
+    const definition = deps.registry.get(job.type)?.definition;
+    if (!definition || !isSaga(definition)) throw new ProblemError("not-found", `job ${id} is not a saga`);
+    const eventId = idempotencyKey(request) ?? randomUUID();
+    const outcome = await store.deliverEvent({
+      tenantId: request.tenantId,
+      jobId: id,
+      name,
+      eventId,
+      data: request.body,
+      now: deps.now(),
+    });
+    reply.header("cache-control", "no-store");
+    switch (outcome) {
+      case "not-found":
+        throw notFound();
+      case "finished":
+        throw new ProblemError("job-already-finished", `the saga already ended`, {
+          job: represent(job, request, deps),
+        });
+      case "conflict":
+        throw new ProblemError(
+          "saga-event-exists",
+          `the saga was sent a "${name}" event with another id already`,
+        );
+      case "duplicate":
+        reply.header("idempotent-replayed", "true");
+        return reply.code(200).send({ event: name, eventId, status: "duplicate" });
+      default:
+        return reply
+          .code(202)
+          .header("location", `${origin(request, config)}${jobPath(id)}`)
+          .send({ event: name, eventId, status: "delivered" });
+    }
   });
 
   app.delete("/v1/jobs/:id", async (request, reply) => {

@@ -44,7 +44,7 @@ export type TenantsPart = Pick<
 >;
 
 /** Saga journals. */
-export type SagasPart = Pick<Store, "listSteps" | "recordStep">;
+export type SagasPart = Pick<Store, "listSteps" | "recordStep" | "deliverEvent" | "sagaEvent" | "wake">;
 
 export interface StoreParts {
   jobs: JobsPart;
@@ -227,5 +227,17 @@ export abstract class ComposedStore implements Store {
 
   recordStep(params: StoreParams<"recordStep">) {
     return this.parts.sagas.recordStep(params);
+  }
+
+  deliverEvent(params: StoreParams<"deliverEvent">) {
+    return this.parts.sagas.deliverEvent(params);
+  }
+
+  sagaEvent(params: StoreParams<"sagaEvent">) {
+    return this.parts.sagas.sagaEvent(params);
+  }
+
+  wake(params: StoreParams<"wake">) {
+    return this.parts.sagas.wake(params);
   }
 }

@@ -1,6 +1,6 @@
 /** A saga journal's rows as both drivers keep them (times as epoch ms, JSON as text). */
 import type { JobProblem } from "../../jobs/errors.js";
-import type { StepRecord, StepStatus } from "../store.js";
+import type { SagaEvent, StepRecord, StepStatus } from "../store.js";
 
 export interface StepRow {
   seq: number;
@@ -47,4 +47,19 @@ export function stepValues(step: StepRecord): unknown[] {
     step.compensatedAt,
     step.compensationError === null ? null : JSON.stringify(step.compensationError),
   ];
+}
+
+export interface EventRow {
+  event_id: string;
+  data: string;
+  received_at: number;
+}
+
+export function toEvent(row: EventRow): SagaEvent {
+  return { eventId: row.event_id, data: JSON.parse(row.data) as unknown, receivedAt: row.received_at };
+}
+
+/** What a delivery found: a duplicate of the kept event, or another one of that name. */
+export function repeatOf(kept: string, eventId: string): "duplicate" | "conflict" {
+  return kept === eventId ? "duplicate" : "conflict";
 }

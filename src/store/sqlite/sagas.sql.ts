@@ -12,4 +12,11 @@ export const SAGAS_SQL = {
          attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
          result = excluded.result, error = excluded.error, compensated_at = excluded.compensated_at,
          compensation_error = excluded.compensation_error`,
+  // The job's state, for a delivery; none: another tenant's or no job.
+  eventTarget: `SELECT status, type FROM jobs WHERE tenant_id = ? AND id = ?`,
+  // The event of that name the saga was sent, if any.
+  sagaEvent: `SELECT event_id, data, received_at FROM saga_events WHERE job_id = ? AND name = ?`,
+  insertEvent: `INSERT INTO saga_events (job_id, name, event_id, data, received_at) VALUES (?, ?, ?, ?, ?)`,
+  // The woken job's type; none: not queued, or due already.
+  wake: `UPDATE jobs SET run_at = ? WHERE id = ? AND status = 'queued' AND run_at > ? RETURNING type`,
 } as const;

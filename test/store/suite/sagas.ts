@@ -84,5 +84,56 @@ export function describeSagas(ctx: SuiteContext): void {
       expect(await ctx.store.delete({ tenantId: TENANT, id: job.id, now: T0 + 1 })).toBe(true);
       expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toEqual([]);
     });
+
+    it("events: kept once per name, a resend harmless, another of that name refused, tenants apart", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const send = (eventId: string, tenantId = TENANT, name = "approved") =>
+        ctx.store.deliverEvent({
+          tenantId,
+          jobId: job.id,
+          name,
+          eventId,
+          data: { by: eventId },
+          now: T0 + 5,
+        });
+      expect(await ctx.store.sagaEvent({ jobId: job.id, name: "approved" })).toBeNull();
+      expect(await send("ev-1")).toBe("delivered");
+      expect(await send("ev-1")).toBe("duplicate");
+      expect(await send("ev-2")).toBe("conflict");
+      expect(await send("ev-1", OTHER_TENANT)).toBe("not-found");
+      expect(await ctx.store.sagaEvent({ jobId: job.id, name: "approved" })).toEqual({
+        eventId: "ev-1",
+        data: { by: "ev-1" },
+        receivedAt: T0 + 5,
+      });
+      expect(await send("ev-3", TENANT, "other-name")).toBe("delivered");
+      await ctx.store.complete({ lease: leaseOf(job), result: { kind: "none" }, now: T0 + 6 });
+      expect(await send("ev-4", TENANT, "late")).toBe("finished");
+    });
+
+    it("an event wakes its saga when it waits queued for later; wake makes a queued job due", async () => {
+      const job = await submitAndClaim(ctx.store);
+      // The saga waits: given back until a minute from now.
+      expect(await ctx.store.release({ leases: [leaseOf(job)], now: T0 + 60_000 })).toBe(1);
+      expect(await ctx.store.nextRunAt({ types: [job.type] })).toBe(T0 + 60_000);
+      expect(
+        await ctx.store.deliverEvent({
+          tenantId: TENANT,
+          jobId: job.id,
+          name: "go",
+          eventId: "e",
+          data: 1,
+          now: T0 + 10,
+        }),
+      ).toBe("delivered");
+      const [woken] = await ctx.store.claim({ types: [job.type], limit: 1, leaseMs: LEASE_MS, now: T0 + 10 });
+      expect(woken?.id).toBe(job.id);
+
+      await ctx.store.release({ leases: [leaseOf(woken!)], now: T0 + 60_000 });
+      expect(await ctx.store.wake({ jobId: job.id, now: T0 + 20 })).toBe(true);
+      expect(await ctx.store.wake({ jobId: job.id, now: T0 + 20 })).toBe(false); // due already
+      const [again] = await ctx.store.claim({ types: [job.type], limit: 1, leaseMs: LEASE_MS, now: T0 + 20 });
+      expect(again?.id).toBe(job.id);
+    });
   });
 }

@@ -14,3 +14,14 @@ CREATE TABLE {{schema}}.saga_steps (
   compensation_error text,
   PRIMARY KEY (job_id, seq)
 );
+
+-- Events sent to a saga (POST /v1/jobs/{id}/events/{name}): the first of each name is kept, by
+-- its sender's event id; `saga.waitForEvent` reads it, however early it came.
+CREATE TABLE {{schema}}.saga_events (
+  job_id text NOT NULL REFERENCES {{schema}}.jobs (id) ON DELETE CASCADE,
+  name text NOT NULL,
+  event_id text NOT NULL,
+  data text NOT NULL,
+  received_at bigint NOT NULL,
+  PRIMARY KEY (job_id, name)
+);

@@ -14,3 +14,14 @@ CREATE TABLE saga_steps (
   compensation_error TEXT,
   PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
+
+-- Events sent to a saga (POST /v1/jobs/{id}/events/{name}): the first of each name is kept, by
+-- its sender's event id; `saga.waitForEvent` reads it, however early it came.
+CREATE TABLE saga_events (
+  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  data TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, name)
+) WITHOUT ROWID;
