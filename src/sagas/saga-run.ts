@@ -10,6 +10,7 @@ export interface StepContext {
   /**
    * The same for every run of this step of this saga, on every attempt and node: give it to
    * the service the step calls (an `Idempotency-Key`), so a step run again does its work once.
+   * `<saga id>.<place>`; a compensation gets `<saga id>.<place>.undo`, a key of its own.
    */
   readonly idempotencyKey: string;
   /** Runs of this step's function so far, this one included. */
@@ -360,7 +361,9 @@ export class SagaRun {
   ): Promise<{ ok: true; value: unknown } | { ok: false; error: JobProblem }> {
     const maxAttempts = options.maxAttempts ?? 3;
     const baseDelay = options.retryDelayMs ?? 1000;
-    const key = `${this.job.id}.${record.seq}`;
+    // A compensation's key is its own: a payment service must not take a refund for a replay
+    // of the charge it undoes.
+    const key = `${this.job.id}.${record.seq}${record.status === "running" ? "" : ".undo"}`;
     for (let run = 1; ; run++) {
       if (record.status === "running") {
         record.attempts++;

@@ -9,7 +9,11 @@ import {
   type StepRow,
 } from "../shared/steps.js";
 import type { SagaEvent, Store, StepRecord, StoreParams } from "../store.js";
+import { Batcher } from "./batcher.js";
 import type { PgDb } from "./db.js";
+import { byLeaseId } from "./params.js";
+import { ASYNC_COMMIT, ID_IN } from "./sql.js";
+import { retryTransient } from "./transient.js";
 
 export class PgSagas {
   constructor(private readonly db: PgDb) {}
@@ -25,22 +29,60 @@ export class PgSagas {
   }
 
   /**
-   * The lock on the job's row holds off a sweep, cancel or completion that would take the lease
-   * until this commits: a step is recorded only by the attempt that holds the job.
+   * The journal writes of one event-loop turn, every saga's, in one statement and one commit.
+   * A step's start (`running`) commits without waiting for the WAL flush, as a claim does: a
+   * crash may lose it, which loses a count of its runs, never a result; outcomes wait for it.
    */
-  async recordStep({ lease, step }: StoreParams<"recordStep">): Promise<boolean> {
-    const rows = await this.db.query<{ seq: number }>(
-      `WITH owner AS (SELECT id FROM {{s}}.jobs WHERE id = $1 AND lease_token = $2 FOR SHARE)
-       INSERT INTO {{s}}.saga_steps (job_id, ${STEP_COLUMNS})
-       SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM owner
-       ON CONFLICT (job_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status,
-         attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
-         result = excluded.result, error = excluded.error, compensated_at = excluded.compensated_at,
-         compensation_error = excluded.compensation_error
-       RETURNING seq`,
-      [lease.id, lease.leaseToken, step.seq, ...stepValues(step)],
+  private readonly starts = new Batcher<StoreParams<"recordStep">, boolean>((items) =>
+    this.recordMany(items, false),
+  );
+  private readonly outcomes = new Batcher<StoreParams<"recordStep">, boolean>((items) =>
+    this.recordMany(items, true),
+  );
+
+  recordStep(params: StoreParams<"recordStep">): Promise<boolean> {
+    return (params.step.status === "running" ? this.starts : this.outcomes).add(params);
+  }
+
+  /**
+   * The share lock on each job's row holds off a sweep, cancel or completion that would take
+   * its lease until this commits: a step is recorded only by the attempt that holds the job.
+   * Rows are locked in id order, as every batched write here locks them. (A saga writes one
+   * step at a time, so no two items of a batch name the same row.)
+   */
+  private async recordMany(items: StoreParams<"recordStep">[], durable: boolean): Promise<boolean[]> {
+    const sorted = byLeaseId(items);
+    const values = sorted.map((i) => stepValues(i.step));
+    const column = (k: number) => values.map((v) => v[k]);
+    const rows = await retryTransient(() =>
+      this.db.query<{ job_id: string; seq: number }>(
+        `WITH c AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bigint[],
+             $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[])
+             AS c(job_id, token, seq, name, status, attempts, started_at, finished_at, result, error, compensated_at,
+               compensation_error)),
+         owner AS (
+           SELECT j.id FROM {{s}}.jobs j JOIN c ON j.id = c.job_id AND j.lease_token = c.token
+           WHERE ${ID_IN("j", "$1")}${durable ? "" : ` AND ${ASYNC_COMMIT}`} ORDER BY j.id FOR SHARE OF j)
+         INSERT INTO {{s}}.saga_steps (job_id, ${STEP_COLUMNS})
+         SELECT c.job_id, c.seq, c.name, c.status, c.attempts, c.started_at, c.finished_at, c.result, c.error,
+           c.compensated_at, c.compensation_error
+         FROM c JOIN owner ON owner.id = c.job_id
+         ON CONFLICT (job_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status,
+           attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
+           result = excluded.result, error = excluded.error, compensated_at = excluded.compensated_at,
+           compensation_error = excluded.compensation_error
+         RETURNING job_id, seq`,
+        [
+          sorted.map((i) => i.lease.id),
+          sorted.map((i) => i.lease.leaseToken),
+          sorted.map((i) => i.step.seq),
+          ...Array.from({ length: 9 }, (_, k) => column(k)),
+        ],
+      ),
     );
-    return rows.length > 0;
+    const written = new Set(rows.map((r) => `${r.job_id}|${r.seq}`));
+    return items.map((i) => written.has(`${i.lease.id}|${i.step.seq}`));
   }
 
   /**
