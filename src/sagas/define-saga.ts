@@ -69,7 +69,9 @@ export function defineSaga<I, O>(options: DefineSagaOptions<I, O>): SagaDefiniti
         const journal = await store.listSteps({ tenantId: attempt.tenantId, jobId: attempt.id });
         const run = new SagaRun(store, ctx, attempt, journal, expectedSteps);
         try {
-          return await options.run(input, run.context());
+          const result = await options.run(input, run.context());
+          await run.settle(); // the last step's outcome is recorded before the saga's
+          return result;
         } catch (thrown) {
           return run.fail(thrown);
         }

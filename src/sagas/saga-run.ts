@@ -96,6 +96,8 @@ const STEP_NAME = /^[\x21-\x7e][\x20-\x7e]{0,127}$/;
  */
 export class SagaRun {
   private seq = 0;
+  /** A journal write not waited for yet (see `write`). */
+  private pending: Promise<void> | null = null;
   private readonly names = new Set<string>();
   private readonly done: Done[] = [];
   private readonly job: ClaimedJob;
@@ -166,7 +168,8 @@ export class SagaRun {
       const result = outcome.value === undefined ? null : outcome.value;
       // Stored as JSON: what a replay returns is what this returns.
       const succeeded = { ...record, status: "succeeded" as const, finishedAt: this.now(), result };
-      await this.write(succeeded);
+      // Not waited for here: the next step's start (or the end) waits for both.
+      await this.write(succeeded, { later: true });
       this.finished({ record: succeeded, compensate, options: erased });
       return JSON.parse(JSON.stringify(result)) as T;
     }
@@ -319,6 +322,7 @@ export class SagaRun {
   async fail(thrown: unknown): Promise<never> {
     if (thrown instanceof JobAbortedError || thrown instanceof JobSuspended || this.ctx.signal.aborted)
       throw thrown;
+    await this.settle(); // what was done is recorded before anything is undone
     if (thrown instanceof JobError && thrown.slug === "saga-nondeterministic") throw thrown;
     const failure =
       thrown instanceof StepFailed
@@ -385,9 +389,30 @@ export class SagaRun {
     }
   }
 
-  private async write(step: StepRecord): Promise<void> {
-    if (!(await this.store.recordStep({ lease: { id: this.job.id, leaseToken: this.job.leaseToken }, step })))
-      throw new JobAbortedError("lease-lost", this.job.id);
+  /**
+   * Record `step`, fenced by the lease. With `later`, do not wait: the write joins the next
+   * one (a step's outcome goes out with the next step's start, one round trip for both), and
+   * every later write, the end and a suspension wait for it (`settle`).
+   */
+  private async write(step: StepRecord, { later = false } = {}): Promise<void> {
+    const previous = this.pending;
+    this.pending = null;
+    const own = this.store
+      .recordStep({ lease: { id: this.job.id, leaseToken: this.job.leaseToken }, step })
+      .then((written) => {
+        if (!written) throw new JobAbortedError("lease-lost", this.job.id);
+      });
+    const both = previous ? Promise.all([previous, own]).then(() => undefined) : own;
+    if (!later) return both;
+    both.catch(() => undefined); // seen by whoever settles it
+    this.pending = both;
+  }
+
+  /** Wait for a write left pending: before the saga's end, and before it compensates. */
+  async settle(): Promise<void> {
+    const pending = this.pending;
+    this.pending = null;
+    await pending;
   }
 
   private nondeterministic(detail: string): JobError {

@@ -153,7 +153,8 @@ export class OutcomeRecorder {
   private async record(attempt: Attempt, outcome: HandlerOutcome): Promise<void> {
     const { job, lease } = attempt;
     const { store, logger } = this.deps;
-    // The handler's last progress report lands before its outcome.
+    // The handler's last progress report lands before its outcome (one being written included).
+    await this.deps.progress.written(attempt);
     const lastProgress = this.deps.progress.take(attempt);
     if (lastProgress) {
       await store.progress({ lease, ...lastProgress, now: this.deps.now() }).catch(() => false);

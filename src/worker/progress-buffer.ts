@@ -14,6 +14,8 @@ export interface Progress {
 export class ProgressBuffer {
   /** Latest unwritten progress per attempt (keyed by run, so a stale attempt never writes under a newer lease). */
   private readonly pending = new Map<Attempt, Progress>();
+  /** Writes on their way: an outcome must wait for them, or it could land first and fence them. */
+  private readonly writing = new Map<Attempt, Promise<unknown>>();
   private scheduled = false;
 
   constructor(
@@ -35,8 +37,14 @@ export class ProgressBuffer {
     setImmediate(() => void this.flush());
   };
 
+  /** An unwritten report, or one being written. */
   has(attempt: Attempt): boolean {
-    return this.pending.has(attempt);
+    return this.pending.has(attempt) || this.writing.has(attempt);
+  }
+
+  /** Once the attempt's report being written, if any, is (or failed to be). */
+  async written(attempt: Attempt): Promise<void> {
+    await this.writing.get(attempt)?.catch(() => undefined);
   }
 
   /** The attempt's unwritten report, if any, which is then no longer written by a flush. */
@@ -58,9 +66,12 @@ export class ProgressBuffer {
     await Promise.all(
       batch.map(async ([attempt, { percent, message }]) => {
         if (attempt.aborted) return;
-        const applied = await this.deps.store
+        const write = this.deps.store
           .progress({ lease: attempt.lease, percent, message, now: this.deps.now() })
           .catch(() => true); // a transient store error is not proof the lease is lost
+        this.writing.set(attempt, write);
+        const applied = await write;
+        if (this.writing.get(attempt) === write) this.writing.delete(attempt);
         if (!applied) this.deps.onLost(attempt);
       }),
     );

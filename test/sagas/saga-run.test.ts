@@ -60,13 +60,15 @@ describe("saga replay", () => {
     const submitted = await submitJob(store, { maxAttempts: 5 });
     const first = await claimOne(store, { types: [submitted.type] });
     const ran: string[] = [];
-    const a = (await runFor(first)).step("a", () => (ran.push("a"), { n: 1 }));
-    expect(await a).toEqual({ n: 1 });
+    const one = await runFor(first);
+    expect(await one.step("a", () => (ran.push("a"), { n: 1 }))).toEqual({ n: 1 });
+    await one.settle(); // a step's outcome is recorded with the next write, or here
 
     const second = await crashAndReclaim(first, T0);
     const replay = await runFor(second);
     expect(await replay.step("a", () => (ran.push("a again"), { n: 2 }))).toEqual({ n: 1 });
     expect(await replay.step("b", () => (ran.push("b"), "B"))).toBe("B");
+    await replay.settle();
     expect(ran).toEqual(["a", "b"]);
     const steps = await store.listSteps({ tenantId: TENANT, jobId: first.id });
     expect(steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
@@ -82,7 +84,9 @@ describe("saga replay", () => {
     void hanging;
     await new Promise((resolve) => setTimeout(resolve, 20)); // its start is recorded
     const second = await crashAndReclaim(first, T0);
-    expect(await (await runFor(second)).step("a", () => "done")).toBe("done");
+    const rerun = await runFor(second);
+    expect(await rerun.step("a", () => "done")).toBe("done");
+    await rerun.settle();
     const [step] = await store.listSteps({ tenantId: TENANT, jobId: first.id });
     expect(step).toMatchObject({ name: "a", status: "succeeded", attempts: 2, result: "done" });
   });
@@ -90,7 +94,9 @@ describe("saga replay", () => {
   it("a replay that reaches another step than the journal recorded stops as nondeterministic", async () => {
     const submitted = await submitJob(store, { maxAttempts: 5 });
     const first = await claimOne(store, { types: [submitted.type] });
-    await (await runFor(first)).step("reserve", () => 1);
+    const one = await runFor(first);
+    await one.step("reserve", () => 1);
+    await one.settle();
     const second = await crashAndReclaim(first, T0);
     const replay = await runFor(second);
     let ran = false;
@@ -215,6 +221,7 @@ describe("saga replay", () => {
     const run = await runFor(third, () => until + 1);
     await run.sleep(60_000);
     expect(await run.step("after", () => "went on")).toBe("went on");
+    await run.settle();
     const steps = await store.listSteps({ tenantId: TENANT, jobId: first.id });
     expect(steps.map((s) => [s.name, s.status])).toEqual([
       ["sleep-0", "succeeded"],
