@@ -147,14 +147,18 @@ async function measure(label: string, makeStore: () => Promise<Store>): Promise<
 const dir = mkdtempSync(join(tmpdir(), "tessera-bench-sagas-"));
 let dbs = 0;
 try {
-  await measure("SQLite", async () => new SqliteStore({ path: join(dir, `b${dbs++}.db`) }));
+  // BENCH_SAGAS_ONLY=postgres (or sqlite) measures one driver.
+  const only = process.env.BENCH_SAGAS_ONLY;
+  if (only !== "postgres")
+    await measure("SQLite", async () => new SqliteStore({ path: join(dir, `b${dbs++}.db`) }));
   const probe = new pg.Client({ connectionString: PG_URL });
   const reachable = await probe.connect().then(
     () => true,
     () => false,
   );
   await probe.end().catch(() => undefined);
-  if (reachable) {
+  if (only === "sqlite") console.log("PostgreSQL: skipped (BENCH_SAGAS_ONLY=sqlite)");
+  else if (reachable) {
     const schemas: string[] = [];
     try {
       await measure("PostgreSQL", async () => {

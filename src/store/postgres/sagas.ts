@@ -18,37 +18,52 @@ import { retryTransient } from "./transient.js";
 export class PgSagas {
   constructor(private readonly db: PgDb) {}
 
-  async listSteps({ tenantId, jobId }: StoreParams<"listSteps">): Promise<StepRecord[]> {
-    const rows = await this.db.query<StepRow>(
-      `SELECT ${STEP_COLUMNS} FROM {{s}}.saga_steps s
-       WHERE s.job_id = $1 AND EXISTS (SELECT 1 FROM {{s}}.jobs j WHERE j.id = s.job_id AND j.tenant_id = $2)
-       ORDER BY s.seq`,
-      [jobId, tenantId],
+  /** The journals read in one turn (every saga started in it), in one statement. */
+  private readonly reads = new Batcher<StoreParams<"listSteps">, StepRecord[]>(async (items) => {
+    const rows = await this.db.query<StepRow & { job_id: string; tenant_id: string }>(
+      `SELECT c.tenant_id, s.job_id, ${STEP_COLUMNS} FROM {{s}}.saga_steps s
+       JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS c(job_id, tenant_id) ON c.job_id = s.job_id
+       WHERE ${ID_IN("s", "$1", "job_id")}
+         AND EXISTS (SELECT 1 FROM {{s}}.jobs j WHERE j.id = s.job_id AND j.tenant_id = c.tenant_id)
+       ORDER BY s.job_id, s.seq`,
+      [items.map((i) => i.jobId), items.map((i) => i.tenantId)],
     );
-    return rows.map(toStep);
+    const journals = new Map<string, StepRecord[]>();
+    const key = (tenantId: string, jobId: string) => `${tenantId}|${jobId}`;
+    for (const row of rows) {
+      const journal = journals.get(key(row.tenant_id, row.job_id)) ?? [];
+      journal.push(toStep(row));
+      journals.set(key(row.tenant_id, row.job_id), journal);
+    }
+    return items.map((i) => journals.get(key(i.tenantId, i.jobId)) ?? []);
+  });
+
+  listSteps(params: StoreParams<"listSteps">): Promise<StepRecord[]> {
+    return this.reads.add(params);
   }
 
   /**
-   * The journal writes of one event-loop turn, every saga's, in one statement and one commit.
-   * A step's start (`running`) commits without waiting for the WAL flush, as a claim does: a
-   * crash may lose it, which loses a count of its runs, never a result; outcomes wait for it.
+   * The journal writes of one event-loop turn, every saga's, in one statement and one commit:
+   * a step's outcome and the next step's start go together. A batch of starts (`running`)
+   * only commits without waiting for the WAL flush, as a claim does: a crash of the database
+   * may lose it, which loses a count of a step's runs, never a result.
    */
-  private readonly starts = new Batcher<StoreParams<"recordStep">, boolean>((items) =>
-    this.recordMany(items, false),
-  );
-  private readonly outcomes = new Batcher<StoreParams<"recordStep">, boolean>((items) =>
-    this.recordMany(items, true),
+  private readonly writes = new Batcher<StoreParams<"recordStep">, boolean>((items) =>
+    this.recordMany(
+      items,
+      items.some((i) => i.step.status !== "running"),
+    ),
   );
 
   recordStep(params: StoreParams<"recordStep">): Promise<boolean> {
-    return (params.step.status === "running" ? this.starts : this.outcomes).add(params);
+    return this.writes.add(params);
   }
 
   /**
    * The share lock on each job's row holds off a sweep, cancel or completion that would take
    * its lease until this commits: a step is recorded only by the attempt that holds the job.
-   * Rows are locked in id order, as every batched write here locks them. (A saga writes one
-   * step at a time, so no two items of a batch name the same row.)
+   * Rows are locked in id order, as every batched write here locks them. Two items of a batch
+   * may name one job (a step's outcome and the next one's start), never one step.
    */
   private async recordMany(items: StoreParams<"recordStep">[], durable: boolean): Promise<boolean[]> {
     const sorted = byLeaseId(items);
@@ -62,12 +77,14 @@ export class PgSagas {
              AS c(job_id, token, seq, name, status, attempts, started_at, finished_at, result, error, compensated_at,
                compensation_error)),
          owner AS (
-           SELECT j.id FROM {{s}}.jobs j JOIN c ON j.id = c.job_id AND j.lease_token = c.token
-           WHERE ${ID_IN("j", "$1")}${durable ? "" : ` AND ${ASYNC_COMMIT}`} ORDER BY j.id FOR SHARE OF j)
+           SELECT j.id, j.lease_token FROM {{s}}.jobs j
+           WHERE ${ID_IN("j", "$1")} AND EXISTS (SELECT 1 FROM c WHERE c.job_id = j.id AND c.token = j.lease_token)
+             ${durable ? "" : ` AND ${ASYNC_COMMIT}`}
+           ORDER BY j.id FOR SHARE OF j)
          INSERT INTO {{s}}.saga_steps (job_id, ${STEP_COLUMNS})
          SELECT c.job_id, c.seq, c.name, c.status, c.attempts, c.started_at, c.finished_at, c.result, c.error,
            c.compensated_at, c.compensation_error
-         FROM c JOIN owner ON owner.id = c.job_id
+         FROM c JOIN owner ON owner.id = c.job_id AND owner.lease_token = c.token
          ON CONFLICT (job_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status,
            attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
            result = excluded.result, error = excluded.error, compensated_at = excluded.compensated_at,

@@ -44,8 +44,8 @@ export const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', tru
  * of a completion, and growing with the table. Read through a subquery, the ids are a value the
  * plan does not see, and a few index lookups are what it picks.
  */
-export const ID_IN = (alias: string, param: string) =>
-  `${alias}.id = ANY(ARRAY(SELECT unnest(${param}::text[])))`;
+export const ID_IN = (alias: string, param: string, column = "id") =>
+  `${alias}.${column} = ANY(ARRAY(SELECT unnest(${param}::text[])))`;
 
 /**
  * Notifications for many rows: `line` (an SQL expression over the rows of `from`) joined by

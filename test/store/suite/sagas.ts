@@ -78,6 +78,28 @@ export function describeSagas(ctx: SuiteContext): void {
       expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toHaveLength(1);
     });
 
+    it("writes and reads issued together (one batch): each one's own, fenced and tenant-scoped apart", async () => {
+      const a = await submitAndClaim(ctx.store);
+      const b = await submitAndClaim(ctx.store);
+      const outcome = step(0, { status: "succeeded", finishedAt: T0 + 3, result: "a0" });
+      // A step's outcome and the next step's start of one saga, another saga's, and a stale write.
+      const written = await Promise.all([
+        ctx.store.recordStep({ lease: leaseOf(a), step: outcome }),
+        ctx.store.recordStep({ lease: leaseOf(a), step: step(1) }),
+        ctx.store.recordStep({ lease: leaseOf(b), step: step(0, { result: "b0" }) }),
+        ctx.store.recordStep({ lease: { id: b.id, leaseToken: "stale" }, step: step(1) }),
+      ]);
+      expect(written).toEqual([true, true, true, false]);
+      const [ofA, ofB, ofBElsewhere] = await Promise.all([
+        ctx.store.listSteps({ tenantId: TENANT, jobId: a.id }),
+        ctx.store.listSteps({ tenantId: TENANT, jobId: b.id }),
+        ctx.store.listSteps({ tenantId: OTHER_TENANT, jobId: b.id }),
+      ]);
+      expect(ofA).toEqual([outcome, step(1)]);
+      expect(ofB).toEqual([step(0, { result: "b0" })]);
+      expect(ofBElsewhere).toEqual([]);
+    });
+
     it("goes with its job when the job is deleted", async () => {
       const job = await submitAndClaim(ctx.store);
       await ctx.store.recordStep({ lease: leaseOf(job), step: step(0) });
