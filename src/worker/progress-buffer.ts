@@ -58,11 +58,15 @@ export class ProgressBuffer {
     this.pending.delete(attempt);
   }
 
-  /** Latest progress per job, written in one group commit; a refused write means the lease is gone. */
+  /**
+   * Latest progress per job, written in one group commit; a refused write means the lease is
+   * gone. An attempt with a write still on its way keeps its report for the flush after that
+   * write: two writes of one job in flight at once could commit in either order.
+   */
   async flush(): Promise<void> {
     this.scheduled = false;
-    const batch = [...this.pending.entries()];
-    this.pending.clear();
+    const batch = [...this.pending.entries()].filter(([attempt]) => !this.writing.has(attempt));
+    for (const [attempt] of batch) this.pending.delete(attempt);
     await Promise.all(
       batch.map(async ([attempt, { percent, message }]) => {
         if (attempt.aborted) return;
@@ -71,8 +75,12 @@ export class ProgressBuffer {
           .catch(() => true); // a transient store error is not proof the lease is lost
         this.writing.set(attempt, write);
         const applied = await write;
-        if (this.writing.get(attempt) === write) this.writing.delete(attempt);
+        this.writing.delete(attempt);
         if (!applied) this.deps.onLost(attempt);
+        else if (this.pending.has(attempt) && !this.scheduled) {
+          this.scheduled = true;
+          setImmediate(() => void this.flush());
+        }
       }),
     );
   }

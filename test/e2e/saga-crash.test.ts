@@ -111,9 +111,14 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
         attempt: number;
         steps: { name: string; status: string }[];
       };
+    // Asleep: the nap recorded and the job given back (killed before the release, it would be
+    // a crash of a running attempt, which costs one).
     await waitFor(
       "the saga to sleep",
-      async () => (await status(first.url)).steps?.some((s) => s.name === "nap" && s.status === "running"),
+      async () => {
+        const job = await status(first.url);
+        return job.status !== "running" && job.steps?.some((s) => s.name === "nap" && s.status === "running");
+      },
       10_000,
     );
     await first.kill();
