@@ -136,9 +136,12 @@ export class JobHandle<O = unknown> {
   /**
    * Cancel the job: the server tells a running handler to stop. Cancelling a canceled job
    * is fine; one that already succeeded, failed or timed out throws `JobAlreadyFinishedError`.
+   * Sent to the job's `cancel` link when one was seen (a server may put it anywhere), else to
+   * `…/v1/jobs/{id}/cancel`.
    */
   async cancel(options: { signal?: AbortSignal; policy?: RetryPolicy } = {}): Promise<JobRepresentation> {
-    const url = `${displayUrl(this.statusUrl)}/cancel`;
+    const link = this.job?.links?.cancel;
+    const url = link ? new URL(link, this.statusUrl).href : `${displayUrl(this.statusUrl)}/cancel`;
     const reply = await this.ctx.transport.send({
       method: "POST",
       url,
