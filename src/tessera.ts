@@ -20,6 +20,7 @@ import type { PeriodicTask } from "./worker/maintenance/periodic.js";
 import { createRetentionPurge } from "./worker/maintenance/retention-purge.js";
 import { WorkerRuntime } from "./worker/runtime.js";
 import { isCommandJob } from "./worker/command/define-command-job.js";
+import { compensationJob } from "./sagas/compensation-job.js";
 import { isSaga } from "./sagas/define-saga.js";
 import { findExecutable, openTaskHost } from "./worker/command/task-host.js";
 
@@ -99,11 +100,14 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   const runsJobs = config.role !== "api" && config.concurrency > 0;
   const taskHost =
     commandJobs.length > 0 && runsJobs ? await openTaskHost(config.taskDir, process.env) : null;
+  // Command jobs run under the task host; sagas keep their journal in this store.
+  const bound = jobs.map((d) =>
+    taskHost && isCommandJob(d) ? d.withHost(taskHost) : isSaga(d) ? d.withStore(store) : d,
+  );
+  const sagas = new Map(bound.filter(isSaga).map((d) => [d.type, d]));
   const registry = new JobRegistry(
-    // Command jobs run under the task host; sagas keep their journal in this store.
-    jobs.map((d) =>
-      taskHost && isCommandJob(d) ? d.withHost(taskHost) : isSaga(d) ? d.withStore(store) : d,
-    ),
+    // With sagas comes the job that compensates them (when canceled, or when an operator asks).
+    sagas.size > 0 ? [...bound, compensationJob(store, sagas) as JobDefinition] : bound,
   );
   const metrics = new Metrics();
   const estimator = new RetryAfterEstimator(config.retryAfterMin, config.retryAfterMax);

@@ -1,5 +1,5 @@
 import { defineJob, type JobContext, type JobDefinition, type JsonSchema } from "../jobs/define.js";
-import type { Store } from "../store/store.js";
+import type { JobRecord, Store } from "../store/store.js";
 import { attemptOf } from "../worker/context.js";
 import { SagaRun, type SagaContext } from "./saga-run.js";
 
@@ -24,6 +24,13 @@ export interface DefineSagaOptions<I, O> {
 export interface SagaDefinition<I = unknown, O = unknown> extends JobDefinition<I, O> {
   /** This definition with its journal in `store` (createTessera binds it to its store). */
   withStore(store: Store): SagaDefinition<I, O>;
+  /**
+   * Undo what the ended saga `saga` did: replay its code against its journal, running nothing
+   * new, then compensate its steps newest first, on behalf of the attempt `ctx` is for (a
+   * compensation job's). The names of the steps undone, newest first.
+   * @internal the compensation job's (src/sagas/compensation-job.ts)
+   */
+  undo(store: Store, ctx: JobContext, saga: JobRecord, why: string): Promise<string[]>;
 }
 
 export function isSaga(definition: JobDefinition): definition is SagaDefinition {
@@ -77,7 +84,20 @@ export function defineSaga<I, O>(options: DefineSagaOptions<I, O>): SagaDefiniti
         }
       },
     });
-    return Object.freeze({ ...job, withStore: (s: Store) => bind(s) });
+    const undo = async (on: Store, ctx: JobContext, saga: JobRecord, why: string): Promise<string[]> => {
+      const journal = await on.listSteps({ tenantId: saga.tenantId, jobId: saga.id });
+      const run = new SagaRun(on, ctx, attemptOf(ctx), journal, undefined, Date.now, {
+        sagaId: saga.id,
+        replayOnly: true,
+      });
+      try {
+        await options.run(saga.input as I, run.context());
+        return await run.undo(undefined, why);
+      } catch (thrown) {
+        return run.undo(thrown, why);
+      }
+    };
+    return Object.freeze({ ...job, withStore: (s: Store) => bind(s), undo });
   };
   return bind(null);
 }

@@ -71,6 +71,24 @@ export interface CallTarget {
   metadata?: Record<string, string>;
 }
 
+/**
+ * A replay for compensation reached what its journal does not hold as done: nothing more may
+ * run, what was done is undone from here.
+ */
+class ReplayEnd extends Error {
+  constructor() {
+    super("the replay reached the end of the journal");
+  }
+}
+
+/** How a run goes: a saga's own attempt, or a compensation job's replay of a saga that ended. */
+export interface SagaRunMode {
+  /** The saga whose journal this is, when not the attempt's own job (a compensation job's). */
+  sagaId?: string;
+  /** Replay only: return what the journal holds, run nothing new (a compensation's replay). */
+  replayOnly?: boolean;
+}
+
 /** A step that failed for good: the saga compensates, then fails. */
 class StepFailed extends Error {
   constructor(
@@ -101,6 +119,9 @@ export class SagaRun {
   private readonly names = new Set<string>();
   private readonly done: Done[] = [];
   private readonly job: ClaimedJob;
+  /** The saga's id: its steps' keys, its journal and events are the saga's. */
+  private readonly sagaId: string;
+  private readonly replayOnly: boolean;
 
   constructor(
     private readonly store: Store,
@@ -111,8 +132,11 @@ export class SagaRun {
     private readonly expectedSteps?: number,
     /** The clock of the journal's times and of sleeps. */
     private readonly now: () => number = Date.now,
+    mode: SagaRunMode = {},
   ) {
     this.job = job;
+    this.sagaId = mode.sagaId ?? job.id;
+    this.replayOnly = mode.replayOnly ?? false;
   }
 
   private finished(done: Done): void {
@@ -126,6 +150,8 @@ export class SagaRun {
   /** The ctx the saga's `run` gets: the job's own members, and `step`. */
   context(): SagaContext {
     const own: Record<string, unknown> = {
+      // A compensation job's replay shows the saga's code the saga's id.
+      ...(this.sagaId !== this.job.id ? { jobId: this.sagaId } : {}),
       step: this.step.bind(this),
       sleep: this.sleep.bind(this),
       call: this.call.bind(this),
@@ -151,6 +177,7 @@ export class SagaRun {
       this.finished({ record: recorded, compensate, options: erased });
       return recorded.result as T;
     }
+    if (this.replayOnly) throw new ReplayEnd();
     const record: StepRecord = recorded ?? {
       seq,
       name,
@@ -228,6 +255,7 @@ export class SagaRun {
       this.finished({ record: recorded, compensate: undefined, options: {} });
       return recorded.result as T;
     }
+    if (this.replayOnly) throw new ReplayEnd();
     const now = this.now();
     const { timeoutSeconds } = options;
     const record: StepRecord = recorded ?? {
@@ -243,7 +271,7 @@ export class SagaRun {
       compensatedAt: null,
       compensationError: null,
     };
-    const jobId = this.job.id;
+    const jobId = this.sagaId;
     const received = await this.store.sagaEvent({ jobId, name: event });
     if (received) {
       const done = { ...record, status: "succeeded" as const, finishedAt: now, result: received.data };
@@ -274,6 +302,7 @@ export class SagaRun {
     const { seq, recorded } = this.place(name ?? `sleep-${this.seq}`);
     if (recorded?.status === "succeeded")
       return this.finished({ record: recorded, compensate: undefined, options: {} });
+    if (this.replayOnly) throw new ReplayEnd();
     const now = this.now();
     const record: StepRecord = recorded ?? {
       seq,
@@ -328,6 +357,26 @@ export class SagaRun {
       thrown instanceof StepFailed
         ? `step "${thrown.step}" failed: ${thrown.problem.detail}`
         : `the saga failed outside its steps: ${coerceError(thrown).message}`;
+    const compensated = await this.compensate(failure, { retryFailed: false });
+    const undone =
+      compensated.length > 0 ? `; compensated: ${compensated.join(", ")}` : "; nothing to compensate";
+    throw new JobError(500, `${failure}${undone}`, { problem: "saga-step-failed" });
+  }
+
+  /**
+   * A compensation job's end of the replay (`replayOnly`): the saga's code stopped where its
+   * journal ends (or ran to its end, or met its failed step). Undo what was done, newest
+   * first, a compensation that failed before included; the names undone, newest first.
+   */
+  async undo(thrown: unknown, why: string): Promise<string[]> {
+    if (thrown instanceof JobAbortedError || this.ctx.signal.aborted) throw thrown;
+    if (thrown instanceof JobError && thrown.slug === "saga-nondeterministic") throw thrown;
+    await this.settle();
+    return this.compensate(why, { retryFailed: true });
+  }
+
+  /** Run the compensations of the steps done, newest first; those undone, newest first. */
+  private async compensate(failure: string, { retryFailed }: { retryFailed: boolean }): Promise<string[]> {
     const compensated: string[] = [];
     for (const { record, compensate, options } of [...this.done].reverse()) {
       if (!compensate) continue;
@@ -335,7 +384,7 @@ export class SagaRun {
         compensated.push(record.name);
         continue;
       }
-      if (record.status === "compensation_failed") {
+      if (record.status === "compensation_failed" && !retryFailed) {
         throw this.compensationFailed(failure, record.name, record.compensationError!, compensated);
       }
       const outcome = await this.runWithRetries(
@@ -348,12 +397,15 @@ export class SagaRun {
         await this.write({ ...record, status: "compensation_failed", compensationError: outcome.error });
         throw this.compensationFailed(failure, record.name, outcome.error, compensated);
       }
-      await this.write({ ...record, status: "compensated", compensatedAt: this.now() });
+      await this.write({
+        ...record,
+        status: "compensated",
+        compensatedAt: this.now(),
+        compensationError: null,
+      });
       compensated.push(record.name);
     }
-    const undone =
-      compensated.length > 0 ? `; compensated: ${compensated.join(", ")}` : "; nothing to compensate";
-    throw new JobError(500, `${failure}${undone}`, { problem: "saga-step-failed" });
+    return compensated;
   }
 
   /** Run `fn` until it succeeds or fails for good; each run is counted in the journal first. */
@@ -367,7 +419,7 @@ export class SagaRun {
     const baseDelay = options.retryDelayMs ?? 1000;
     // A compensation's key is its own: a payment service must not take a refund for a replay
     // of the charge it undoes.
-    const key = `${this.job.id}.${record.seq}${record.status === "running" ? "" : ".undo"}`;
+    const key = `${this.sagaId}.${record.seq}${record.status === "running" ? "" : ".undo"}`;
     for (let run = 1; ; run++) {
       if (record.status === "running") {
         record.attempts++;
@@ -398,7 +450,11 @@ export class SagaRun {
     const previous = this.pending;
     this.pending = null;
     const own = this.store
-      .recordStep({ lease: { id: this.job.id, leaseToken: this.job.leaseToken }, step })
+      .recordStep({
+        lease: { id: this.job.id, leaseToken: this.job.leaseToken },
+        step,
+        ...(this.sagaId !== this.job.id ? { sagaId: this.sagaId } : {}),
+      })
       .then((written) => {
         if (!written) throw new JobAbortedError("lease-lost", this.job.id);
       });

@@ -467,8 +467,10 @@ export interface Store {
   /**
    * Write one step's row (by its `seq`: insert, or replace the one recorded), fenced by the
    * attempt's lease: false, with nothing written, when the attempt no longer holds the job.
+   * `sagaId`: the saga whose journal it is, when not the lease's own job (a compensation job
+   * writes the journal of the saga it compensates, fenced by its own lease).
    */
-  recordStep(params: { lease: Lease; step: StepRecord }): Promise<boolean>;
+  recordStep(params: { lease: Lease; step: StepRecord; sagaId?: string }): Promise<boolean>;
   /**
    * Keep an event for a saga (the first of each name; `eventId` makes a resend harmless) and
    * wake the saga if it is queued: `not-found` for another tenant's job, `finished` for an

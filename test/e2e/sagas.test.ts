@@ -85,6 +85,33 @@ const approval = defineSaga({
   },
 });
 
+/** Two steps done, then held in a step, a sleep or a wait for an event: to be canceled there. */
+const cancelable = defineSaga({
+  type: "test.cancelable",
+  input: {
+    type: "object",
+    properties: { run: { type: "string" }, waitIn: { enum: ["step", "sleep", "event"] } },
+    required: ["run", "waitIn"],
+  },
+  async run(input: { run: string; waitIn: "step" | "sleep" | "event" }, saga) {
+    const step = (name: string) =>
+      saga.step(name, () => (log(input.run, name), name), {
+        compensate: (_result, s) => log(input.run, `undo ${name} ${s.idempotencyKey}`),
+      });
+    await step("reserve");
+    await step("charge");
+    if (input.waitIn === "sleep") await saga.sleep(600_000);
+    else if (input.waitIn === "event") await saga.waitForEvent("go");
+    else
+      await saga.step(
+        "ship",
+        (s) =>
+          new Promise((_, reject) => s.signal.addEventListener("abort", () => reject(new Error("stopped")))),
+      );
+    await step("after");
+  },
+});
+
 const plain = defineJob({ type: "test.plain", input: {}, run: () => Date.now() });
 
 const duplicate = defineSaga({
@@ -104,7 +131,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
 
     beforeAll(async () => {
       server = await startServer({
-        jobs: [order, duplicate, napping, plain, approval] as JobDefinition[],
+        jobs: [order, duplicate, napping, plain, approval, cancelable] as JobDefinition[],
         // One slot: a sleeping saga must not hold it.
         config: { concurrency: 1, ...(driver === "postgres" ? { db: PG_URL, dbSchema: schema } : {}) },
       });
@@ -312,6 +339,69 @@ for (const driver of ["sqlite", "postgres"] as const) {
       );
       await http(`${location}/cancel`, { method: "POST", headers: bearer(key) });
     });
+
+    for (const waitIn of ["step", "sleep", "event"] as const) {
+      it(`canceled while in a ${waitIn}: the steps done are compensated newest first; it stays canceled`, async () => {
+        const run = `${driver}-cancel-${waitIn}`;
+        const submitted = await http(`${server.url}/v1/jobs`, {
+          json: { type: "test.cancelable", input: { run, waitIn } },
+          headers: bearer(key),
+        });
+        const saga = (await submitted.json()) as SagaJob & { links: { cancel: string } };
+        const held = { step: "ship", sleep: "sleep-2", event: "event:go" }[waitIn];
+        await vi.waitFor(
+          async () => {
+            const job = (await (await http(saga.links.self, { headers: bearer(key) })).json()) as SagaJob;
+            expect(job.steps?.map((s) => [s.name, s.status]).at(-1)).toEqual([held, "running"]);
+          },
+          { timeout: 10_000 },
+        );
+        const canceled = await http(saga.links.cancel, { method: "POST", headers: bearer(key) });
+        expect(canceled.status).toBe(200);
+        expect(((await canceled.json()) as SagaJob).status).toBe("canceled");
+
+        // The compensation job undoes charge, then reserve, with the saga's own undo keys.
+        await vi.waitFor(() => expect(calls.get(run)).toHaveLength(4), { timeout: 15_000 });
+        expect(calls.get(run)).toEqual([
+          "reserve",
+          "charge",
+          `undo charge ${saga.id}.1.undo`,
+          `undo reserve ${saga.id}.0.undo`,
+        ]);
+        const after = (await (
+          await http(`${saga.links.self}?onComplete=status`, { headers: bearer(key) })
+        ).json()) as SagaJob;
+        expect(after.status).toBe("canceled");
+        expect(after.error).toMatchObject({ type: "/problems/job-canceled" });
+        expect(after.steps!.map((s) => [s.name, s.status])).toEqual([
+          ["reserve", "compensated"],
+          ["charge", "compensated"],
+          [held, "running"],
+        ]);
+
+        // One compensation job, however often the saga is canceled; its result says what it did.
+        expect((await http(saga.links.cancel, { method: "POST", headers: bearer(key) })).status).toBe(200);
+        const listed = (await (
+          await http(`${server.url}/v1/jobs?type=tessera.saga.compensate`, { headers: bearer(key) })
+        ).json()) as { items: SagaJob[] };
+        const results = await Promise.all(
+          listed.items.map(async (j) => {
+            const done = await vi.waitFor(
+              async () => {
+                const res = await http(`${j.links.self}?onComplete=status`, { headers: bearer(key) });
+                expect(res.status).toBe(200);
+                return (await res.json()) as SagaJob;
+              },
+              { timeout: 10_000 },
+            );
+            return (await (await http(done.links.result!)).json()) as { saga: string };
+          }),
+        );
+        expect(results.filter((r) => r.saga === saga.id)).toEqual([
+          { saga: saga.id, status: "canceled", compensated: ["charge", "reserve"] },
+        ]);
+      });
+    }
 
     it("a step name used twice in one run fails the saga as nondeterministic", async () => {
       const job = await runSaga("test.duplicate", {});

@@ -228,4 +228,88 @@ describe("saga replay", () => {
       ["after", "succeeded"],
     ]);
   });
+
+  it("a compensation job's replay runs nothing new and undoes what was done, newest first, in the saga's journal", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const saga = await claimOne(store, { types: [submitted.type] });
+    const did: string[] = [];
+    const code = async (run: SagaRun) => {
+      const step = (name: string) =>
+        run.step(name, (s) => (did.push(`${name} ${s.idempotencyKey}`), name), {
+          compensate: (result, s) => void did.push(`undo ${String(result)} ${s.idempotencyKey}`),
+        });
+      await step("a");
+      await step("b");
+      await run.sleep(60_000);
+      await step("c");
+    };
+    const first = await runFor(saga);
+    await expect(code(first)).rejects.toBeInstanceOf(JobSuspended); // asleep after a and b
+    // Canceled while asleep: its own attempt can record nothing more.
+    await store.cancel({ tenantId: TENANT, id: saga.id, now: Date.now() });
+
+    const other = await submitJob(store, { type: "compensate" });
+    const compensation = await claimOne(store, { types: [other.type] });
+    const journal = await store.listSteps({ tenantId: TENANT, jobId: saga.id });
+    const replay = new SagaRun(store, ctxFor(compensation), compensation, journal, undefined, Date.now, {
+      sagaId: saga.id,
+      replayOnly: true,
+    });
+    const undone = await code(replay).then(
+      () => replay.undo(undefined, "canceled"),
+      (thrown: unknown) => replay.undo(thrown, "canceled"),
+    );
+    expect(undone).toEqual(["b", "a"]);
+    // Nothing ran again and c never ran; the undo keys are the saga's own.
+    expect(did).toEqual([
+      `a ${saga.id}.0`,
+      `b ${saga.id}.1`,
+      `undo b ${saga.id}.1.undo`,
+      `undo a ${saga.id}.0.undo`,
+    ]);
+    const steps = await store.listSteps({ tenantId: TENANT, jobId: saga.id });
+    expect(steps.map((s) => [s.name, s.status])).toEqual([
+      ["a", "compensated"],
+      ["b", "compensated"],
+      ["sleep-2", "running"],
+    ]);
+    expect(await store.listSteps({ tenantId: TENANT, jobId: compensation.id })).toEqual([]);
+  });
+
+  it("a compensation job retries a compensation that failed for good before", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const job = await claimOne(store, { types: [submitted.type] });
+    let bankUp = false;
+    const code = async (run: SagaRun) => {
+      await run.step("a", () => "A", {
+        compensate: () => {
+          if (!bankUp) throw new Error("the bank is down");
+        },
+        maxAttempts: 1,
+      });
+      await run.step("b", () => {
+        throw new JobError(422, "no");
+      });
+    };
+    const first = await runFor(job);
+    const failed = await code(first).catch((thrown: unknown) => first.fail(thrown).catch((e: unknown) => e));
+    expect((failed as JobError).slug).toBe("saga-compensation-failed");
+
+    bankUp = true; // the operator fixed the bank, and retries the compensation
+    const other = await submitJob(store, { type: "compensate" });
+    const compensation = await claimOne(store, { types: [other.type] });
+    const replay = new SagaRun(
+      store,
+      ctxFor(compensation),
+      compensation,
+      await store.listSteps({ tenantId: TENANT, jobId: job.id }),
+      undefined,
+      Date.now,
+      { sagaId: job.id, replayOnly: true },
+    );
+    const undone = await code(replay).catch((thrown: unknown) => replay.undo(thrown, "failed"));
+    expect(undone).toEqual(["a"]);
+    const [a] = await store.listSteps({ tenantId: TENANT, jobId: job.id });
+    expect(a).toMatchObject({ status: "compensated", compensationError: null });
+  });
 });

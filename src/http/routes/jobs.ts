@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isJobId } from "../../jobs/ids.js";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
+import { compensationKey, SAGA_COMPENSATION_TYPE } from "../../sagas/compensation-job.js";
 import { isSaga } from "../../sagas/define-saga.js";
 import type { CallbackSpec, JobRecord, StepRecord } from "../../store/store.js";
 import { auditJob } from "../auth.js";
@@ -330,7 +331,10 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
 
   app.post("/v1/jobs/:id/cancel", async (request, reply) => {
     const { id } = request.params as { id: string };
-    await findJob(request, deps, id);
+    const job = await findJob(request, deps, id);
+    const definition = deps.registry.get(job.type)?.definition;
+    if (definition && isSaga(definition) && !isTerminal(job.status))
+      await submitCompensation(request, deps, job);
     const outcome = await store.cancel({ tenantId: request.tenantId, id, now: deps.now() });
     reply.header("cache-control", "no-store");
     switch (outcome.kind) {
@@ -417,6 +421,36 @@ const PING_TIMEOUT_MS = 5000;
  * A callback URL must be http(s) and reach only allowed addresses (checked again at every
  * connection); with `verify`, the receiver must answer a signed `webhook.ping` first.
  */
+/**
+ * A saga being canceled: the job that will compensate it, committed before the cancel (it
+ * cancels the saga itself if the cancel never comes, after a crash). One per saga, by its key.
+ */
+async function submitCompensation(request: FastifyRequest, deps: ServerDeps, saga: JobRecord): Promise<void> {
+  const envelope = { type: SAGA_COMPENSATION_TYPE, input: { saga: saga.id } };
+  const now = deps.now();
+  const job = buildJob(envelope, {
+    tenantId: saga.tenantId,
+    registry: deps.registry,
+    config: deps.config,
+    now,
+  });
+  const key = compensationKey(saga.id);
+  const hash = requestHash(saga.tenantId, "POST", "/v1/jobs", envelope);
+  try {
+    const outcome = await deps.submit({ job, idempotency: { key, requestHash: hash }, now });
+    if (outcome.kind === "key-mismatch")
+      request.log.warn({ saga: saga.id }, `idempotency key ${key} is taken`);
+  } catch (error) {
+    request.log.error({ err: error }, "the compensation job could not be committed");
+    throw new ProblemError(
+      "service-unavailable",
+      "the saga's compensation could not be stored; it was not canceled",
+      {},
+      { "retry-after": "1" },
+    );
+  }
+}
+
 async function checkCallback(
   request: FastifyRequest,
   deps: ServerDeps,

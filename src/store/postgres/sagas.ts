@@ -11,7 +11,7 @@ import {
 import type { SagaEvent, Store, StepRecord, StoreParams } from "../store.js";
 import { Batcher } from "./batcher.js";
 import type { PgDb } from "./db.js";
-import { byLeaseId } from "./params.js";
+import { arrayParam, byLeaseId } from "./params.js";
 import { ASYNC_COMMIT, ID_IN } from "./sql.js";
 import { retryTransient } from "./transient.js";
 
@@ -73,18 +73,18 @@ export class PgSagas {
       this.db.query<{ job_id: string; seq: number }>(
         `WITH c AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bigint[],
-             $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[])
-             AS c(job_id, token, seq, name, status, attempts, started_at, finished_at, result, error, compensated_at,
-               compensation_error)),
+             $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[])
+             AS c(lease_id, token, seq, name, status, attempts, started_at, finished_at, result, error, compensated_at,
+               compensation_error, job_id)),
          owner AS (
            SELECT j.id, j.lease_token FROM {{s}}.jobs j
-           WHERE ${ID_IN("j", "$1")} AND EXISTS (SELECT 1 FROM c WHERE c.job_id = j.id AND c.token = j.lease_token)
+           WHERE ${ID_IN("j", "$1")} AND EXISTS (SELECT 1 FROM c WHERE c.lease_id = j.id AND c.token = j.lease_token)
              ${durable ? "" : ` AND ${ASYNC_COMMIT}`}
            ORDER BY j.id FOR SHARE OF j)
          INSERT INTO {{s}}.saga_steps (job_id, ${STEP_COLUMNS})
-         SELECT c.job_id, c.seq, c.name, c.status, c.attempts, c.started_at, c.finished_at, c.result, c.error,
-           c.compensated_at, c.compensation_error
-         FROM c JOIN owner ON owner.id = c.job_id AND owner.lease_token = c.token
+         SELECT coalesce(c.job_id, c.lease_id), c.seq, c.name, c.status, c.attempts, c.started_at, c.finished_at,
+           c.result, c.error, c.compensated_at, c.compensation_error
+         FROM c JOIN owner ON owner.id = c.lease_id AND owner.lease_token = c.token
          ON CONFLICT (job_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status,
            attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
            result = excluded.result, error = excluded.error, compensated_at = excluded.compensated_at,
@@ -95,11 +95,13 @@ export class PgSagas {
           sorted.map((i) => i.lease.leaseToken),
           sorted.map((i) => i.step.seq),
           ...Array.from({ length: 9 }, (_, k) => column(k)),
+          // Null for the lease's own job (all null is sent as one NULL).
+          arrayParam(sorted.map((i) => i.sagaId ?? null)),
         ],
       ),
     );
     const written = new Set(rows.map((r) => `${r.job_id}|${r.seq}`));
-    return items.map((i) => written.has(`${i.lease.id}|${i.step.seq}`));
+    return items.map((i) => written.has(`${i.sagaId ?? i.lease.id}|${i.step.seq}`));
   }
 
   /**

@@ -12,10 +12,10 @@ export class SqliteSagas {
     return (this.db.sql.listSteps.all(jobId, tenantId) as StepRow[]).map(toStep);
   }
 
-  async recordStep({ lease, step }: StoreParams<"recordStep">): Promise<boolean> {
+  async recordStep({ lease, step, sagaId = lease.id }: StoreParams<"recordStep">): Promise<boolean> {
     return this.db.writes.run(
       () =>
-        this.db.sql.recordStep.run(lease.id, step.seq, ...stepValues(step), lease.id, lease.leaseToken)
+        this.db.sql.recordStep.run(sagaId, step.seq, ...stepValues(step), lease.id, lease.leaseToken)
           .changes > 0,
     );
   }

@@ -100,6 +100,29 @@ export function describeSagas(ctx: SuiteContext): void {
       expect(ofBElsewhere).toEqual([]);
     });
 
+    it("a compensation job writes the journal of the saga it names, fenced by its own lease", async () => {
+      const saga = await submitAndClaim(ctx.store);
+      const done = step(0, { status: "succeeded", finishedAt: T0 + 2, result: "a" });
+      expect(await ctx.store.recordStep({ lease: leaseOf(saga), step: done })).toBe(true);
+      await ctx.store.cancel({ tenantId: TENANT, id: saga.id, now: T0 + 3 });
+      // The canceled saga's own attempt can write nothing more.
+      expect(await ctx.store.recordStep({ lease: leaseOf(saga), step: step(1) })).toBe(false);
+
+      const compensation = await submitAndClaim(ctx.store);
+      const undone = { ...done, status: "compensated" as const, compensatedAt: T0 + 4 };
+      const [own, stale] = await Promise.all([
+        ctx.store.recordStep({ lease: leaseOf(compensation), step: undone, sagaId: saga.id }),
+        ctx.store.recordStep({
+          lease: { id: compensation.id, leaseToken: "stale" },
+          step: step(1),
+          sagaId: saga.id,
+        }),
+      ]);
+      expect([own, stale]).toEqual([true, false]);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: saga.id })).toEqual([undone]);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: compensation.id })).toEqual([]);
+    });
+
     it("goes with its job when the job is deleted", async () => {
       const job = await submitAndClaim(ctx.store);
       await ctx.store.recordStep({ lease: leaseOf(job), step: step(0) });
