@@ -112,6 +112,25 @@ const cancelable = defineSaga({
   },
 });
 
+/** Its one compensation fails while the bank is down. */
+let bankDown = true;
+const fragile = defineSaga({
+  type: "test.fragile",
+  input: { type: "object", properties: { run: { type: "string" } }, required: ["run"] },
+  async run(input: { run: string }, saga) {
+    await saga.step("hold", () => log(input.run, "hold"), {
+      compensate: () => {
+        if (bankDown) throw new Error("the bank is down");
+        log(input.run, "undo hold");
+      },
+      maxAttempts: 1,
+    });
+    await saga.step("charge", () => {
+      throw new JobError(402, "card declined");
+    });
+  },
+});
+
 const plain = defineJob({ type: "test.plain", input: {}, run: () => Date.now() });
 
 const duplicate = defineSaga({
@@ -131,7 +150,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
 
     beforeAll(async () => {
       server = await startServer({
-        jobs: [order, duplicate, napping, plain, approval, cancelable] as JobDefinition[],
+        jobs: [order, duplicate, napping, plain, approval, cancelable, fragile] as JobDefinition[],
         // One slot: a sleeping saga must not hold it.
         config: { concurrency: 1, ...(driver === "postgres" ? { db: PG_URL, dbSchema: schema } : {}) },
       });
@@ -402,6 +421,58 @@ for (const driver of ["sqlite", "postgres"] as const) {
         ]);
       });
     }
+
+    it("a compensation that failed is retried by submitting the compensation job; a succeeded saga is left alone", async () => {
+      bankDown = true;
+      const run = `${driver}-fragile`;
+      const saga = await runSaga("test.fragile", { run });
+      expect(saga.status).toBe("failed");
+      expect(saga.error!.type).toBe("/problems/saga-compensation-failed");
+      expect(saga.steps!.map((s) => [s.name, s.status])).toEqual([
+        ["hold", "compensation_failed"],
+        ["charge", "failed"],
+      ]);
+
+      bankDown = false; // the operator fixed the bank
+      const retried = await runSaga("tessera.saga.compensate", { saga: saga.id });
+      expect(retried.status).toBe("succeeded");
+      expect(await (await http(retried.links.result!)).json()).toEqual({
+        saga: saga.id,
+        status: "failed",
+        compensated: ["hold"],
+      });
+      expect(calls.get(run)).toEqual(["hold", "undo hold"]);
+      const after = (await (
+        await http(`${saga.links.self}?onComplete=status`, { headers: bearer(key) })
+      ).json()) as SagaJob;
+      expect(after.status).toBe("failed"); // its outcome was recorded once; its steps tell the rest
+      expect(after.steps!.map((s) => [s.name, s.status])).toEqual([
+        ["hold", "compensated"],
+        ["charge", "failed"],
+      ]);
+
+      // A succeeded saga is not undone; another tenant's saga is not found.
+      const ok = await runSaga("test.order", { run: `${driver}-left-alone` });
+      const none = await runSaga("tessera.saga.compensate", { saga: ok.id });
+      expect(await (await http(none.links.result!)).json()).toMatchObject({ compensated: [] });
+      expect(calls.get(`${driver}-left-alone`)).toEqual(["reserve#1", "charge#1", "ship#1"]);
+      const other = await server.key("other");
+      const elsewhere = await http(`${server.url}/v1/jobs`, {
+        json: { type: "tessera.saga.compensate", input: { saga: ok.id } },
+        headers: bearer(other),
+      });
+      const foreign = (await elsewhere.json()) as SagaJob;
+      const ended = await vi.waitFor(
+        async () => {
+          const res = await http(`${foreign.links.self}?onComplete=status`, { headers: bearer(other) });
+          expect(res.status).toBe(200);
+          return (await res.json()) as SagaJob;
+        },
+        { timeout: 10_000 },
+      );
+      expect(ended.status).toBe("failed");
+      expect(ended.error).toMatchObject({ status: 404 });
+    });
 
     it("a step name used twice in one run fails the saga as nondeterministic", async () => {
       const job = await runSaga("test.duplicate", {});
