@@ -26,6 +26,19 @@ export interface StepOptions<T> {
   maxAttempts?: number;
   /** First pause between runs, doubled each time. @default 1000 */
   retryDelayMs?: number;
+  /**
+   * Longest a run of the function (or of its compensation) may take: then its `signal` fires
+   * and the run counts as failed (retried while runs are left; `504` when it was the last).
+   * @default no limit but the saga's deadline
+   */
+  timeoutSeconds?: number;
+}
+
+/** A run of a step that took longer than its `timeoutSeconds`. */
+class StepTimedOut extends Error {
+  constructor(seconds: number) {
+    super(`timed out after ${seconds} s`);
+  }
 }
 
 /** A saga's handle in its `run`: the job's ctx, and durable steps. */
@@ -426,18 +439,50 @@ export class SagaRun {
         await this.write(record);
       }
       try {
-        const value = await fn({ idempotencyKey: key, attempt: run, signal: this.ctx.signal });
+        const value = await this.runOnce(fn, key, run, options.timeoutSeconds);
         return { ok: true, value };
       } catch (thrown) {
         if (this.ctx.signal.aborted) throw thrown; // stopped: not the step's failure
         const error = coerceError(thrown);
         const final = thrown instanceof JobError || run >= maxAttempts;
         if (final) {
-          const status = thrown instanceof JobError ? thrown.status : 500;
+          const status =
+            thrown instanceof JobError ? thrown.status : thrown instanceof StepTimedOut ? 504 : 500;
           return { ok: false, error: jobProblem("job-failed", `${what}: ${error.message}`, status) };
         }
         await sleep(baseDelay * 2 ** (run - 1), undefined, { signal: this.ctx.signal });
       }
+    }
+  }
+
+  /** One run of a step's function, bounded by its timeout: its signal fires at either stop. */
+  private async runOnce(
+    fn: (step: StepContext) => unknown,
+    idempotencyKey: string,
+    attempt: number,
+    timeoutSeconds: number | undefined,
+  ): Promise<unknown> {
+    if (timeoutSeconds === undefined) return fn({ idempotencyKey, attempt, signal: this.ctx.signal });
+    if (!(timeoutSeconds > 0 && Number.isFinite(timeoutSeconds)))
+      throw new JobError(500, `a step's timeoutSeconds must be a number > 0, got ${String(timeoutSeconds)}`);
+    const timer = new AbortController();
+    const signal = AbortSignal.any([this.ctx.signal, timer.signal]);
+    let handle: NodeJS.Timeout | undefined;
+    // A function that ignores its signal is not waited for past its time.
+    const late = new Promise<never>((_, reject) => {
+      handle = setTimeout(() => {
+        const error = new StepTimedOut(timeoutSeconds);
+        timer.abort(error);
+        reject(error);
+      }, timeoutSeconds * 1000);
+    });
+    try {
+      return await Promise.race([
+        Promise.resolve().then(() => fn({ idempotencyKey, attempt, signal })),
+        late,
+      ]);
+    } finally {
+      clearTimeout(handle);
     }
   }
 

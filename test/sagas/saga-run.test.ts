@@ -312,4 +312,35 @@ describe("saga replay", () => {
     const [a] = await store.listSteps({ tenantId: TENANT, jobId: job.id });
     expect(a).toMatchObject({ status: "compensated", compensationError: null });
   });
+
+  it("a run longer than the step's timeoutSeconds is stopped by its signal and run again; the last one fails 504", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const job = await claimOne(store, { types: [submitted.type] });
+    const run = await runFor(job);
+    const stopped: unknown[] = [];
+    const slowThenFast = (s: { attempt: number; signal: AbortSignal }) =>
+      s.attempt === 1
+        ? new Promise((_, reject) =>
+            s.signal.addEventListener(
+              "abort",
+              () => (stopped.push(s.signal.reason), reject(s.signal.reason)),
+            ),
+          )
+        : "fast";
+    expect(await run.step("a", slowThenFast, { timeoutSeconds: 0.05, retryDelayMs: 1 })).toBe("fast");
+    expect(stopped).toHaveLength(1);
+    expect((stopped[0] as Error).message).toBe("timed out after 0.05 s");
+
+    // A function that ignores its signal is not waited for past its time either.
+    const never = () => new Promise(() => undefined);
+    await expect(run.step("b", never, { timeoutSeconds: 0.05, maxAttempts: 1 })).rejects.toThrow(
+      "b: timed out after 0.05 s",
+    );
+    const steps = await store.listSteps({ tenantId: TENANT, jobId: job.id });
+    expect(steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
+      ["a", "succeeded", 2],
+      ["b", "failed", 1],
+    ]);
+    expect(steps[1]!.error).toMatchObject({ status: 504, detail: "b: timed out after 0.05 s" });
+  });
 });
