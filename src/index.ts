@@ -26,7 +26,14 @@ export {
   type DefineCommandJobOptions,
 } from "./worker/command/define-command-job.js";
 export { defineSaga, isSaga, type DefineSagaOptions, type SagaDefinition } from "./sagas/define-saga.js";
-export type { CallTarget, SagaContext, StepContext, StepOptions } from "./sagas/saga-run.js";
+export type {
+  CallTarget,
+  EndpointTarget,
+  SagaContext,
+  StepContext,
+  StepOptions,
+  TesseraTarget,
+} from "./sagas/saga-run.js";
 export { JOB_STATUSES, isTerminal, type JobStatus } from "./jobs/states.js";
 export { PROBLEMS, type ProblemSlug } from "./jobs/problems.js";
 export { defaultConfig, loadConfig, OPTIONS, ConfigError, type Config } from "./config.js";

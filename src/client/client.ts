@@ -7,7 +7,7 @@ import { JobHandle, httpError, type PollOptions, type WaitOptions } from "./hand
 import { typeName, type InputOf, type JobType, type OutputOf } from "./job-ref.js";
 import { retryPolicy, type RetryOptions } from "./retry.js";
 import { parseRetryAfter } from "./retry-after.js";
-import { replyJson, Transport, type FetchLike, type Reply } from "./transport.js";
+import { isJsonType, replyJson, Transport, type FetchLike, type Reply } from "./transport.js";
 import type { JobPage, JobRepresentation, JobStatus, JobTypeInfo } from "./wire.js";
 
 export interface ClientOptions {
@@ -73,6 +73,20 @@ export interface TesseraClient {
     input: InputOf<T>,
     options?: SubmitOptions & WaitOptions,
   ): Promise<OutputOf<T>>;
+  /**
+   * POST `body` (JSON) to `url` at any server of the asynchronous request-reply pattern, not
+   * only Tessera: resolves with a handle on the status monitor its `202` names in `Location`,
+   * polled as its `Retry-After` says; a `200`/`201`/`204` answer is the result at once. Sent
+   * with an `Idempotency-Key`, reused by the retries of a `429`, `503` or network error.
+   * @example
+   * const job = await client.submitTo("https://tts.internal/synthesize", { text: "hello" });
+   * const audio = await job.result();
+   */
+  submitTo<O = unknown>(
+    url: string,
+    body: unknown,
+    options?: { idempotencyKey?: string; headers?: Record<string, string>; signal?: AbortSignal },
+  ): Promise<JobHandle<O>>;
   /** A handle on an existing job (no request is made). */
   getHandle<O = unknown>(id: string): JobHandle<O>;
   /** The job's current representation. */
@@ -153,6 +167,37 @@ export function createClient(options: ClientOptions): TesseraClient {
       return handle.result(runOptions);
     },
 
+    async submitTo<O>(
+      target: string,
+      body: unknown,
+      options: { idempotencyKey?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
+    ) {
+      const url = new URL(target, `${root}/`).href;
+      const reply = await transport.send({
+        method: "POST",
+        url,
+        headers: { ...options.headers, "idempotency-key": options.idempotencyKey ?? newIdempotencyKey() },
+        body: JSON.stringify(body === undefined ? null : body),
+        signal: options.signal,
+        retryInFlight: true,
+      });
+      const replayed = reply.headers.get("idempotent-replayed") === "true";
+      if (reply.status === 200 || reply.status === 201 || reply.status === 204)
+        return new JobHandle<O>(ctx, "", url, { replayed, settled: reply });
+      const location = reply.headers.get("location");
+      if (reply.status !== 202 || location === null) throw httpError("POST", url, reply);
+      const statusUrl = new URL(location, url).href;
+      // Its representation when it sent one of the contract's shape (its links: where to cancel).
+      const sent = isJsonType(reply.headers.get("content-type")) ? replyJson<unknown>(reply) : null;
+      const job = isRepresentation(sent) ? sent : null;
+      const id = job?.id ?? decodeURIComponent(new URL(statusUrl).pathname.split("/").pop() ?? "");
+      return new JobHandle<O>(ctx, id, statusUrl, {
+        job,
+        retryAfterMs: parseRetryAfter(reply.headers.get("retry-after")),
+        replayed,
+      });
+    },
+
     getHandle<O>(id: string) {
       return new JobHandle<O>(ctx, id, jobUrl(id));
     },
@@ -219,6 +264,11 @@ export function createClient(options: ClientOptions): TesseraClient {
   }
 
   return client;
+}
+
+function isRepresentation(value: unknown): value is JobRepresentation {
+  const v = value as Partial<JobRepresentation> | null;
+  return typeof v?.id === "string" && typeof v.links === "object" && v.links !== null;
 }
 
 function envelope(type: string, input: unknown, o: SubmitOptions): Record<string, unknown> {

@@ -3,7 +3,7 @@ import { coerceError, JobAbortedError, JobError, JobSuspended, type JobProblem }
 import { jobProblem } from "../jobs/problems.js";
 import type { JobContext } from "../jobs/define.js";
 import type { ClaimedJob, StepRecord, Store } from "../store/store.js";
-import { createClient, HttpError, JobFailureError } from "../client/index.js";
+import { createClient, HttpError, JobFailureError, type JobHandle } from "../client/index.js";
 
 /** What a step's function (and its compensation) is handed. */
 export interface StepContext {
@@ -72,8 +72,11 @@ export interface SagaContext extends JobContext {
   waitForEvent<T = unknown>(event: string, options?: { timeoutSeconds?: number; name?: string }): Promise<T>;
 }
 
-/** Where `saga.call` runs its job. */
-export interface CallTarget {
+/** Where `saga.call` runs its job: a job type at another Tessera, or any endpoint of the pattern. */
+export type CallTarget = TesseraTarget | EndpointTarget;
+
+/** A job at another Tessera (any server of this API). */
+export interface TesseraTarget {
   /** The other service's base URL (`https://payments.internal`). */
   url: string;
   type: string;
@@ -82,6 +85,19 @@ export interface CallTarget {
   /** Submit options the remote job gets (its own deadline, metadata, …). */
   timeoutSeconds?: number;
   metadata?: Record<string, string>;
+}
+
+/**
+ * Any server of the asynchronous request-reply pattern: `body` is POSTed to `endpoint` with
+ * the step's `Idempotency-Key`; its `202` is followed to `Location`, polled as `Retry-After`
+ * says, and what the monitor ends with (a `303` to the result, or a `200`) is the result.
+ */
+export interface EndpointTarget {
+  endpoint: string;
+  body: unknown;
+  /** Sent as `Authorization: Bearer …`, to the endpoint's origin only. */
+  apiKey?: string;
+  headers?: Record<string, string>;
 }
 
 /**
@@ -100,6 +116,23 @@ export interface SagaRunMode {
   sagaId?: string;
   /** Replay only: return what the journal holds, run nothing new (a compensation's replay). */
   replayOnly?: boolean;
+}
+
+/** Submit `saga.call`'s remote job, with the step's key: a handle to follow it. */
+function submitCall(target: CallTarget, idempotencyKey: string, signal: AbortSignal): Promise<JobHandle> {
+  const apiKey = target.apiKey ? { apiKey: target.apiKey } : {};
+  if ("endpoint" in target) {
+    const client = createClient({ baseUrl: new URL(target.endpoint).origin, ...apiKey });
+    const headers = target.headers ? { headers: target.headers } : {};
+    return client.submitTo(target.endpoint, target.body, { idempotencyKey, signal, ...headers });
+  }
+  const client = createClient({ baseUrl: target.url, ...apiKey });
+  return client.submit(target.type, target.input, {
+    idempotencyKey,
+    signal,
+    ...(target.timeoutSeconds !== undefined ? { timeoutSeconds: target.timeoutSeconds } : {}),
+    ...(target.metadata ? { metadata: target.metadata } : {}),
+  });
 }
 
 /** A step that failed for good: the saga compensates, then fails. */
@@ -222,17 +255,10 @@ export class SagaRun {
     return this.step(
       name,
       async (step) => {
-        const client = createClient({
-          baseUrl: target.url,
-          ...(target.apiKey ? { apiKey: target.apiKey } : {}),
-        });
+        const what =
+          "endpoint" in target ? `POST ${target.endpoint}` : `the ${target.type} job at ${target.url}`;
         try {
-          const handle = await client.submit(target.type, target.input, {
-            idempotencyKey: `saga-${step.idempotencyKey}`,
-            signal: step.signal,
-            ...(target.timeoutSeconds !== undefined ? { timeoutSeconds: target.timeoutSeconds } : {}),
-            ...(target.metadata ? { metadata: target.metadata } : {}),
-          });
+          const handle = await submitCall(target, `saga-${step.idempotencyKey}`, step.signal);
           const result = await handle.result({ signal: step.signal }).catch(async (error: unknown) => {
             // Canceled, timed out or deleted here: the remote job is not wanted any more. A
             // lost lease or a shutdown leaves it running for the attempt that replays this step.
@@ -241,8 +267,7 @@ export class SagaRun {
               await handle.cancel().catch(() => undefined);
             throw error;
           });
-          if (result instanceof Uint8Array)
-            throw new JobError(500, `the ${target.type} job at ${target.url} answered bytes, not JSON`);
+          if (result instanceof Uint8Array) throw new JobError(500, `${what} answered bytes, not JSON`);
           return result as T;
         } catch (error) {
           // The remote job ended without success, or refused its input: the step fails for good.
@@ -252,7 +277,7 @@ export class SagaRun {
           )
             throw new JobError(
               error instanceof JobFailureError && error.problem.status < 500 ? error.problem.status : 500,
-              `the ${target.type} job at ${target.url}: ${error.message}`,
+              `${what}: ${error.message}`,
             );
           throw error; // unreachable, 5xx, 429 after the client's own retries: the step retries
         }

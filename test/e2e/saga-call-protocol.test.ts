@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { JobDefinition } from "../../src/jobs/define.js";
+import { createClient, HttpError } from "../../src/client/index.js";
 import { defineSaga } from "../../src/sagas/define-saga.js";
 import { http, startServer, type TestServer } from "../helpers/server.js";
 
@@ -84,8 +85,13 @@ class PaymentService {
       ...extra,
     });
 
-    if (req.method === "POST" && path === "/v1/jobs") {
-      const envelope = JSON.parse(body) as { type: string; input: RemoteJob["input"] };
+    // Work done at once: the answer is the result.
+    if (req.method === "POST" && path === "/instant")
+      return send(200, {}, { done: JSON.parse(body) as object });
+    // The contract's submit, or an endpoint of the service's own that takes the work as it is.
+    if (req.method === "POST" && (path === "/v1/jobs" || path === "/charges")) {
+      const parsed = JSON.parse(body) as { type: string; input: RemoteJob["input"] } & RemoteJob["input"];
+      const envelope = path === "/charges" ? { type: "payments.charge", input: parsed } : parsed;
       if (!key) return send(400, {}, problem(400, "validation", "Idempotency-Key is required here"));
       const known = this.byKey.get(key);
       if (known) return send(202, this.pending(known), this.representation(known, "queued"));
@@ -156,14 +162,22 @@ const checkout = defineSaga({
   type: "test.pay",
   input: {
     type: "object",
-    properties: { remote: { type: "string" }, fail: { type: "boolean" }, hold: { type: "boolean" } },
+    properties: {
+      remote: { type: "string" },
+      fail: { type: "boolean" },
+      hold: { type: "boolean" },
+      endpoint: { type: "boolean" },
+    },
     required: ["remote"],
   },
-  async run(input: { remote: string; fail?: boolean; hold?: boolean }, saga) {
+  async run(input: { remote: string; fail?: boolean; hold?: boolean; endpoint?: boolean }, saga) {
     await saga.step("reserve", () => "reserved", { compensate: () => void undone.push("reserve") });
+    const work = { fail: input.fail, hold: input.hold };
     return saga.call(
       "charge",
-      { url: input.remote, type: "payments.charge", input: { fail: input.fail, hold: input.hold } },
+      input.endpoint
+        ? { endpoint: `${input.remote}/charges`, body: work }
+        : { url: input.remote, type: "payments.charge", input: work },
       { maxAttempts: 1 },
     );
   },
@@ -226,6 +240,30 @@ describe("saga.call against a server of the protocol", { timeout: 60_000 }, () =
     const [, afterRateLimit, afterLast] = gaps(polls);
     expect(afterRateLimit).toBeGreaterThanOrEqual(2_950);
     expect(afterLast).toBeGreaterThanOrEqual(1_950);
+  });
+
+  it("an endpoint of the service's own (no Tessera envelope) is followed the same way", async () => {
+    const saga = await finished(await submit({ remote: payments.url, endpoint: true }));
+    expect(saga.status).toBe("succeeded");
+    expect(await (await http(saga.links.result!)).json()).toEqual({ charged: true, polls: 4 });
+    expect(payments.seen.map((s) => `${s.method} ${s.path.replace(/pay-\d+/, "ID")} ${s.status}`)).toEqual([
+      "POST /charges 503",
+      "POST /charges 202",
+      "GET /v1/jobs/ID 202",
+      "GET /v1/jobs/ID 429",
+      "GET /v1/jobs/ID 202",
+      "GET /v1/jobs/ID 303",
+      "GET /v1/jobs/ID/result 200",
+    ]);
+    const failed = await finished(await submit({ remote: payments.url, endpoint: true, fail: true }));
+    expect(failed.error!.detail).toMatch(/^step "charge" failed: .*POST http:.*\/charges: .*card declined/);
+  });
+
+  it("the client's submitTo: a 200 is the result at once; a 4xx is an HttpError", async () => {
+    const client = createClient({ baseUrl: payments.url });
+    const instant = await client.submitTo("/instant", { n: 1 });
+    expect(await instant.result()).toEqual({ done: { n: 1 } });
+    await expect(client.submitTo("/nowhere", {})).rejects.toBeInstanceOf(HttpError);
   });
 
   it("the remote failure is the step's: the saga compensates and fails naming it", async () => {
