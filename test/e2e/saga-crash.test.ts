@@ -148,4 +148,64 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
       ["s1", "done", second.pid],
     ]);
   });
+
+  it("waiting for an event when the server is killed, the event sent to the next server wakes it", async () => {
+    const db = join(dir, "event.db");
+    const logPath = join(dir, "event.log");
+    const first = await serve(db);
+    const submitted = await http(`${first.url}/v1/jobs`, {
+      json: { type: "fixture.saga", input: { steps: 2, stepMs: 0, logPath, awaitEvent: "approved" } },
+    });
+    const { id } = (await submitted.json()) as { id: string };
+    const status = async (url: string) =>
+      (await (await http(`${url}/v1/jobs/${id}?onComplete=status`)).json()) as {
+        status: string;
+        attempt: number;
+        steps: { name: string; status: string }[];
+      };
+    await waitFor(
+      "the saga to wait",
+      async () => {
+        const job = await status(first.url);
+        return (
+          job.status !== "running" &&
+          job.steps?.some((s) => s.name === "event:approved" && s.status === "running")
+        );
+      },
+      10_000,
+    );
+    await first.kill();
+    const second = await serve(db);
+    const sent = await http(`${second.url}/v1/jobs/${id}/events/approved`, {
+      json: { by: "ops" },
+      headers: { "idempotency-key": "approval-1" },
+    });
+    expect(sent.status).toBe(202);
+    const done = await waitFor(
+      "the saga to finish",
+      async () => {
+        const job = await status(second.url);
+        return job.status === "succeeded" ? job : undefined;
+      },
+      30_000,
+    );
+    expect(done.attempt).toBe(1);
+    expect(done.steps.map((s) => [s.name, s.status])).toEqual([
+      ["s0", "succeeded"],
+      ["event:approved", "succeeded"],
+      ["s1", "succeeded"],
+    ]);
+    const result = (await (await http(`${second.url}/v1/jobs/${id}/result`)).json()) as string[];
+    expect(result).toEqual([`s0@${first.pid}`, JSON.stringify({ by: "ops" }), `s1@${second.pid}`]);
+    const log = readFileSync(logPath, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Line);
+    expect(log.map((l) => [l.step, l.event, l.pid])).toEqual([
+      ["s0", "start", first.pid],
+      ["s0", "done", first.pid],
+      ["s1", "start", second.pid],
+      ["s1", "done", second.pid],
+    ]);
+  });
 });
