@@ -163,6 +163,8 @@ export class SagaRun {
   /** A journal write not waited for yet (see `write`). */
   private pending: Promise<void> | null = null;
   private readonly names = new Set<string>();
+  /** The saga reported progress of its own: the share of steps done is no longer reported. */
+  private ownProgress = false;
   private readonly done: Done[] = [];
   private readonly job: ClaimedJob;
   /** The saga's id: its steps' keys, its journal and events are the saga's. */
@@ -187,7 +189,7 @@ export class SagaRun {
 
   private finished(done: Done): void {
     this.done.push(done);
-    if (this.expectedSteps) {
+    if (this.expectedSteps && !this.ownProgress) {
       const percent = Math.min(100, (this.done.length / this.expectedSteps) * 100);
       this.ctx.progress(percent, `step "${done.record.name}" done`);
     }
@@ -198,6 +200,10 @@ export class SagaRun {
     const own: Record<string, unknown> = {
       // A compensation job's replay shows the saga's code the saga's id.
       ...(this.sagaId !== this.job.id ? { jobId: this.sagaId } : {}),
+      progress: (percent: number, message?: string) => {
+        this.ownProgress = true;
+        this.ctx.progress(percent, message);
+      },
       step: this.step.bind(this),
       sleep: this.sleep.bind(this),
       call: this.call.bind(this),

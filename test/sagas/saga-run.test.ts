@@ -343,4 +343,21 @@ describe("saga replay", () => {
     ]);
     expect(steps[1]!.error).toMatchObject({ status: 504, detail: "b: timed out after 0.05 s" });
   });
+
+  it("progress is the share of expected steps done, until the saga reports its own", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const job = await claimOne(store, { types: [submitted.type] });
+    const reported: [number, string | undefined][] = [];
+    const ctx = { ...ctxFor(job), progress: (p: number, m?: string) => void reported.push([p, m]) };
+    const saga = new SagaRun(store, ctx, job, [], 4).context();
+    await saga.step("a", () => 1);
+    await saga.step("b", () => 2);
+    saga.progress(70, "rendering page 7 of 10");
+    await saga.step("c", () => 3);
+    expect(reported).toEqual([
+      [25, 'step "a" done'],
+      [50, 'step "b" done'],
+      [70, "rendering page 7 of 10"],
+    ]);
+  });
 });
