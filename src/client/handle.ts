@@ -137,11 +137,11 @@ export class JobHandle<O = unknown> {
    * Cancel the job: the server tells a running handler to stop. Cancelling a canceled job
    * is fine; one that already succeeded, failed or timed out throws `JobAlreadyFinishedError`.
    * Sent to the job's `cancel` link when one was seen (a server may put it anywhere), else to
-   * `…/v1/jobs/{id}/cancel`.
+   * `…/v1/jobs/{id}/cancel`. A link to another origin (a server behind a public URL other than
+   * the one this client uses) is followed on the status monitor's origin, where the key goes.
    */
   async cancel(options: { signal?: AbortSignal; policy?: RetryPolicy } = {}): Promise<JobRepresentation> {
-    const link = this.job?.links?.cancel;
-    const url = link ? new URL(link, this.statusUrl).href : `${displayUrl(this.statusUrl)}/cancel`;
+    const url = cancelUrl(this.job?.links?.cancel, this.statusUrl);
     const reply = await this.ctx.transport.send({
       method: "POST",
       url,
@@ -241,6 +241,15 @@ export class JobHandle<O = unknown> {
     if (problem && isJobOutcome(problem)) throw jobFailure(this.id, problem);
     throw httpError("GET", reply.url, reply);
   }
+}
+
+function cancelUrl(link: string | undefined, statusUrl: string): string {
+  if (!link) return `${displayUrl(statusUrl)}/cancel`;
+  const target = new URL(link, statusUrl);
+  const monitor = new URL(statusUrl);
+  return target.origin === monitor.origin
+    ? target.href
+    : `${monitor.origin}${target.pathname}${target.search}`;
 }
 
 function isDone(job: JobRepresentation): boolean {

@@ -15,8 +15,11 @@ import type { SagaDefinition } from "./define-saga.js";
 /** The compensation job's type, registered by createTessera when it runs sagas. */
 export const SAGA_COMPENSATION_TYPE = "tessera.saga.compensate";
 
+/** Idempotency keys of Tessera's own (clients may not use them: see http/idempotency.ts). */
+export const RESERVED_KEY_PREFIX = "tessera:";
+
 /** Its idempotency key for a canceled saga: one compensation job per saga, however often canceled. */
-export const compensationKey = (sagaId: string): string => `tessera:compensate:${sagaId}`;
+export const compensationKey = (sagaId: string): string => `${RESERVED_KEY_PREFIX}compensate:${sagaId}`;
 
 export interface CompensationResult {
   saga: string;
@@ -50,8 +53,10 @@ export function compensationJob(
     async run(input, ctx: JobContext) {
       const { tenantId } = attemptOf(ctx);
       let saga = await store.get({ tenantId, id: input.saga });
-      const definition = saga && sagas.get(saga.type);
-      if (!saga || !definition) throw new JobError(404, `no saga ${input.saga} here`);
+      if (!saga) throw new JobError(404, `no saga ${input.saga} here`);
+      const definition = sagas.get(saga.type);
+      // A node of a rolling deploy that does not run this saga type yet: another attempt may.
+      if (!definition) throw new Error(`this node does not run sagas of type ${saga.type}`);
       if (!isTerminal(saga.status)) {
         // Asked for before the saga's cancel committed (or instead of it): cancel it first, so
         // no attempt of it can record another step while its steps are undone.

@@ -87,15 +87,17 @@ export function defineSaga<I, O>(options: DefineSagaOptions<I, O>): SagaDefiniti
     const undo = async (on: Store, ctx: JobContext, saga: JobRecord, why: string): Promise<string[]> => {
       const journal = await on.listSteps({ tenantId: saga.tenantId, jobId: saga.id });
       const run = new SagaRun(on, ctx, attemptOf(ctx), journal, undefined, Date.now, {
-        sagaId: saga.id,
+        saga,
         replayOnly: true,
       });
+      // Where the replay stopped (the end of the journal, the failed step, or the code's end).
+      let stopped: unknown;
       try {
         await options.run(saga.input as I, run.context());
-        return await run.undo(undefined, why);
       } catch (thrown) {
-        return run.undo(thrown, why);
+        stopped = thrown;
       }
+      return run.undo(stopped, why);
     };
     return Object.freeze({ ...job, withStore: (s: Store) => bind(s), undo });
   };

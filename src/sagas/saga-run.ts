@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { coerceError, JobAbortedError, JobError, JobSuspended, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobContext } from "../jobs/define.js";
-import type { ClaimedJob, StepRecord, Store } from "../store/store.js";
+import type { ClaimedJob, JobRecord, StepRecord, Store } from "../store/store.js";
 import { createClient, HttpError, JobFailureError, type JobHandle } from "../client/index.js";
 
 /** What a step's function (and its compensation) is handed. */
@@ -33,6 +33,19 @@ export interface StepOptions<T> {
    */
   timeoutSeconds?: number;
 }
+
+/**
+ * The store could not take a journal write (it is down, or refused the statement): not the
+ * saga's failure, so nothing is compensated; the attempt fails and is retried as a job's is.
+ */
+class JournalWriteError extends Error {
+  constructor(cause: unknown) {
+    super(`the saga's journal could not be written: ${coerceError(cause).message}`, { cause });
+  }
+}
+
+/** Longest step timeout a timer can hold (2^31 - 1 ms). */
+const MAX_STEP_TIMEOUT_SECONDS = 2_147_483;
 
 /** A run of a step that took longer than its `timeoutSeconds`. */
 class StepTimedOut extends Error {
@@ -112,8 +125,11 @@ class ReplayEnd extends Error {
 
 /** How a run goes: a saga's own attempt, or a compensation job's replay of a saga that ended. */
 export interface SagaRunMode {
-  /** The saga whose journal this is, when not the attempt's own job (a compensation job's). */
-  sagaId?: string;
+  /**
+   * The saga whose journal this is, when not the attempt's own job (a compensation job's): its
+   * code is shown the saga's id, type, metadata and deadline, not the compensation job's.
+   */
+  saga?: Pick<JobRecord, "id" | "type" | "metadata" | "deadlineAt">;
   /** Replay only: return what the journal holds, run nothing new (a compensation's replay). */
   replayOnly?: boolean;
 }
@@ -169,6 +185,7 @@ export class SagaRun {
   private readonly job: ClaimedJob;
   /** The saga's id: its steps' keys, its journal and events are the saga's. */
   private readonly sagaId: string;
+  private readonly saga: SagaRunMode["saga"];
   private readonly replayOnly: boolean;
 
   constructor(
@@ -183,13 +200,15 @@ export class SagaRun {
     mode: SagaRunMode = {},
   ) {
     this.job = job;
-    this.sagaId = mode.sagaId ?? job.id;
+    this.saga = mode.saga;
+    this.sagaId = mode.saga?.id ?? job.id;
     this.replayOnly = mode.replayOnly ?? false;
   }
 
-  private finished(done: Done): void {
+  /** A step done: `ran` when it ran in this attempt (a replayed one reported its share before). */
+  private finished(done: Done, ran = false): void {
     this.done.push(done);
-    if (this.expectedSteps && !this.ownProgress) {
+    if (ran && this.expectedSteps && !this.ownProgress) {
       const percent = Math.min(100, (this.done.length / this.expectedSteps) * 100);
       this.ctx.progress(percent, `step "${done.record.name}" done`);
     }
@@ -198,8 +217,15 @@ export class SagaRun {
   /** The ctx the saga's `run` gets: the job's own members, and `step`. */
   context(): SagaContext {
     const own: Record<string, unknown> = {
-      // A compensation job's replay shows the saga's code the saga's id.
-      ...(this.sagaId !== this.job.id ? { jobId: this.sagaId } : {}),
+      // A compensation job's replay shows the saga's code the saga's own job, as it saw it.
+      ...(this.saga
+        ? {
+            jobId: this.saga.id,
+            type: this.saga.type,
+            metadata: this.saga.metadata,
+            deadlineAt: new Date(this.saga.deadlineAt),
+          }
+        : {}),
       progress: (percent: number, message?: string) => {
         this.ownProgress = true;
         this.ctx.progress(percent, message);
@@ -222,6 +248,12 @@ export class SagaRun {
     options: StepOptions<T> = {},
   ): Promise<T> {
     const { seq, recorded } = this.place(name);
+    const { timeoutSeconds } = options;
+    if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= MAX_STEP_TIMEOUT_SECONDS))
+      throw new JobError(
+        500,
+        `step "${name}": timeoutSeconds must be > 0 and <= ${MAX_STEP_TIMEOUT_SECONDS}`,
+      );
     const compensate = options.compensate as Done["compensate"];
     const erased = options as StepOptions<unknown>;
     if (recorded && recorded.status !== "running") {
@@ -249,7 +281,7 @@ export class SagaRun {
       const succeeded = { ...record, status: "succeeded" as const, finishedAt: this.now(), result };
       // Not waited for here: the next step's start (or the end) waits for both.
       await this.write(succeeded, { later: true });
-      this.finished({ record: succeeded, compensate, options: erased });
+      this.finished({ record: succeeded, compensate, options: erased }, true);
       return JSON.parse(JSON.stringify(result)) as T;
     }
     const error = outcome.error;
@@ -269,7 +301,10 @@ export class SagaRun {
             // Canceled, timed out or deleted here: the remote job is not wanted any more. A
             // lost lease or a shutdown leaves it running for the attempt that replays this step.
             const cause = (step.signal.reason as { reason?: unknown } | undefined)?.reason;
-            if (cause === "canceled" || cause === "timed_out" || cause === "deleted")
+            // So is it after the step's last run timed out; a run left follows the same job.
+            const lastRunTimedOut =
+              step.signal.reason instanceof StepTimedOut && step.attempt >= (options.maxAttempts ?? 3);
+            if (cause === "canceled" || cause === "timed_out" || cause === "deleted" || lastRunTimedOut)
               await handle.cancel().catch(() => undefined);
             throw error;
           });
@@ -320,7 +355,7 @@ export class SagaRun {
     if (received) {
       const done = { ...record, status: "succeeded" as const, finishedAt: now, result: received.data };
       await this.write(done);
-      this.finished({ record: done, compensate: undefined, options: {} });
+      this.finished({ record: done, compensate: undefined, options: {} }, true);
       return received.data as T;
     }
     const until = (record.result as { until: number | null }).until;
@@ -369,7 +404,7 @@ export class SagaRun {
     }
     const woke = { ...record, status: "succeeded" as const, finishedAt: now };
     await this.write(woke);
-    this.finished({ record: woke, compensate: undefined, options: {} });
+    this.finished({ record: woke, compensate: undefined, options: {} }, true);
   }
 
   /** The step's place in the run, checked against the journal; what the journal holds there. */
@@ -393,7 +428,12 @@ export class SagaRun {
    * saga. An abort (cancel, deadline, lost lease, shutdown) and a suspension pass as they are.
    */
   async fail(thrown: unknown): Promise<never> {
-    if (thrown instanceof JobAbortedError || thrown instanceof JobSuspended || this.ctx.signal.aborted)
+    if (
+      thrown instanceof JobAbortedError ||
+      thrown instanceof JobSuspended ||
+      thrown instanceof JournalWriteError ||
+      this.ctx.signal.aborted
+    )
       throw thrown;
     await this.settle(); // what was done is recorded before anything is undone
     if (thrown instanceof JobError && thrown.slug === "saga-nondeterministic") throw thrown;
@@ -413,7 +453,8 @@ export class SagaRun {
    * first, a compensation that failed before included; the names undone, newest first.
    */
   async undo(thrown: unknown, why: string): Promise<string[]> {
-    if (thrown instanceof JobAbortedError || this.ctx.signal.aborted) throw thrown;
+    if (this.ctx.signal.aborted) throw thrown ?? this.ctx.signal.reason;
+    if (thrown instanceof JobAbortedError || thrown instanceof JournalWriteError) throw thrown;
     if (thrown instanceof JobError && thrown.slug === "saga-nondeterministic") throw thrown;
     await this.settle();
     return this.compensate(why, { retryFailed: true });
@@ -494,8 +535,6 @@ export class SagaRun {
     timeoutSeconds: number | undefined,
   ): Promise<unknown> {
     if (timeoutSeconds === undefined) return fn({ idempotencyKey, attempt, signal: this.ctx.signal });
-    if (!(timeoutSeconds > 0 && Number.isFinite(timeoutSeconds)))
-      throw new JobError(500, `a step's timeoutSeconds must be a number > 0, got ${String(timeoutSeconds)}`);
     const timer = new AbortController();
     const signal = AbortSignal.any([this.ctx.signal, timer.signal]);
     let handle: NodeJS.Timeout | undefined;
@@ -531,9 +570,14 @@ export class SagaRun {
         step,
         ...(this.sagaId !== this.job.id ? { sagaId: this.sagaId } : {}),
       })
-      .then((written) => {
-        if (!written) throw new JobAbortedError("lease-lost", this.job.id);
-      });
+      .then(
+        (written) => {
+          if (!written) throw new JobAbortedError("lease-lost", this.job.id);
+        },
+        (error: unknown) => {
+          throw new JournalWriteError(error);
+        },
+      );
     const both = previous ? Promise.all([previous, own]).then(() => undefined) : own;
     if (!later) return both;
     both.catch(() => undefined); // seen by whoever settles it

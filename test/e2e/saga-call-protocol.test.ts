@@ -160,6 +160,7 @@ const undone: string[] = [];
 
 const checkout = defineSaga({
   type: "test.pay",
+  timeoutSeconds: 300,
   input: {
     type: "object",
     properties: {
@@ -207,7 +208,12 @@ const gaps = (seen: Seen[]): number[] => seen.slice(1).map((s, i) => s.at - seen
 
 beforeAll(async () => {
   await payments.start();
-  orchestrator = await startServer({ dev: true, jobs: [checkout] as JobDefinition[] });
+  // A deadline cap below the compensation job's own hour: a cancel still gets its compensation.
+  orchestrator = await startServer({
+    dev: true,
+    jobs: [checkout] as JobDefinition[],
+    config: { maxTimeoutSeconds: 600 },
+  });
 });
 afterAll(async () => {
   await orchestrator?.close();
@@ -291,5 +297,6 @@ describe("saga.call against a server of the protocol", { timeout: 60_000 }, () =
       expect.objectContaining({ path: `/control/${remote.id}/stop`, status: 200 }),
     ]);
     expect((await finished(saga)).status).toBe("canceled");
+    await vi.waitFor(() => expect(undone).toEqual(["reserve"]), { timeout: 10_000 });
   });
 });

@@ -474,6 +474,15 @@ for (const driver of ["sqlite", "postgres"] as const) {
       expect(ended.error).toMatchObject({ status: 404 });
     });
 
+    it("a client may not take Tessera's own idempotency keys", async () => {
+      const res = await http(`${server.url}/v1/jobs`, {
+        json: { type: "test.plain", input: {} },
+        headers: { ...bearer(key), "idempotency-key": "tessera:compensate:job_x" },
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { type: string }).type).toBe("/problems/invalid-idempotency-key");
+    });
+
     it("a step name used twice in one run fails the saga as nondeterministic", async () => {
       const job = await runSaga("test.duplicate", {});
       expect(job.status).toBe("failed");

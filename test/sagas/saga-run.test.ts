@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { JobAbortedError, JobError, JobSuspended } from "../../src/jobs/errors.js";
 import type { JobContext } from "../../src/jobs/define.js";
-import { SagaRun } from "../../src/sagas/saga-run.js";
+import { SagaRun, type SagaContext } from "../../src/sagas/saga-run.js";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
 import type { ClaimedJob } from "../../src/store/store.js";
 import { LEASE_MS, T0, TENANT, claimOne, submitJob } from "../store/suite/context.js";
@@ -34,7 +34,7 @@ function ctxFor(job: ClaimedJob): JobContext {
     maxAttempts: job.maxAttempts,
     signal: new AbortController().signal,
     deadlineAt: new Date(job.deadlineAt),
-    metadata: {},
+    metadata: job.metadata,
     progress: () => undefined,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   };
@@ -252,7 +252,7 @@ describe("saga replay", () => {
     const compensation = await claimOne(store, { types: [other.type] });
     const journal = await store.listSteps({ tenantId: TENANT, jobId: saga.id });
     const replay = new SagaRun(store, ctxFor(compensation), compensation, journal, undefined, Date.now, {
-      sagaId: saga.id,
+      saga: submitted,
       replayOnly: true,
     });
     const undone = await code(replay).then(
@@ -305,7 +305,7 @@ describe("saga replay", () => {
       await store.listSteps({ tenantId: TENANT, jobId: job.id }),
       undefined,
       Date.now,
-      { sagaId: job.id, replayOnly: true },
+      { saga: submitted, replayOnly: true },
     );
     const undone = await code(replay).catch((thrown: unknown) => replay.undo(thrown, "failed"));
     expect(undone).toEqual(["a"]);
@@ -359,5 +359,63 @@ describe("saga replay", () => {
       [50, 'step "b" done'],
       [70, "rendering page 7 of 10"],
     ]);
+  });
+
+  it("a compensation job's replay sees the saga's metadata; a failed undo is not followed by a second round", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5, metadata: { tier: "gold" } });
+    const saga = await claimOne(store, { types: [submitted.type] });
+    const did: string[] = [];
+    const code = async (run: SagaContext) => {
+      const step = (name: string, fails = false) =>
+        run.step(name, () => name, {
+          compensate: () => {
+            did.push(`undo ${name}`);
+            if (fails) throw new Error(`${name} cannot be undone`);
+          },
+          maxAttempts: 1,
+        });
+      await step("a");
+      if (run.metadata.tier === "gold") await step("upgrade", true);
+      await step("c");
+    };
+    const first = await runFor(saga);
+    await code(first.context());
+    await first.settle(); // all three done; canceled before the saga's own end was recorded
+    await store.cancel({ tenantId: TENANT, id: saga.id, now: Date.now() });
+
+    const other = await submitJob(store, { type: "compensate" });
+    const compensation = await claimOne(store, { types: [other.type] });
+    const journal = await store.listSteps({ tenantId: TENANT, jobId: saga.id });
+    const replay = new SagaRun(store, ctxFor(compensation), compensation, journal, undefined, Date.now, {
+      saga: submitted,
+      replayOnly: true,
+    });
+    await code(replay.context()); // ran to its end: every step recorded
+    const error = await replay.undo(undefined, "the saga was canceled").catch((e: unknown) => e);
+    expect((error as JobError).slug).toBe("saga-compensation-failed");
+    expect(did).toEqual(["undo c", "undo upgrade"]); // once each, and a not reached
+  });
+
+  it("a journal the store cannot write fails the attempt without compensating anything", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const job = await claimOne(store, { types: [submitted.type] });
+    const undone: string[] = [];
+    const failing = Object.create(store) as SqliteStore;
+    let down = false;
+    failing.recordStep = (params) =>
+      down ? Promise.reject(new Error("disk I/O error")) : store.recordStep(params);
+    const run = new SagaRun(failing, ctxFor(job), job, []);
+    const error = await (async () => {
+      try {
+        await run.step("a", () => "A", { compensate: () => void undone.push("a") });
+        down = true;
+        await run.step("b", () => "B");
+      } catch (thrown) {
+        return run.fail(thrown);
+      }
+    })().catch((e: unknown) => e);
+    expect((error as Error).message).toBe("the saga's journal could not be written: disk I/O error");
+    expect(error).not.toBeInstanceOf(JobError); // an attempt's failure, retried as a job's
+    expect(undone).toEqual([]);
   });
 });

@@ -2,7 +2,11 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isJobId } from "../../jobs/ids.js";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
-import { compensationKey, SAGA_COMPENSATION_TYPE } from "../../sagas/compensation-job.js";
+import {
+  compensationKey,
+  RESERVED_KEY_PREFIX,
+  SAGA_COMPENSATION_TYPE,
+} from "../../sagas/compensation-job.js";
 import { isSaga } from "../../sagas/define-saga.js";
 import type { CallbackSpec, JobRecord, StepRecord } from "../../store/store.js";
 import { auditJob } from "../auth.js";
@@ -54,6 +58,13 @@ function idempotencyKey(request: FastifyRequest): string | null {
     throw new ProblemError(
       "invalid-idempotency-key",
       "Idempotency-Key must be one header of 1-255 visible ASCII characters",
+    );
+  }
+  // Tessera's own keys (a saga's compensation job): a client's could take one and stop it.
+  if (values[0]!.startsWith(RESERVED_KEY_PREFIX)) {
+    throw new ProblemError(
+      "invalid-idempotency-key",
+      `Idempotency-Key may not begin with "${RESERVED_KEY_PREFIX}": those are Tessera's own`,
     );
   }
   return values[0]!;
@@ -418,28 +429,25 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
 const PING_TIMEOUT_MS = 5000;
 
 /**
- * A callback URL must be http(s) and reach only allowed addresses (checked again at every
- * connection); with `verify`, the receiver must answer a signed `webhook.ping` first.
- */
-/**
  * A saga being canceled: the job that will compensate it, committed before the cancel (it
  * cancels the saga itself if the cancel never comes, after a crash). One per saga, by its key.
  */
 async function submitCompensation(request: FastifyRequest, deps: ServerDeps, saga: JobRecord): Promise<void> {
-  const envelope = { type: SAGA_COMPENSATION_TYPE, input: { saga: saga.id } };
+  const work = { type: SAGA_COMPENSATION_TYPE, input: { saga: saga.id } };
   const now = deps.now();
-  const job = buildJob(envelope, {
-    tenantId: saga.tenantId,
-    registry: deps.registry,
-    config: deps.config,
-    now,
-  });
   const key = compensationKey(saga.id);
-  const hash = requestHash(saga.tenantId, "POST", "/v1/jobs", envelope);
+  // The same request whatever this node's limits: a cancel on any node finds the first one.
+  const hash = requestHash(saga.tenantId, "POST", "/v1/jobs", work);
+  let outcome;
   try {
-    const outcome = await deps.submit({ job, idempotency: { key, requestHash: hash }, now });
-    if (outcome.kind === "key-mismatch")
-      request.log.warn({ saga: saga.id }, `idempotency key ${key} is taken`);
+    const envelope = { ...work, timeoutSeconds: Math.min(3600, deps.config.maxTimeoutSeconds) };
+    const job = buildJob(envelope, {
+      tenantId: saga.tenantId,
+      registry: deps.registry,
+      config: deps.config,
+      now,
+    });
+    outcome = await deps.submit({ job, idempotency: { key, requestHash: hash }, now });
   } catch (error) {
     request.log.error({ err: error }, "the compensation job could not be committed");
     throw new ProblemError(
@@ -449,8 +457,19 @@ async function submitCompensation(request: FastifyRequest, deps: ServerDeps, sag
       { "retry-after": "1" },
     );
   }
+  if (outcome.kind === "key-mismatch") {
+    request.log.error({ saga: saga.id }, `idempotency key ${key} holds another request`);
+    throw new ProblemError(
+      "service-unavailable",
+      "the saga's compensation could not be stored; it was not canceled",
+    );
+  }
 }
 
+/**
+ * A callback URL must be http(s) and reach only allowed addresses (checked again at every
+ * connection); with `verify`, the receiver must answer a signed `webhook.ping` first.
+ */
 async function checkCallback(
   request: FastifyRequest,
   deps: ServerDeps,

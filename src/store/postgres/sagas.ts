@@ -15,6 +15,26 @@ import { arrayParam, byLeaseId } from "./params.js";
 import { ASYNC_COMMIT, ID_IN } from "./sql.js";
 import { retryTransient } from "./transient.js";
 
+const stepKey = (item: StoreParams<"recordStep">) => `${item.sagaId ?? item.lease.id}|${item.step.seq}`;
+
+/** The writes in rounds, in order, none of which writes one step of one saga twice. */
+function apart(items: StoreParams<"recordStep">[]): StoreParams<"recordStep">[][] {
+  const rounds: { keys: Set<string>; items: StoreParams<"recordStep">[] }[] = [];
+  for (const item of items) {
+    const key = stepKey(item);
+    // After the last round that writes this step: the writes of one step keep their order.
+    let last = -1;
+    rounds.forEach((round, k) => {
+      if (round.keys.has(key)) last = k;
+    });
+    if (last + 1 === rounds.length) rounds.push({ keys: new Set(), items: [] });
+    const round = rounds[last + 1]!;
+    round.keys.add(key);
+    round.items.push(item);
+  }
+  return rounds.map((r) => r.items);
+}
+
 export class PgSagas {
   constructor(private readonly db: PgDb) {}
 
@@ -48,12 +68,19 @@ export class PgSagas {
    * only commits without waiting for the WAL flush, as a claim does: a crash of the database
    * may lose it, which loses a count of a step's runs, never a result.
    */
-  private readonly writes = new Batcher<StoreParams<"recordStep">, boolean>((items) =>
-    this.recordMany(
-      items,
-      items.some((i) => i.step.status !== "running"),
-    ),
-  );
+  private readonly writes = new Batcher<StoreParams<"recordStep">, boolean>(async (items) => {
+    const durable = items.some((i) => i.step.status !== "running");
+    const rounds = apart(items);
+    if (rounds.length === 1) return this.recordMany(items, durable);
+    // One step written twice in a turn (a stale attempt's write beside the current one's, two
+    // compensation jobs): a statement may touch a row once, so each write of it goes in turn.
+    const written = new Map<StoreParams<"recordStep">, boolean>();
+    for (const round of rounds) {
+      const applied = await this.recordMany(round, durable);
+      round.forEach((item, k) => written.set(item, applied[k]!));
+    }
+    return items.map((item) => written.get(item)!);
+  });
 
   recordStep(params: StoreParams<"recordStep">): Promise<boolean> {
     return this.writes.add(params);
@@ -62,8 +89,10 @@ export class PgSagas {
   /**
    * The share lock on each job's row holds off a sweep, cancel or completion that would take
    * its lease until this commits: a step is recorded only by the attempt that holds the job.
-   * Rows are locked in id order, as every batched write here locks them. Two items of a batch
-   * may name one job (a step's outcome and the next one's start), never one step.
+   * The saga whose journal it is (the lease's own job, or the one a compensation job names) is
+   * locked too, so it cannot be deleted in between, and must be the lease's tenant's. Rows are
+   * locked in id order, as every batched write here locks them. Two items of a batch may name
+   * one job (a step's outcome and the next one's start), never one step (see `apart`).
    */
   private async recordMany(items: StoreParams<"recordStep">[], durable: boolean): Promise<boolean[]> {
     const sorted = byLeaseId(items);
@@ -76,15 +105,18 @@ export class PgSagas {
              $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[])
              AS c(lease_id, token, seq, name, status, attempts, started_at, finished_at, result, error, compensated_at,
                compensation_error, job_id)),
-         owner AS (
-           SELECT j.id, j.lease_token FROM {{s}}.jobs j
-           WHERE ${ID_IN("j", "$1")} AND EXISTS (SELECT 1 FROM c WHERE c.lease_id = j.id AND c.token = j.lease_token)
+         locked AS (
+           SELECT j.id, j.lease_token, j.tenant_id FROM {{s}}.jobs j
+           WHERE j.id = ANY(ARRAY(SELECT unnest($1::text[]) UNION SELECT unnest($13::text[])))
+             AND (EXISTS (SELECT 1 FROM c WHERE c.lease_id = j.id AND c.token = j.lease_token)
+               OR EXISTS (SELECT 1 FROM c WHERE c.job_id = j.id))
              ${durable ? "" : ` AND ${ASYNC_COMMIT}`}
            ORDER BY j.id FOR SHARE OF j)
          INSERT INTO {{s}}.saga_steps (job_id, ${STEP_COLUMNS})
-         SELECT coalesce(c.job_id, c.lease_id), c.seq, c.name, c.status, c.attempts, c.started_at, c.finished_at,
+         SELECT saga.id, c.seq, c.name, c.status, c.attempts, c.started_at, c.finished_at,
            c.result, c.error, c.compensated_at, c.compensation_error
-         FROM c JOIN owner ON owner.id = c.lease_id AND owner.lease_token = c.token
+         FROM c JOIN locked owner ON owner.id = c.lease_id AND owner.lease_token = c.token
+           JOIN locked saga ON saga.id = coalesce(c.job_id, c.lease_id) AND saga.tenant_id = owner.tenant_id
          ON CONFLICT (job_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status,
            attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
            result = excluded.result, error = excluded.error, compensated_at = excluded.compensated_at,
@@ -100,8 +132,9 @@ export class PgSagas {
         ],
       ),
     );
+    // Each (saga, step) is written by one item of the statement at most (see `apart`).
     const written = new Set(rows.map((r) => `${r.job_id}|${r.seq}`));
-    return items.map((i) => written.has(`${i.sagaId ?? i.lease.id}|${i.step.seq}`));
+    return items.map((i) => written.has(stepKey(i)));
   }
 
   /**

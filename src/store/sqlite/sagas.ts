@@ -15,7 +15,7 @@ export class SqliteSagas {
   async recordStep({ lease, step, sagaId = lease.id }: StoreParams<"recordStep">): Promise<boolean> {
     return this.db.writes.run(
       () =>
-        this.db.sql.recordStep.run(sagaId, step.seq, ...stepValues(step), lease.id, lease.leaseToken)
+        this.db.sql.recordStep.run(sagaId, step.seq, ...stepValues(step), lease.id, lease.leaseToken, sagaId)
           .changes > 0,
     );
   }

@@ -123,6 +123,54 @@ export function describeSagas(ctx: SuiteContext): void {
       expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: compensation.id })).toEqual([]);
     });
 
+    it("a compensation job writes only its own tenant's sagas, and a deleted saga's journal not at all", async () => {
+      const saga = await submitAndClaim(ctx.store);
+      const done = step(0, { status: "succeeded", finishedAt: T0 + 2, result: "a" });
+      await ctx.store.recordStep({ lease: leaseOf(saga), step: done });
+      await ctx.store.cancel({ tenantId: TENANT, id: saga.id, now: T0 + 3 });
+      const foreign = await submitAndClaim(ctx.store, { tenantId: OTHER_TENANT });
+      const mine = await submitAndClaim(ctx.store);
+      const undone = { ...done, status: "compensated" as const, compensatedAt: T0 + 4 };
+      const other = await submitAndClaim(ctx.store);
+      // In one batch: another tenant's lease (refused), this tenant's (written), and a write of
+      // another saga beside them, which is not failed by theirs.
+      const written = await Promise.all([
+        ctx.store.recordStep({ lease: leaseOf(foreign), step: undone, sagaId: saga.id }),
+        ctx.store.recordStep({ lease: leaseOf(mine), step: undone, sagaId: saga.id }),
+        ctx.store.recordStep({ lease: leaseOf(other), step: step(0) }),
+      ]);
+      expect(written).toEqual([false, true, true]);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: saga.id })).toEqual([undone]);
+
+      expect(await ctx.store.delete({ tenantId: TENANT, id: saga.id, now: T0 + 5 })).toBe(true);
+      const late = await Promise.all([
+        ctx.store.recordStep({ lease: leaseOf(mine), step: undone, sagaId: saga.id }),
+        ctx.store.recordStep({ lease: leaseOf(other), step: step(1) }),
+      ]);
+      expect(late).toEqual([false, true]);
+    });
+
+    it("one step written twice in one batch: each write fenced on its own, applied in order", async () => {
+      const saga = await submitAndClaim(ctx.store);
+      await ctx.store.recordStep({ lease: leaseOf(saga), step: step(0, { status: "succeeded" }) });
+      await ctx.store.cancel({ tenantId: TENANT, id: saga.id, now: T0 + 3 });
+      const first = await submitAndClaim(ctx.store);
+      const second = await submitAndClaim(ctx.store);
+      const failedUndo = step(0, { status: "compensation_failed", compensationError: BOOM });
+      const undone = step(0, { status: "compensated", compensatedAt: T0 + 9 });
+      const written = await Promise.all([
+        ctx.store.recordStep({ lease: leaseOf(first), step: failedUndo, sagaId: saga.id }),
+        ctx.store.recordStep({
+          lease: { id: first.id, leaseToken: "stale" },
+          step: step(0),
+          sagaId: saga.id,
+        }),
+        ctx.store.recordStep({ lease: leaseOf(second), step: undone, sagaId: saga.id }),
+      ]);
+      expect(written).toEqual([true, false, true]);
+      expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: saga.id })).toEqual([undone]);
+    });
+
     it("goes with its job when the job is deleted", async () => {
       const job = await submitAndClaim(ctx.store);
       await ctx.store.recordStep({ lease: leaseOf(job), step: step(0) });
