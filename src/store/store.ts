@@ -488,6 +488,65 @@ export interface Store {
   sagaEvent(params: { jobId: string; name: string }): Promise<SagaEvent | null>;
   /** A queued job due now rather than later (a waiting saga whose event came); false if not queued. */
   wake(params: { jobId: string; now: number }): Promise<boolean>;
+
+  // --- events (src/events/) ---------------------------------------------------------------
+  /**
+   * Keep an event, once per (tenant, id), durably: `duplicate` for the same event again (its
+   * `hash`), `conflict` for another with that id; either way the one kept.
+   */
+  appendEvent(params: {
+    event: NewEvent;
+    now: number;
+  }): Promise<{ kind: "created" | "duplicate" | "conflict"; event: EventRecord }>;
+  getEvent(params: { tenantId: string; id: string }): Promise<EventRecord | null>;
+  /** The tenant's events, newest first, before `beforeSeq` when given. */
+  listEvents(params: {
+    tenantId: string;
+    type?: string;
+    limit: number;
+    beforeSeq?: number;
+  }): Promise<EventRecord[]>;
+  /** Events of any tenant not dispatched yet that came before `receivedBefore`, oldest first. */
+  undispatchedEvents(params: { receivedBefore: number; limit: number }): Promise<EventRecord[]>;
+  /** Record what the event started; a later dispatch of it writes the same again. */
+  markDispatched(params: {
+    tenantId: string;
+    id: string;
+    triggered: TriggeredJob[];
+    now: number;
+  }): Promise<void>;
+}
+
+/** A CloudEvent as the store keeps it (src/events/cloud-event.ts makes and shows it). */
+export interface NewEvent {
+  tenantId: string;
+  /** The event's own id: one event per id and tenant. */
+  id: string;
+  source: string;
+  type: string;
+  subject: string | null;
+  /** When it happened (ms); the time it came when it did not say. */
+  time: number;
+  datacontenttype: string | null;
+  /** Its data (JSON), or null. */
+  data: unknown;
+  traceparent: string | null;
+  /** Its other extension attributes. */
+  extensions: Record<string, string | number | boolean>;
+  /** Of its attributes as sent: a resend of the same event is told from another with its id. */
+  hash: string;
+}
+
+/** What an event started: a job of a trigger's type, or why it did not. */
+export type TriggeredJob = { type: string; jobId: string } | { type: string; error: string };
+
+export interface EventRecord extends NewEvent {
+  /** Its place in the order events came in (all tenants'). */
+  seq: number;
+  receivedAt: number;
+  /** When its triggers were run; null until then. */
+  dispatchedAt: number | null;
+  triggered: TriggeredJob[] | null;
 }
 
 export interface SagaEvent {

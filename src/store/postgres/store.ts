@@ -10,6 +10,7 @@ import { PgRetention } from "./retention.js";
 import { PgTenants } from "./tenants.js";
 import { PgDb, types, type PostgresStoreOptions } from "./db.js";
 import { PgListener } from "./listener.js";
+import { PgEvents } from "./events.js";
 import { PgSagas } from "./sagas.js";
 import { migratePostgres } from "./migrate.js";
 
@@ -43,6 +44,7 @@ export class PostgresStore extends ComposedStore {
       callbacks: new PgCallbacks(db, tenants),
       tenants,
       sagas: new PgSagas(db),
+      events: new PgEvents(db),
     });
     this.db = db;
     this.rates = new PgRateLimits(db);

@@ -45,6 +45,10 @@ export type TenantsPart = Pick<
 
 /** Saga journals. */
 export type SagasPart = Pick<Store, "listSteps" | "recordStep" | "deliverEvent" | "sagaEvent" | "wake">;
+export type EventsPart = Pick<
+  Store,
+  "appendEvent" | "getEvent" | "listEvents" | "undispatchedEvents" | "markDispatched"
+>;
 
 export interface StoreParts {
   jobs: JobsPart;
@@ -55,6 +59,7 @@ export interface StoreParts {
   callbacks: CallbacksPart;
   tenants: TenantsPart;
   sagas: SagasPart;
+  events: EventsPart;
 }
 
 export abstract class ComposedStore implements Store {
@@ -239,5 +244,27 @@ export abstract class ComposedStore implements Store {
 
   wake(params: StoreParams<"wake">) {
     return this.parts.sagas.wake(params);
+  }
+
+  // --- events: kept once per id, dispatched to triggers
+
+  appendEvent(params: StoreParams<"appendEvent">) {
+    return this.parts.events.appendEvent(params);
+  }
+
+  getEvent(params: StoreParams<"getEvent">) {
+    return this.parts.events.getEvent(params);
+  }
+
+  listEvents(params: StoreParams<"listEvents">) {
+    return this.parts.events.listEvents(params);
+  }
+
+  undispatchedEvents(params: StoreParams<"undispatchedEvents">) {
+    return this.parts.events.undispatchedEvents(params);
+  }
+
+  markDispatched(params: StoreParams<"markDispatched">) {
+    return this.parts.events.markDispatched(params);
   }
 }

@@ -1,5 +1,6 @@
 import { CALLBACKS_SQL } from "./callbacks.sql.js";
 import { CLAIMS_SQL } from "./claims.sql.js";
+import { EVENTS_SQL } from "./events.sql.js";
 import { JOBS_SQL } from "./jobs.sql.js";
 import { LEASES_SQL } from "./leases.sql.js";
 import { OUTBOX_SQL } from "./outbox.sql.js";
@@ -19,4 +20,5 @@ export const STATEMENTS = {
   ...CALLBACKS_SQL,
   ...TENANTS_SQL,
   ...SAGAS_SQL,
+  ...EVENTS_SQL,
 } as const;

@@ -4,6 +4,7 @@ import { ComposedStore } from "../shared/composed-store.js";
 import type { StoreEvent } from "../store.js";
 import { SqliteCallbacks } from "./callbacks.js";
 import { SqliteClaims } from "./claims.js";
+import { SqliteEvents } from "./events.js";
 import { SqliteJobs } from "./jobs.js";
 import { SqliteLeases } from "./leases.js";
 import { SqliteResults } from "./results.js";
@@ -41,6 +42,7 @@ export class SqliteStore extends ComposedStore {
       callbacks: new SqliteCallbacks(driver, tenants),
       tenants,
       sagas: new SqliteSagas(driver),
+      events: new SqliteEvents(driver),
     });
     this.driver = driver;
     this.db = driver.handle;
