@@ -13,7 +13,7 @@ import { describeKeys } from "./suite/keys.js";
 import { describeLeases } from "./suite/leases.js";
 import { describeMaintenance } from "./suite/maintenance.js";
 import { describeResults } from "./suite/results.js";
-import { describeEvents } from "./suite/events.js";
+import { describeCloudEvents } from "./suite/cloud-events.js";
 import { describeSagas } from "./suite/sagas.js";
 
 export { LARGE_RESULT_BYTES } from "./suite/results.js";
@@ -51,6 +51,6 @@ export function describeStoreSuite(name: string, makeStore: MakeStore): void {
     describeEvents(ctx);
     describeCallbacks(ctx);
     describeSagas(ctx);
-    describeEvents(ctx);
+    describeCloudEvents(ctx);
   });
 }

@@ -1,84 +1,195 @@
 import { describe, expect, it } from "vitest";
-import type { NewEvent } from "../../../src/store/store.js";
-import { OTHER_TENANT, T0, TENANT, type SuiteContext } from "./context.js";
+import type { JobProblem } from "../../../src/jobs/errors.js";
+import type { StoreEvent } from "../../../src/store/store.js";
+import {
+  LEASE_MS,
+  T0,
+  TENANT,
+  TYPE,
+  getJob,
+  leaseOf,
+  recordEvents,
+  submitAndClaim,
+  submitJob,
+  type SuiteContext,
+} from "./context.js";
 
-function event(id: string, overrides: Partial<NewEvent> = {}): NewEvent {
-  return {
-    tenantId: TENANT,
-    id,
-    source: "/orders",
-    type: "orders.created",
-    subject: `order-${id}`,
-    time: T0,
-    datacontenttype: "application/json",
-    data: { id, items: [1, 2] },
-    traceparent: null,
-    extensions: { region: "eu", priority: 2 },
-    hash: `hash-${id}`,
-    ...overrides,
-  };
-}
+const BOOM: JobProblem = {
+  type: "/problems/job-failed",
+  title: "The job failed",
+  status: 500,
+  detail: "boom",
+};
 
-/** Events: kept once per (tenant, id), listed newest first, dispatched once each. */
+/** Events wake workers (`queued`) and waiters (`terminal`); both act on them at once. */
 export function describeEvents(ctx: SuiteContext): void {
+  /**
+   * Runs `act` while a listener reads the store the moment each event arrives, as a waiter
+   * does; returns each event with what that read saw.
+   */
+  async function observe<T>(
+    act: () => Promise<unknown>,
+    read: (event: StoreEvent) => Promise<T>,
+  ): Promise<{ event: StoreEvent; seen: T }[]> {
+    const reads: { event: StoreEvent; seen: Promise<T> }[] = [];
+    const stop = ctx.store.subscribe((event) => {
+      const seen = read(event);
+      seen.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+      reads.push({ event, seen });
+    });
+    try {
+      await act();
+    } finally {
+      stop();
+    }
+    return Promise.all(reads.map(async ({ event, seen }) => ({ event, seen: await seen })));
+  }
+
+  const statusOf = async (event: StoreEvent) =>
+    event.kind === "terminal"
+      ? ((await ctx.store.get({ tenantId: TENANT, id: event.jobId }))?.status ?? null)
+      : null;
+
   describe("events", () => {
-    it("keeps an event once per id: the same again is a duplicate, another a conflict", async () => {
-      const first = await ctx.store.appendEvent({ event: event("e1"), now: T0 + 1 });
-      expect(first.kind).toBe("created");
-      expect(first.event).toMatchObject({
-        ...event("e1"),
-        receivedAt: T0 + 1,
-        dispatchedAt: null,
-        triggered: null,
-      });
-      const again = await ctx.store.appendEvent({ event: event("e1"), now: T0 + 2 });
-      expect(again).toEqual({ kind: "duplicate", event: first.event });
-      const other = await ctx.store.appendEvent({ event: event("e1", { hash: "other" }), now: T0 + 3 });
-      expect(other).toEqual({ kind: "conflict", event: first.event });
-      // Ids are the tenant's: another tenant's e1 is its own event.
-      const elsewhere = await ctx.store.appendEvent({
-        event: event("e1", { tenantId: OTHER_TENANT }),
-        now: T0,
-      });
-      expect(elsewhere.kind).toBe("created");
-      expect(await ctx.store.getEvent({ tenantId: TENANT, id: "e1" })).toEqual(first.event);
-      expect(await ctx.store.getEvent({ tenantId: TENANT, id: "nope" })).toBeNull();
+    it("queued after submit, once the job is visible", async () => {
+      const seen = await observe(
+        () => submitJob(ctx.store, { runAt: T0 + 250 }),
+        () => ctx.store.nextRunAt({ types: [TYPE] }),
+      );
+      expect(seen).toEqual([{ event: { kind: "queued", type: TYPE, runAt: T0 + 250 }, seen: T0 + 250 }]);
     });
 
-    it("lists the tenant's events newest first, by type, in pages", async () => {
-      for (const id of ["a", "b", "c"]) await ctx.store.appendEvent({ event: event(id), now: T0 });
-      await ctx.store.appendEvent({ event: event("d", { type: "orders.shipped" }), now: T0 });
-      await ctx.store.appendEvent({ event: event("x", { tenantId: OTHER_TENANT }), now: T0 });
-      const all = await ctx.store.listEvents({ tenantId: TENANT, limit: 10 });
-      expect(all.map((e) => e.id)).toEqual(["d", "c", "b", "a"]);
-      const created = await ctx.store.listEvents({ tenantId: TENANT, type: "orders.created", limit: 2 });
-      expect(created.map((e) => e.id)).toEqual(["c", "b"]);
-      const next = await ctx.store.listEvents({
-        tenantId: TENANT,
-        type: "orders.created",
-        limit: 2,
-        beforeSeq: created[1]!.seq,
-      });
-      expect(next.map((e) => e.id)).toEqual(["a"]);
+    it("progress after a progress report is applied, once it is visible; none when fenced", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const seen = await observe(
+        () => ctx.store.progress({ lease: leaseOf(job), percent: 40, message: "m", now: T0 + 1 }),
+        async (event) =>
+          event.kind === "progress"
+            ? ((await ctx.store.get({ tenantId: TENANT, id: event.jobId }))?.progressPercent ?? null)
+            : null,
+      );
+      expect(seen).toEqual([{ event: { kind: "progress", jobId: job.id }, seen: 40 }]);
+      const fenced = await observe(
+        () =>
+          ctx.store.progress({
+            lease: { ...leaseOf(job), leaseToken: "not-the-token" },
+            percent: 50,
+            message: null,
+            now: T0 + 2,
+          }),
+        async () => null,
+      );
+      expect(fenced).toEqual([]);
     });
 
-    it("hands out events not yet dispatched, oldest first, until they are", async () => {
-      await ctx.store.appendEvent({ event: event("p"), now: T0 });
-      await ctx.store.appendEvent({ event: event("q", { tenantId: OTHER_TENANT }), now: T0 + 1 });
-      await ctx.store.appendEvent({ event: event("r"), now: T0 + 5 });
-      const due = await ctx.store.undispatchedEvents({ receivedBefore: T0 + 5, limit: 10 });
-      expect(due.map((e) => e.id)).toEqual(["p", "q"]);
-      const triggered = [
-        { type: "orders.bill", jobId: "job_1" },
-        { type: "orders.audit", error: "refused" },
-      ];
-      await ctx.store.markDispatched({ tenantId: TENANT, id: "p", triggered, now: T0 + 6 });
-      const after = await ctx.store.undispatchedEvents({ receivedBefore: T0 + 10, limit: 10 });
-      expect(after.map((e) => e.id)).toEqual(["q", "r"]);
-      expect(await ctx.store.getEvent({ tenantId: TENANT, id: "p" })).toMatchObject({
-        dispatchedAt: T0 + 6,
-        triggered,
+    it("queued after a failed attempt is scheduled for retry", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const seen = await observe(
+        () => ctx.store.fail({ lease: leaseOf(job), error: BOOM, retryAt: T0 + 900, now: T0 + 1 }),
+        () => ctx.store.nextRunAt({ types: [TYPE] }),
+      );
+      expect(seen).toEqual([{ event: { kind: "queued", type: TYPE, runAt: T0 + 900 }, seen: T0 + 900 }]);
+    });
+
+    it("queued after a release", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const seen = await observe(
+        () => ctx.store.release({ leases: [leaseOf(job)], now: T0 + 5 }),
+        () => ctx.store.nextRunAt({ types: [TYPE] }),
+      );
+      expect(seen).toEqual([{ event: { kind: "queued", type: TYPE, runAt: T0 + 5 }, seen: T0 + 5 }]);
+    });
+
+    it("queued after a lease sweep requeues a job", async () => {
+      await submitAndClaim(ctx.store, { maxAttempts: 3 });
+      const requeuedAt = T0 + LEASE_MS + 100;
+      const seen = await observe(
+        () => ctx.store.sweepExpiredLeases({ now: T0 + LEASE_MS, retryDelayMs: 100, limit: 10 }),
+        () => ctx.store.nextRunAt({ types: [TYPE] }),
+      );
+      expect(seen).toEqual([{ event: { kind: "queued", type: TYPE, runAt: requeuedAt }, seen: requeuedAt }]);
+    });
+
+    it("terminal after complete, fail and cancel, once the new state is visible", async () => {
+      const done = await submitAndClaim(ctx.store);
+      const failed = await submitAndClaim(ctx.store);
+      const canceled = await submitJob(ctx.store);
+      const seen = await observe(async () => {
+        await ctx.store.complete({ lease: leaseOf(done), result: { kind: "json", json: "1" }, now: T0 + 1 });
+        await ctx.store.fail({ lease: leaseOf(failed), error: BOOM, retryAt: null, now: T0 + 1 });
+        await ctx.store.cancel({ tenantId: TENANT, id: canceled.id, now: T0 + 1 });
+      }, statusOf);
+      expect(seen).toEqual([
+        { event: { kind: "terminal", jobId: done.id, type: TYPE, status: "succeeded" }, seen: "succeeded" },
+        { event: { kind: "terminal", jobId: failed.id, type: TYPE, status: "failed" }, seen: "failed" },
+        { event: { kind: "terminal", jobId: canceled.id, type: TYPE, status: "canceled" }, seen: "canceled" },
+      ]);
+    });
+
+    it("a waiter woken by success can read the result at once", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const seen = await observe(
+        () =>
+          ctx.store.complete({ lease: leaseOf(job), result: { kind: "json", json: '"ok"' }, now: T0 + 1 }),
+        () => ctx.store.getResult({ tenantId: TENANT, id: job.id }),
+      );
+      expect(seen).toHaveLength(1);
+      expect(Buffer.from(seen[0]!.seen!.data!).toString()).toBe('"ok"');
+    });
+
+    it("terminal after the lease and deadline sweeps", async () => {
+      const lost = await submitAndClaim(ctx.store, { maxAttempts: 1 });
+      const late = await submitJob(ctx.store, { deadlineAt: T0 + 100, runAt: T0 + 50 });
+      const seen = await observe(async () => {
+        await ctx.store.sweepExpiredLeases({ now: T0 + LEASE_MS, retryDelayMs: 0, limit: 10 });
+        await ctx.store.sweepDeadlines({ now: T0 + LEASE_MS, limit: 10 });
+      }, statusOf);
+      expect(seen).toEqual([
+        { event: { kind: "terminal", jobId: lost.id, type: TYPE, status: "failed" }, seen: "failed" },
+        { event: { kind: "terminal", jobId: late.id, type: TYPE, status: "timed_out" }, seen: "timed_out" },
+      ]);
+    });
+
+    it("terminal after deleting an active job, once it is gone", async () => {
+      const running = await submitAndClaim(ctx.store);
+      const seen = await observe(
+        () => ctx.store.delete({ tenantId: TENANT, id: running.id, now: T0 + 1 }),
+        async (event) =>
+          event.kind === "terminal" ? ctx.store.get({ tenantId: TENANT, id: event.jobId }) : undefined,
+      );
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.event).toMatchObject({ kind: "terminal", jobId: running.id, type: TYPE });
+      expect(seen[0]!.seen).toBeNull();
+    });
+
+    it("nothing for writes that did not apply", async () => {
+      const job = await submitAndClaim(ctx.store);
+      const forged = { id: job.id, leaseToken: "forged" };
+      const { events, stop } = recordEvents(ctx.store);
+      await ctx.store.complete({ lease: forged, result: { kind: "none" }, now: T0 + 1 });
+      await ctx.store.fail({ lease: forged, error: BOOM, retryAt: null, now: T0 + 1 });
+      await ctx.store.fail({ lease: forged, error: BOOM, retryAt: T0 + 5, now: T0 + 1 });
+      await ctx.store.release({ leases: [forged], now: T0 + 1 });
+      await ctx.store.cancel({ tenantId: TENANT, id: "no-such-job", now: T0 + 1 });
+      await ctx.store.sweepExpiredLeases({ now: T0 + 1, retryDelayMs: 0, limit: 10 });
+      await ctx.store.sweepDeadlines({ now: T0 + 1, limit: 10 });
+      stop();
+      expect(events).toEqual([]);
+      expect((await getJob(ctx.store, job.id)).status).toBe("running");
+    });
+
+    it("a throwing listener does not fail the write, and unsubscribe stops delivery", async () => {
+      const stopThrowing = ctx.store.subscribe(() => {
+        throw new Error("listener bug");
       });
+      const { events, stop } = recordEvents(ctx.store);
+      const job = await submitJob(ctx.store);
+      expect((await getJob(ctx.store, job.id)).status).toBe("queued");
+      expect(events).toHaveLength(1);
+      stop();
+      stopThrowing();
+      await submitJob(ctx.store);
+      expect(events).toHaveLength(1);
     });
   });
 }

@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import type { NewEvent } from "../../../src/store/store.js";
+import { OTHER_TENANT, T0, TENANT, type SuiteContext } from "./context.js";
+
+function event(id: string, overrides: Partial<NewEvent> = {}): NewEvent {
+  return {
+    tenantId: TENANT,
+    id,
+    source: "/orders",
+    type: "orders.created",
+    subject: `order-${id}`,
+    time: T0,
+    datacontenttype: "application/json",
+    data: { id, items: [1, 2] },
+    traceparent: null,
+    extensions: { region: "eu", priority: 2 },
+    hash: `hash-${id}`,
+    ...overrides,
+  };
+}
+
+/** CloudEvents: kept once per (tenant, id), listed newest first, dispatched once each. */
+export function describeCloudEvents(ctx: SuiteContext): void {
+  describe("cloud events", () => {
+    it("keeps an event once per id: the same again is a duplicate, another a conflict", async () => {
+      const first = await ctx.store.appendEvent({ event: event("e1"), now: T0 + 1 });
+      expect(first.kind).toBe("created");
+      expect(first.event).toMatchObject({
+        ...event("e1"),
+        receivedAt: T0 + 1,
+        dispatchedAt: null,
+        triggered: null,
+      });
+      const again = await ctx.store.appendEvent({ event: event("e1"), now: T0 + 2 });
+      expect(again).toEqual({ kind: "duplicate", event: first.event });
+      const other = await ctx.store.appendEvent({ event: event("e1", { hash: "other" }), now: T0 + 3 });
+      expect(other).toEqual({ kind: "conflict", event: first.event });
+      // Ids are the tenant's: another tenant's e1 is its own event.
+      const elsewhere = await ctx.store.appendEvent({
+        event: event("e1", { tenantId: OTHER_TENANT }),
+        now: T0,
+      });
+      expect(elsewhere.kind).toBe("created");
+      expect(await ctx.store.getEvent({ tenantId: TENANT, id: "e1" })).toEqual(first.event);
+      expect(await ctx.store.getEvent({ tenantId: TENANT, id: "nope" })).toBeNull();
+    });
+
+    it("lists the tenant's events newest first, by type, in pages", async () => {
+      for (const id of ["a", "b", "c"]) await ctx.store.appendEvent({ event: event(id), now: T0 });
+      await ctx.store.appendEvent({ event: event("d", { type: "orders.shipped" }), now: T0 });
+      await ctx.store.appendEvent({ event: event("x", { tenantId: OTHER_TENANT }), now: T0 });
+      const all = await ctx.store.listEvents({ tenantId: TENANT, limit: 10 });
+      expect(all.map((e) => e.id)).toEqual(["d", "c", "b", "a"]);
+      const created = await ctx.store.listEvents({ tenantId: TENANT, type: "orders.created", limit: 2 });
+      expect(created.map((e) => e.id)).toEqual(["c", "b"]);
+      const next = await ctx.store.listEvents({
+        tenantId: TENANT,
+        type: "orders.created",
+        limit: 2,
+        beforeSeq: created[1]!.seq,
+      });
+      expect(next.map((e) => e.id)).toEqual(["a"]);
+    });
+
+    it("hands out events not yet dispatched, oldest first, until they are", async () => {
+      await ctx.store.appendEvent({ event: event("p"), now: T0 });
+      await ctx.store.appendEvent({ event: event("q", { tenantId: OTHER_TENANT }), now: T0 + 1 });
+      await ctx.store.appendEvent({ event: event("r"), now: T0 + 5 });
+      const due = await ctx.store.undispatchedEvents({ receivedBefore: T0 + 5, limit: 10 });
+      expect(due.map((e) => e.id)).toEqual(["p", "q"]);
+      const triggered = [
+        { type: "orders.bill", jobId: "job_1" },
+        { type: "orders.audit", error: "refused" },
+      ];
+      await ctx.store.markDispatched({ tenantId: TENANT, id: "p", triggered, now: T0 + 6 });
+      const after = await ctx.store.undispatchedEvents({ receivedBefore: T0 + 10, limit: 10 });
+      expect(after.map((e) => e.id)).toEqual(["q", "r"]);
+      expect(await ctx.store.getEvent({ tenantId: TENANT, id: "p" })).toMatchObject({
+        dispatchedAt: T0 + 6,
+        triggered,
+      });
+    });
+  });
+}
