@@ -20,6 +20,7 @@ import type { PeriodicTask } from "./worker/maintenance/periodic.js";
 import { createRetentionPurge } from "./worker/maintenance/retention-purge.js";
 import { WorkerRuntime } from "./worker/runtime.js";
 import { isCommandJob } from "./worker/command/define-command-job.js";
+import { EventDispatcher } from "./events/dispatcher.js";
 import { compensationJob } from "./sagas/compensation-job.js";
 import { isSaga } from "./sagas/define-saga.js";
 import { findExecutable, openTaskHost } from "./worker/command/task-host.js";
@@ -143,6 +144,14 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     },
   });
   metrics.countRunning = () => worker.runningCount;
+  const dispatcher = new EventDispatcher({
+    store,
+    registry,
+    config,
+    submit: (params) => worker.submit(params),
+    logger,
+    now,
+  });
   const minRetryDelay = Math.min(...registry.definitions().map((d) => d.retryDelayMs), 1000);
   const services: PeriodicTask[] = [
     createLeaseSweeper({
@@ -154,6 +163,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       batchSize: SWEEP_BATCH,
     }),
     createDeadlineSweeper({ store, logger, now, intervalMs: config.sweepIntervalMs, batchSize: SWEEP_BATCH }),
+    dispatcher.sweeper(config.sweepIntervalMs, SWEEP_BATCH),
     createRetentionPurge({
       store,
       logger,
@@ -190,6 +200,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     config,
     store,
     submit: (params) => worker.submit(params),
+    dispatcher,
     registry,
     signer,
     waits,

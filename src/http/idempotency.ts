@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
 
+/** Idempotency keys of Tessera's own (a saga's compensation, a trigger's job): refused from clients. */
+export const RESERVED_KEY_PREFIX = "tessera:";
+
 /** 1–255 visible ASCII characters (RFC 9110 token-ish, no spaces or controls). */
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 

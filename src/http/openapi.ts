@@ -1,5 +1,6 @@
 import { JOB_STATUSES } from "../jobs/states.js";
 import { PROBLEMS } from "../jobs/problems.js";
+import { CloudEventBody } from "../events/cloud-event.js";
 import { SubmitEnvelope } from "./envelope.js";
 import type { ServerDeps } from "./server.js";
 
@@ -70,6 +71,31 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
       securitySchemes: { apiKey: { type: "http", scheme: "bearer", description: "tsk_… API key" } },
       schemas: {
         SubmitEnvelope,
+        CloudEvent: CloudEventBody,
+        Event: {
+          type: "object",
+          required: ["event", "receivedAt", "dispatchedAt", "triggered", "links"],
+          properties: {
+            event: { $ref: "#/components/schemas/CloudEvent" },
+            receivedAt: { type: "string", format: "date-time" },
+            dispatchedAt: { type: ["string", "null"], format: "date-time" },
+            triggered: {
+              type: ["array", "null"],
+              description: "The jobs the event started, one per matching trigger (or why not)",
+              items: {
+                type: "object",
+                required: ["type"],
+                properties: {
+                  type: { type: "string" },
+                  jobId: { type: "string" },
+                  error: { type: "string" },
+                  links: { type: "object", properties: { job: { type: "string" } } },
+                },
+              },
+            },
+            links: { type: "object", properties: { self: { type: "string" } } },
+          },
+        },
         Job: {
           type: "object",
           required: [
@@ -346,6 +372,64 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             "409": { description: "Another event of this name was kept already, or the saga has ended" },
             "429": limited,
             ...common,
+          },
+        },
+      },
+      "/v1/events": {
+        post: {
+          summary:
+            "Send a CloudEvent (structured JSON mode): kept once per id, it starts the jobs whose triggers match",
+          requestBody: {
+            required: true,
+            content: {
+              "application/cloudevents+json": { schema: ref("CloudEvent") },
+              ...json(ref("CloudEvent")),
+            },
+          },
+          responses: {
+            "202": { description: "Kept (committed) and dispatched", content: json(ref("Event")) },
+            "200": { description: "The same event again: nothing more done", content: json(ref("Event")) },
+            "400": problem("Not a CloudEvent this server takes (errors[].path names the attribute)"),
+            "409": problem("Another event with this id was sent before (event-id-conflict)"),
+            "429": limited,
+            "401": common["401"],
+          },
+        },
+        get: {
+          summary: "List the caller's events, newest first",
+          parameters: [
+            { name: "type", in: "query", schema: { type: "string" } },
+            {
+              name: "limit",
+              in: "query",
+              schema: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+            },
+            { name: "cursor", in: "query", schema: { type: "string" } },
+          ],
+          responses: {
+            "200": {
+              description: "A page of events",
+              content: json({
+                type: "object",
+                properties: {
+                  items: { type: "array", items: ref("Event") },
+                  nextCursor: { type: ["string", "null"] },
+                },
+              }),
+            },
+            "400": problem("Invalid query parameter"),
+            "401": common["401"],
+          },
+        },
+      },
+      "/v1/events/{id}": {
+        get: {
+          summary: "One of the caller's events, and the jobs it started",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            "200": { description: "The event", content: json(ref("Event")) },
+            "401": common["401"],
+            "404": problem("No such event of the caller's"),
           },
         },
       },

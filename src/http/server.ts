@@ -28,6 +28,8 @@ import {
 } from "./problems.js";
 import { authenticateLimited, RateLimiter } from "./rate-limit.js";
 import type { RetryAfterEstimator } from "./retry-after.js";
+import type { EventDispatcher } from "../events/dispatcher.js";
+import { eventRoutes } from "./routes/events.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { jobTypeRoutes } from "./routes/job-types.js";
 import { opsRoutes } from "./routes/ops.js";
@@ -62,6 +64,8 @@ export interface ServerDeps {
   limiter?: RateLimiter;
   /** Verified API keys (`--auth-cache-ms`, src/http/auth.ts); made by buildServer if absent. */
   keyCache?: KeyCache;
+  /** Starts the jobs an event triggers (src/events/dispatcher.ts). */
+  dispatcher: EventDispatcher;
 }
 
 declare module "fastify" {
@@ -229,23 +233,28 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   app.decorateRequest("tenantId", "");
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
-    try {
-      // The body is read as it came: a compressed one would reach the parser as garbage.
-      const coding = request.headers["content-encoding"];
-      if (coding !== undefined && coding.trim().toLowerCase() !== "identity") {
-        throw new ProblemError(
-          "unsupported-media-type",
-          `Content-Encoding ${coding.slice(0, 40)} is not supported; send the body uncompressed`,
-          {},
-          { "accept-encoding": "identity" },
-        );
+  // JSON, and CloudEvents in structured mode (`POST /v1/events`), parsed alike.
+  app.addContentTypeParser(
+    ["application/json", "application/cloudevents+json"],
+    { parseAs: "buffer" },
+    (request, body, done) => {
+      try {
+        // The body is read as it came: a compressed one would reach the parser as garbage.
+        const coding = request.headers["content-encoding"];
+        if (coding !== undefined && coding.trim().toLowerCase() !== "identity") {
+          throw new ProblemError(
+            "unsupported-media-type",
+            `Content-Encoding ${coding.slice(0, 40)} is not supported; send the body uncompressed`,
+            {},
+            { "accept-encoding": "identity" },
+          );
+        }
+        done(null, parseJsonBody(body as Buffer, request.headers["content-type"], config.maxJsonDepth));
+      } catch (error) {
+        done(error as Error, undefined);
       }
-      done(null, parseJsonBody(body as Buffer, request.headers["content-type"], config.maxJsonDepth));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
+    },
+  );
 
   // Before authentication: a preflight carries no key.
   registerCors(app, config.corsOrigins);
@@ -312,6 +321,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     jobRoutes(app, deps);
     resultRoutes(app, deps);
     jobTypeRoutes(app, deps);
+    eventRoutes(app, deps);
   }
   opsRoutes(app, deps);
 

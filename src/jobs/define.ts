@@ -1,3 +1,4 @@
+import { triggersOf, type EventTrigger, type TriggerSpec } from "../events/triggers.js";
 import type { JobStatus } from "./states.js";
 
 /** A JSON Schema object (draft 2020-12 subset understood by Ajv). */
@@ -48,6 +49,8 @@ export interface JobDefinition<I = unknown, O = unknown> {
   readonly retryDelayMs: number;
   /** Largest input accepted at submit, as compact UTF-8 JSON (413 above); undefined: only `--body-limit`. */
   readonly maxInputBytes?: number | undefined;
+  /** The events that start a job of this type (its input: the event); none when absent. */
+  readonly on?: readonly EventTrigger[];
   readonly run: (input: I, ctx: JobContext) => Promise<O> | O;
 }
 
@@ -68,6 +71,12 @@ export interface DefineJobOptions<I, O> {
    * `413 payload-too-large`. @default no limit of its own (the request's `--body-limit`)
    */
   maxInputBytes?: number;
+  /**
+   * Start a job of this type for each event of that type (`POST /v1/events`), once per event
+   * id, with the event (a CloudEvent) as its input: `"orders.created"`, or `{ type, filter }`
+   * to match attributes too (`{ subject: { prefix: "eu-" } }`), or a list of them.
+   */
+  on?: TriggerSpec;
   run: (input: I, ctx: JobContext) => Promise<O> | O;
 }
 
@@ -119,6 +128,7 @@ export function defineJob<I, O>(options: DefineJobOptions<I, O>): JobDefinition<
     concurrency: options.concurrency,
     retryDelayMs: options.retryDelayMs ?? 1000,
     maxInputBytes: options.maxInputBytes,
+    ...(options.on !== undefined ? { on: triggersOf(options.type, options.on) } : {}),
     run: options.run,
   });
 }

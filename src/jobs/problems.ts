@@ -22,6 +22,7 @@ export const PROBLEMS = {
   "job-canceled": { status: 409, title: "The job was canceled" },
   "job-already-finished": { status: 409, title: "The job has already finished" },
   "saga-event-exists": { status: 409, title: "The saga has an event of that name already" },
+  "event-id-conflict": { status: 409, title: "Another event with this id was sent before" },
   "idempotency-in-flight": { status: 409, title: "A request with this Idempotency-Key is in flight" },
   "result-gone": { status: 410, title: "The result is no longer available" },
   "payload-too-large": { status: 413, title: "Request body too large" },

@@ -5,6 +5,7 @@
  * writes go to the saga's journal, fenced by its own lease; the saga stays `canceled`
  * (`failed`, `timed_out`) and its `steps` show what was compensated.
  */
+import { RESERVED_KEY_PREFIX } from "../http/idempotency.js";
 import { defineJob, type JobContext, type JobDefinition } from "../jobs/define.js";
 import { JobError } from "../jobs/errors.js";
 import { isTerminal } from "../jobs/states.js";
@@ -14,9 +15,6 @@ import type { SagaDefinition } from "./define-saga.js";
 
 /** The compensation job's type, registered by createTessera when it runs sagas. */
 export const SAGA_COMPENSATION_TYPE = "tessera.saga.compensate";
-
-/** Idempotency keys of Tessera's own (clients may not use them: see http/idempotency.ts). */
-export const RESERVED_KEY_PREFIX = "tessera:";
 
 /** Its idempotency key for a canceled saga: one compensation job per saga, however often canceled. */
 export const compensationKey = (sagaId: string): string => `${RESERVED_KEY_PREFIX}compensate:${sagaId}`;

@@ -10,6 +10,7 @@ export function jobTypeRoutes(app: FastifyInstance, deps: ServerDeps): void {
       timeoutSeconds: d.timeoutSeconds,
       maxAttempts: d.maxAttempts,
       ...(d.maxInputBytes !== undefined ? { maxInputBytes: d.maxInputBytes } : {}),
+      ...(d.on && d.on.length > 0 ? { on: d.on } : {}),
     })),
   }));
 }

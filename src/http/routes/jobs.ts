@@ -2,16 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isJobId } from "../../jobs/ids.js";
 import { isJobStatus, isTerminal } from "../../jobs/states.js";
-import {
-  compensationKey,
-  RESERVED_KEY_PREFIX,
-  SAGA_COMPENSATION_TYPE,
-} from "../../sagas/compensation-job.js";
+import { compensationKey, SAGA_COMPENSATION_TYPE } from "../../sagas/compensation-job.js";
 import { isSaga } from "../../sagas/define-saga.js";
 import type { CallbackSpec, JobRecord, StepRecord } from "../../store/store.js";
 import { auditJob } from "../auth.js";
 import { buildJob } from "../envelope.js";
-import { InFlightKeys, isValidIdempotencyKey, requestHash } from "../idempotency.js";
+import { InFlightKeys, isValidIdempotencyKey, requestHash, RESERVED_KEY_PREFIX } from "../idempotency.js";
 import { preferredWait } from "../prefer.js";
 import { ProblemError } from "../problems.js";
 import { represent, signedResultUrl } from "../representation.js";

@@ -1,0 +1,119 @@
+/**
+ * CloudEvents 1.0 in structured JSON mode (https://github.com/cloudevents/spec): what a client
+ * may send to `POST /v1/events`, and how a kept event is shown. Extension attributes are kept as
+ * sent; `tenant` is the server's (the caller's tenant id), `traceparent` the W3C trace context.
+ */
+import { createHash } from "node:crypto";
+import { Type, type Static } from "@sinclair/typebox";
+import { canonicalJson } from "../http/idempotency.js";
+import { createAjv, toIssues, type ValidationIssue } from "../jobs/registry.js";
+import type { EventRecord, NewEvent } from "../store/store.js";
+
+const PRINTABLE = "^[\\x21-\\x7e]+$";
+
+/** An event as a client sends it. Attribute names are a-z and 0-9 (the spec's rule). */
+export const CloudEventBody = Type.Object(
+  {
+    specversion: Type.Literal("1.0"),
+    id: Type.String({ minLength: 1, maxLength: 256, pattern: PRINTABLE }),
+    source: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description: "A URI-reference naming the producer",
+    }),
+    type: Type.String({ minLength: 1, maxLength: 256, pattern: PRINTABLE }),
+    subject: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    time: Type.Optional(Type.String({ format: "date-time", maxLength: 40 })),
+    datacontenttype: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    dataschema: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    data: Type.Optional(Type.Unknown()),
+    traceparent: Type.Optional(Type.String({ pattern: "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$" })),
+    tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  },
+  {
+    additionalProperties: Type.Union([Type.String({ maxLength: 1024 }), Type.Number(), Type.Boolean()]),
+    propertyNames: { pattern: "^[a-z0-9]{1,20}$" },
+    maxProperties: 40,
+  },
+);
+export type CloudEventBody = Static<typeof CloudEventBody>;
+
+/** A kept event as it is shown and handed to a triggered job (its input). */
+export interface CloudEvent {
+  specversion: "1.0";
+  id: string;
+  source: string;
+  type: string;
+  subject?: string;
+  time: string;
+  datacontenttype?: string;
+  data?: unknown;
+  traceparent?: string;
+  tenant: string;
+  [extension: string]: unknown;
+}
+
+const validate = createAjv().compile<CloudEventBody>(CloudEventBody);
+const CORE = new Set(["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"]);
+
+/** The event to keep, or the issues that make `body` no CloudEvent this server takes. */
+export function parseCloudEvent(
+  body: unknown,
+  ctx: { tenantId: string; now: number },
+): { event: NewEvent } | { issues: ValidationIssue[] } {
+  if (!validate(body)) {
+    const errors = validate.errors ?? [];
+    // A bad attribute name is reported twice (the name, and its pattern): once, at the name.
+    const names = errors
+      .filter((e) => e.keyword === "propertyNames")
+      .map((e) => ({
+        path: `/${(e.params as { propertyName: string }).propertyName}`,
+        message: "is not an attribute name: 1-20 of a-z and 0-9",
+      }));
+    const rest = toIssues(
+      errors.filter((e) => e.keyword !== "propertyNames" && e.propertyName === undefined),
+      "",
+    );
+    return { issues: [...names, ...rest] };
+  }
+  if (body.tenant !== undefined && body.tenant !== ctx.tenantId)
+    return { issues: [{ path: "/tenant", message: "must be the caller's own tenant (or left out)" }] };
+  const extensions: NewEvent["extensions"] = {};
+  for (const [name, value] of Object.entries(body)) {
+    if (CORE.has(name) || name === "traceparent" || name === "tenant") continue;
+    extensions[name] = value as string | number | boolean;
+  }
+  const { tenant: _tenant, ...attributes } = body;
+  return {
+    event: {
+      tenantId: ctx.tenantId,
+      id: body.id,
+      source: body.source,
+      type: body.type,
+      subject: body.subject ?? null,
+      time: body.time === undefined ? ctx.now : Date.parse(body.time),
+      datacontenttype: body.datacontenttype ?? (body.data === undefined ? null : "application/json"),
+      data: body.data === undefined ? null : body.data,
+      traceparent: body.traceparent ?? null,
+      extensions,
+      hash: createHash("sha256").update(canonicalJson(attributes)).digest("base64url"),
+    },
+  };
+}
+
+/** A kept event in structured JSON mode. */
+export function toCloudEvent(event: EventRecord): CloudEvent {
+  return {
+    specversion: "1.0",
+    id: event.id,
+    source: event.source,
+    type: event.type,
+    ...(event.subject !== null ? { subject: event.subject } : {}),
+    time: new Date(event.time).toISOString(),
+    ...(event.datacontenttype !== null ? { datacontenttype: event.datacontenttype } : {}),
+    ...(event.data !== null ? { data: event.data } : {}),
+    ...(event.traceparent !== null ? { traceparent: event.traceparent } : {}),
+    ...event.extensions,
+    tenant: event.tenantId,
+  };
+}
