@@ -138,6 +138,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
         : {}),
     },
     ...(taskHost ? { beforeRelease: () => taskHost.tasks.stopAll() } : {}),
+    // Made below: called only once jobs run, after it exists.
+    onEvents: (events) => dispatcher.dispatchCommitted(events),
     onAttemptFinished: (timing) => {
       estimator.observe(timing);
       metrics.observeAttempt(timing.type, timing.runMs, timing.queueWaitMs);

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import { canonicalJson } from "../http/idempotency.js";
 import { createAjv, toIssues, type ValidationIssue } from "../jobs/registry.js";
-import type { EventRecord, NewEvent } from "../store/store.js";
+import type { NewEvent } from "../store/store.js";
 
 const PRINTABLE = "^[\\x21-\\x7e]+$";
 
@@ -102,7 +102,7 @@ export function parseCloudEvent(
 }
 
 /** A kept event in structured JSON mode. */
-export function toCloudEvent(event: EventRecord): CloudEvent {
+export function toCloudEvent(event: NewEvent): CloudEvent {
   return {
     specversion: "1.0",
     id: event.id,

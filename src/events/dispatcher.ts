@@ -12,10 +12,13 @@ import { buildJob } from "../http/envelope.js";
 import { RESERVED_KEY_PREFIX, requestHash } from "../http/idempotency.js";
 import { ProblemError } from "../http/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
-import type { EventRecord, Store, TriggeredJob } from "../store/store.js";
+import type { EventRecord, NewEvent, Store, TriggeredJob } from "../store/store.js";
 import { PeriodicTask } from "../worker/maintenance/periodic.js";
 import { toCloudEvent } from "./cloud-event.js";
 import { matches } from "./triggers.js";
+
+/** An event as kept: what a dispatch needs of it. */
+export type KeptEvent = NewEvent & { receivedAt: number };
 
 /** An event whose dispatch has not finished after this long is the sweep's. */
 export const DISPATCH_GRACE_MS = 5_000;
@@ -34,7 +37,7 @@ export class EventDispatcher {
   ) {}
 
   /** Start the event's jobs and record them with it; what it started (or why not), per trigger. */
-  async dispatch(event: EventRecord): Promise<TriggeredJob[]> {
+  async dispatch(event: KeptEvent): Promise<TriggeredJob[]> {
     const triggered: TriggeredJob[] = [];
     for (const definition of this.deps.registry.definitions()) {
       if (definition.on?.some((trigger) => matches(trigger, event)))
@@ -49,7 +52,7 @@ export class EventDispatcher {
     return triggered;
   }
 
-  private async start(type: string, event: EventRecord): Promise<TriggeredJob> {
+  private async start(type: string, event: KeptEvent): Promise<TriggeredJob> {
     const { registry, config, submit } = this.deps;
     const now = this.deps.now();
     let job;
@@ -69,6 +72,18 @@ export class EventDispatcher {
     const outcome = await submit({ job, idempotency: { key, requestHash: hash }, now });
     if (outcome.kind === "key-mismatch") return { type, error: "another event holds this trigger's key" };
     return { type, jobId: outcome.job.id };
+  }
+
+  /** Events committed with a job's completion (`ctx.emit`): dispatched in turn, failures left to the sweep. */
+  dispatchCommitted(events: readonly NewEvent[]): void {
+    const receivedAt = this.deps.now();
+    void (async () => {
+      for (const event of events) {
+        await this.dispatch({ ...event, receivedAt }).catch((error: unknown) =>
+          this.deps.logger.warn({ err: error, event: event.id }, "an event's triggers could not be run yet"),
+        );
+      }
+    })();
   }
 
   /** Dispatch what was kept but never dispatched, oldest first. */

@@ -3,7 +3,7 @@
  * type and, optionally, a filter on the event's attributes (each one given must match: exactly,
  * or by `prefix` / `suffix`, as the CloudEvents Subscriptions API's dialects do).
  */
-import type { EventRecord } from "../store/store.js";
+import type { NewEvent } from "../store/store.js";
 
 export type AttributeFilter = string | { prefix: string } | { suffix: string };
 
@@ -47,7 +47,7 @@ export function triggersOf(jobType: string, spec: TriggerSpec | undefined): read
 }
 
 /** The value of an event's attribute, as a string (what filters compare). */
-function attribute(event: EventRecord, name: string): string | undefined {
+function attribute(event: NewEvent, name: string): string | undefined {
   switch (name) {
     case "id":
       return event.id;
@@ -66,7 +66,7 @@ function attribute(event: EventRecord, name: string): string | undefined {
   }
 }
 
-export function matches(trigger: EventTrigger, event: EventRecord): boolean {
+export function matches(trigger: EventTrigger, event: NewEvent): boolean {
   if (trigger.type !== event.type) return false;
   for (const [name, filter] of Object.entries(trigger.filter ?? {})) {
     const value = attribute(event, name);

@@ -32,7 +32,18 @@ export interface JobContext {
   readonly metadata: Readonly<Record<string, string>>;
   /** Report progress (0–100) and a short message; writes are coalesced, latest wins. */
   progress(percent: number, message?: string): void;
+  /**
+   * Emit an event (a CloudEvent of `type` with `data`, its subject this job's id unless given):
+   * kept in the same commit as this attempt's success, never before it, and not at all if the
+   * attempt fails; the jobs whose triggers match it start then. At most 100 per attempt.
+   */
+  emit(type: string, data?: unknown, options?: EmitOptions): void;
   readonly log: JobLogger;
+}
+
+export interface EmitOptions {
+  /** @default the job's id */
+  subject?: string;
 }
 
 export interface JobDefinition<I = unknown, O = unknown> {

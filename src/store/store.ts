@@ -57,6 +57,8 @@ export interface CompleteParams {
    * terminal move; omitted means unknown.
    */
   hasCallback?: boolean;
+  /** Events the attempt emitted (`ctx.emit`): kept in the completion's own commit, or not at all. */
+  events?: readonly NewEvent[];
 }
 
 /** Where a saga's step stands in its journal. */

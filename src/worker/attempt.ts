@@ -1,5 +1,12 @@
+import { createHash } from "node:crypto";
+import { canonicalJson } from "../http/idempotency.js";
+import type { EmitOptions } from "../jobs/define.js";
 import { JobAbortedError, type AbortCause } from "../jobs/errors.js";
-import type { ClaimedJob, Lease } from "../store/store.js";
+import type { ClaimedJob, Lease, NewEvent } from "../store/store.js";
+
+/** Events one attempt may emit. */
+export const MAX_EMITTED = 100;
+const EVENT_TYPE = /^[\x21-\x7e]{1,256}$/;
 
 /** How an attempt's handler ended, as far as the worker is concerned. */
 export type AttemptOutcome = HandlerOutcome | { aborted: AbortCause };
@@ -20,6 +27,8 @@ export class Attempt {
   private outcome: AttemptOutcome | null = null;
   private reason: JobAbortedError | null = null;
   private controller: AbortController | null = null;
+  /** What the handler emitted (`ctx.emit`), kept with its success; null until it emits. */
+  emitted: NewEvent[] | null = null;
 
   constructor(
     readonly job: ClaimedJob,
@@ -62,6 +71,42 @@ export class Attempt {
     } catch (error) {
       this.settle({ ok: false, error });
     }
+  }
+
+  /**
+   * Keep an event for the attempt's success (`ctx.emit`). Its data is copied as JSON now; one
+   * emitted after the handler ended is dropped, as its outcome is already being written.
+   */
+  emit(type: string, data: unknown, options: EmitOptions | undefined): void {
+    if (this.outcome) return;
+    if (typeof type !== "string" || !EVENT_TYPE.test(type))
+      throw new TypeError("ctx.emit: the event type must be 1-256 printable ASCII characters");
+    const subject = options?.subject ?? this.job.id;
+    if (typeof subject !== "string" || subject.length < 1 || subject.length > 1024)
+      throw new TypeError("ctx.emit: subject must be a string of 1-1024 characters");
+    const emitted = (this.emitted ??= []);
+    if (emitted.length >= MAX_EMITTED)
+      throw new RangeError(`ctx.emit: at most ${MAX_EMITTED} events per attempt`);
+    const json = data === undefined ? "null" : JSON.stringify(data);
+    if (json === undefined) throw new TypeError("ctx.emit: data must be JSON");
+    const id = `${this.job.id}-${this.job.attempt}-${emitted.length}`;
+    const source = `/jobs/${this.job.type}`;
+    const copy = JSON.parse(json) as unknown;
+    emitted.push({
+      tenantId: this.job.tenantId,
+      id,
+      source,
+      type,
+      subject,
+      time: Date.now(),
+      datacontenttype: "application/json",
+      data: copy,
+      traceparent: null,
+      extensions: {},
+      hash: createHash("sha256")
+        .update(canonicalJson({ id, source, type, subject, data: copy }))
+        .digest("base64url"),
+    });
   }
 
   /** Stop the attempt: its signal fires and its outcome is `aborted` (unless it had ended). */

@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
-import type { JobContext, JobLogger } from "../jobs/define.js";
+import type { EmitOptions, JobContext, JobLogger } from "../jobs/define.js";
 import type { ClaimedJob } from "../store/store.js";
 
-/** Where the signal comes from (the attempt makes its AbortController on first read). */
+/** Where the signal comes from (the attempt makes its AbortController on first read), and where emitted events go. */
 interface SignalSource {
   readonly signal: AbortSignal;
+  emit(type: string, data: unknown, options: EmitOptions | undefined): void;
 }
 
 /** Where progress goes: the worker's one function for every attempt, told which one reports. */
@@ -41,10 +42,10 @@ export function attemptOf(ctx: JobContext): ClaimedJob {
   return job;
 }
 
-type LazyKey = "signal" | "deadlineAt" | "metadata" | "log";
+type LazyKey = "signal" | "deadlineAt" | "metadata" | "log" | "emit";
 
 const isLazy = (key: string | symbol): key is LazyKey =>
-  key === "signal" || key === "deadlineAt" || key === "metadata" || key === "log";
+  key === "signal" || key === "deadlineAt" || key === "metadata" || key === "log" || key === "emit";
 
 /** The members a ctx holds itself; the lazy ones are made by `lazy` on first read. */
 class ContextTarget<S extends SignalSource> {
@@ -59,6 +60,7 @@ class ContextTarget<S extends SignalSource> {
   #deadline: Date | undefined;
   #metadata: Readonly<Record<string, string>> | undefined;
   #log: JobLogger | undefined;
+  #emit: JobContext["emit"] | undefined;
 
   constructor(job: ClaimedJob, source: S, logger: Logger, sink: ProgressSink<S>) {
     this.jobId = job.id;
@@ -89,11 +91,15 @@ class ContextTarget<S extends SignalSource> {
         return (target.#metadata ??= Object.freeze({ ...job.metadata }));
       case "log":
         return (target.#log ??= jobLogger(target.#logger, job));
+      case "emit": {
+        const source = target.#source;
+        return (target.#emit ??= (type, data, options) => source.emit(type, data, options));
+      }
     }
   }
 }
 
-const LAZY_KEYS: readonly LazyKey[] = ["signal", "deadlineAt", "metadata", "log"];
+const LAZY_KEYS: readonly LazyKey[] = ["signal", "deadlineAt", "metadata", "log", "emit"];
 
 /** The lazy members as own, enumerable, read-only properties of the ctx. */
 const LAZY_MEMBERS: ProxyHandler<ContextTarget<SignalSource>> = {

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { coerceError, JobError, JobSuspended, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
-import type { ResultPayload, Store } from "../store/store.js";
+import type { NewEvent, ResultPayload, Store } from "../store/store.js";
 import type { Attempt, AttemptOutcome, HandlerOutcome } from "./attempt.js";
 import { retryDelay } from "./backoff.js";
 import type { ProgressBuffer } from "./progress-buffer.js";
@@ -33,6 +33,8 @@ export class OutcomeRecorder {
       now: () => number;
       maxResultBytes: number;
       progress: ProgressBuffer;
+      /** Events committed with a completion (`ctx.emit`): their triggers are run now. */
+      onEvents?: (events: readonly NewEvent[]) => void;
     },
   ) {}
 
@@ -104,6 +106,7 @@ export class OutcomeRecorder {
       result,
       now,
       hasCallback: attempt.job.callback !== null,
+      ...(attempt.emitted ? { events: attempt.emitted } : {}),
     }));
     this.deps.store
       .completeMany(params)
@@ -112,6 +115,7 @@ export class OutcomeRecorder {
           for (let i = 0; i < batch.length; i++) {
             const { attempt } = batch[i]!;
             this.warnIfLost(attempt, applied[i]!);
+            if (applied[i]) this.committed(attempt);
             this.recorded(attempt);
           }
         },
@@ -125,13 +129,21 @@ export class OutcomeRecorder {
             const alone = this.deps.store.complete(params[i]!);
             this.track(
               attempt,
-              alone.then((applied) => this.warnIfLost(attempt, applied)),
+              alone.then((applied) => {
+                this.warnIfLost(attempt, applied);
+                if (applied) this.committed(attempt);
+              }),
             );
           }
         },
       )
       .catch((error: unknown) => this.deps.logger.error({ err: error }, "recording outcomes failed"));
   };
+
+  /** The attempt's success is committed, its events with it: their triggers go now. */
+  private committed(attempt: Attempt): void {
+    if (attempt.emitted) this.deps.onEvents?.(attempt.emitted);
+  }
 
   private warnIfLost(attempt: Attempt, applied: boolean): void {
     if (applied) return;
@@ -165,7 +177,14 @@ export class OutcomeRecorder {
       let applied: boolean;
       try {
         const result = toResultPayload(outcome.value, this.deps.maxResultBytes);
-        applied = await store.complete({ lease, result, now, hasCallback: job.callback !== null });
+        applied = await store.complete({
+          lease,
+          result,
+          now,
+          hasCallback: job.callback !== null,
+          ...(attempt.emitted ? { events: attempt.emitted } : {}),
+        });
+        if (applied) this.committed(attempt);
       } catch (error) {
         if (!(error instanceof JobError)) throw error;
         discardResult(outcome.value);

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { AbortCause } from "../jobs/errors.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { JobStatus } from "../jobs/states.js";
-import type { ClaimedJob, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
+import type { ClaimedJob, NewEvent, Store, StoreEvent, SubmitOutcome } from "../store/store.js";
 import { Attempt, type AttemptOutcome } from "./attempt.js";
 import { createJobContext } from "./context.js";
 import { DeadlineWatch } from "./deadline-watch.js";
@@ -82,6 +82,8 @@ export class WorkerRuntime {
       logger: Logger;
       now?: () => number;
       onAttemptFinished?: (timing: AttemptTiming) => void;
+      /** Events committed with a completion (`ctx.emit`): run their triggers. */
+      onEvents?: (events: readonly NewEvent[]) => void;
       /**
        * At stop, after the attempts still running were aborted and before their leases are
        * released: wait for what they started outside this process (command tasks) to be gone,
@@ -106,6 +108,7 @@ export class WorkerRuntime {
       now,
       maxResultBytes,
       progress: this.progress,
+      ...(deps.onEvents ? { onEvents: deps.onEvents } : {}),
     });
     const { finishing } = this.recorder;
     this.heartbeat = new HeartbeatLoop({ store, logger, now, leaseMs, heartbeatMs, slots, finishing });

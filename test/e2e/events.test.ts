@@ -54,6 +54,27 @@ const picky = defineJob({
   run: () => "never",
 });
 
+// Emits an event with its success; its first attempt emits, then fails: that one is never kept.
+const place = defineJob({
+  type: "test.place",
+  input: { type: "object", properties: { n: { type: "integer" }, failFirst: { type: "boolean" } } },
+  maxAttempts: 2,
+  retryDelayMs: 10,
+  run: (input: { n: number; failFirst?: boolean }, ctx) => {
+    ctx.emit("orders.placed", { n: input.n, attempt: ctx.attempt });
+    if (input.failFirst && ctx.attempt === 1) throw new Error("the warehouse is busy");
+    ctx.emit("orders.audited", { n: input.n }, { subject: `audit-${input.n}` });
+    return "placed";
+  },
+});
+const shipped: unknown[] = [];
+const ship = defineJob({
+  type: "test.ship",
+  input: { type: "object" },
+  on: "orders.placed",
+  run: (event: unknown) => void shipped.push(event),
+});
+
 const order = (id: string, overrides: Record<string, unknown> = {}) => ({
   specversion: "1.0",
   id,
@@ -72,7 +93,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
 
     beforeAll(async () => {
       server = await startServer({
-        jobs: [bill, europe, picky] as JobDefinition[],
+        jobs: [bill, europe, picky, place, ship] as JobDefinition[],
         config: driver === "postgres" ? { db: PG_URL, dbSchema: schema } : {},
       });
       key = await server.key("acme");
@@ -201,6 +222,39 @@ for (const driver of ["sqlite", "postgres"] as const) {
       });
       expect(theirs.status).toBe(202);
       expect((await http(`${server.url}/v1/events`)).status).toBe(401);
+    });
+
+    it("a job's ctx.emit: kept with its success (not with a failed attempt), and its triggers run", async () => {
+      const res = await http(`${server.url}/v1/jobs`, {
+        json: { type: "test.place", input: { n: driver === "sqlite" ? 1 : 2, failFirst: true } },
+        headers: bearer(key),
+      });
+      const job = await finished(((await res.json()) as Job).links.self);
+      expect(job.status).toBe("succeeded");
+      const listed = (await (
+        await http(`${server.url}/v1/events?limit=500`, { headers: bearer(key) })
+      ).json()) as { items: EventView[] };
+      const mine = listed.items.filter((e) => e.event.id.startsWith(job.id));
+      // The second attempt's two events only; the first attempt emitted one, then failed.
+      expect(mine.map((e) => [e.event.id, e.event.type, e.event.subject]).sort()).toEqual([
+        [`${job.id}-2-0`, "orders.placed", job.id],
+        [`${job.id}-2-1`, "orders.audited", `audit-${driver === "sqlite" ? 1 : 2}`],
+      ]);
+      const placed = mine.find((e) => e.event.type === "orders.placed")!;
+      expect(placed.event).toMatchObject({ source: "/jobs/test.place", data: { attempt: 2 } });
+      // Its trigger ran once, right after the commit.
+      const seen = await vi.waitFor(
+        async () => {
+          const view = (await (
+            await http(`${server.url}/v1/events/${placed.event.id}`, { headers: bearer(key) })
+          ).json()) as EventView;
+          expect(view.triggered).toHaveLength(1);
+          return view;
+        },
+        { timeout: 10_000 },
+      );
+      expect((await finished(seen.triggered![0]!.links!.job)).status).toBe("succeeded");
+      expect(shipped.filter((e) => (e as { id: string }).id === placed.event.id)).toHaveLength(1);
     });
 
     it("an event kept but never dispatched (a crash in between) is dispatched by the sweep", async () => {

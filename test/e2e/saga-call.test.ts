@@ -135,6 +135,7 @@ describe("saga.call", { timeout: 60_000 }, () => {
         deadlineAt: new Date(submitted.deadlineAt),
         metadata: {},
         progress: () => undefined,
+        emit: () => undefined,
         log: { info: () => undefined, warn: () => undefined, error: () => undefined },
       });
       const target = { url: remote.url, type: "demo.sleep", input: { ms: 1500, result: "once" } };

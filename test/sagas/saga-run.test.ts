@@ -36,6 +36,7 @@ function ctxFor(job: ClaimedJob): JobContext {
     deadlineAt: new Date(job.deadlineAt),
     metadata: job.metadata,
     progress: () => undefined,
+    emit: () => undefined,
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   };
 }

@@ -405,6 +405,7 @@ describe("worker runtime: the handler's ctx", () => {
       [
         "attempt",
         "deadlineAt",
+        "emit",
         "jobId",
         "log",
         "maxAttempts",

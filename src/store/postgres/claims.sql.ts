@@ -1,4 +1,5 @@
 /** The statements of claims, progress, completions and failures (see statements.ts). */
+import { EVENT_INSERT_COLUMNS } from "../shared/events.js";
 import { CLAIM_COLUMNS, JOB_COLUMNS } from "../shared/rows.js";
 import { ASYNC_COMMIT, ID_IN, J, NOTIFY_LINES, OUTBOX } from "./sql.js";
 
@@ -10,7 +11,7 @@ import { ASYNC_COMMIT, ID_IN, J, NOTIFY_LINES, OUTBOX } from "./sql.js";
  * ~7,000 bytes of lines. `outbox`: also write the callback events owed; a batch without
  * callbacks skips those CTEs (and the full row they need).
  */
-const COMPLETE_MANY = (outbox: boolean) => `
+const COMPLETE_MANY = (outbox: boolean, events = false) => `
     WITH done AS (
       UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
         lease_expires_at = NULL, progress_percent = 100, result_kind = coalesce(c.kind, 'none'),
@@ -24,7 +25,21 @@ const COMPLETE_MANY = (outbox: boolean) => `
     ${OUTBOX("done")}`
           : "j.id, j.type, j.callback, j.watched, c.t)"
       },
-    nt AS (${NOTIFY_LINES("$9", `'t|' || $10 || '|' || id || '|succeeded|' || type`, "(SELECT * FROM done WHERE watched) w")})
+    nt AS (${NOTIFY_LINES("$9", `'t|' || $10 || '|' || id || '|succeeded|' || type`, "(SELECT * FROM done WHERE watched) w")})${
+      events
+        ? `,
+    ev AS (
+      INSERT INTO {{s}}.events (${EVENT_INSERT_COLUMNS})
+      SELECT e.tenant_id, e.id, e.source, e.type, e.subject, e.time, e.ctype, e.data, e.traceparent, e.extensions,
+        e.hash, e.received_at
+      FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bigint[],
+        $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::bigint[])
+        AS e(job_id, tenant_id, id, source, type, subject, time, ctype, data, traceparent, extensions, hash, received_at)
+      JOIN done ON done.id = e.job_id
+      ORDER BY e.job_id, e.id
+      ON CONFLICT (tenant_id, id) DO NOTHING)`
+        : ""
+    }
     SELECT id, type, t, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
 
 export const CLAIMS_SQL = {
@@ -72,6 +87,8 @@ export const CLAIMS_SQL = {
   completeMany: COMPLETE_MANY(true),
   // completeMany for jobs without a callback: no outbox event to write.
   completeManyLean: COMPLETE_MANY(false),
+  // completeMany with the events the attempts emitted, inserted only for the jobs completed.
+  completeManyWithEvents: COMPLETE_MANY(true, true),
   failFinal: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL

@@ -2,7 +2,8 @@
 import { randomUUID } from "node:crypto";
 import { PROGRESS_EVENT_INTERVAL_MS } from "../shared/outbox.js";
 import { claimOrder, claimedJob, type ClaimRow } from "../shared/rows.js";
-import type { CompleteParams, ClaimedJob, Lease, Store } from "../store.js";
+import { eventValues } from "../shared/events.js";
+import type { CompleteParams, ClaimedJob, Lease, NewEvent, Store } from "../store.js";
 import { Batcher } from "./batcher.js";
 import { CLAIMS_SQL as SQL } from "./claims.sql.js";
 import type { PgDb } from "./db.js";
@@ -110,6 +111,7 @@ export class PgClaims {
       result: columns[i]!,
       now: item.now,
       outbox: item.hasCallback !== false,
+      events: item.events,
     }));
     const applied: boolean[] = [];
     for (let i = 0; i < writes.length; i += MAX_BATCH) {
@@ -180,8 +182,15 @@ export class PgClaims {
       }
       return index;
     });
+    const emitted = sorted.flatMap((w) =>
+      (w.events ?? []).map((event) => ({ jobId: w.lease.id, event, now: w.now })),
+    );
     const rows = await this.db.query<{ id: string; type: string; t: number; has_callback: boolean }>(
-      writes.some((w) => w.outbox) ? SQL.completeMany : SQL.completeManyLean,
+      emitted.length > 0
+        ? SQL.completeManyWithEvents
+        : writes.some((w) => w.outbox)
+          ? SQL.completeMany
+          : SQL.completeManyLean,
       [
         arrayParam(sorted.map((w) => w.lease.id)),
         arrayParam(indexes),
@@ -194,6 +203,7 @@ export class PgClaims {
         this.db.channel,
         this.db.nodeId,
         arrayParam(tokens),
+        ...(emitted.length > 0 ? eventColumns(emitted) : []),
       ],
     );
     const done = new Map(rows.map((r) => [r.id, r]));
@@ -237,10 +247,18 @@ interface CompletionWrite {
   now: number;
   /** The job may have a callback: write the outbox event its terminal move owes. */
   outbox: boolean;
+  /** Events its attempt emitted, kept in the same statement. */
+  events: readonly NewEvent[] | undefined;
 }
 
 /** What a completion's statement reports of a completed job. */
 interface Completed {
   type: string;
   hasCallback: boolean;
+}
+
+/** The emitted events of a batch as the columns of completeManyWithEvents ($12-$24). */
+function eventColumns(emitted: { jobId: string; event: NewEvent; now: number }[]): unknown[] {
+  const values = emitted.map(({ event, now }) => eventValues(event, now));
+  return [emitted.map((e) => e.jobId), ...Array.from({ length: 12 }, (_, k) => values.map((v) => v[k]))];
 }

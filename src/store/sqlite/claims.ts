@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { discardFile } from "../shared/result-file.js";
 import { claimOrder, toClaimedJob, type JobRow } from "../shared/rows.js";
 import type { ClaimedJob, CompleteParams, Store } from "../store.js";
+import { eventValues } from "../shared/events.js";
 import type { SqliteDb } from "./db.js";
 import type { SqliteOutbox } from "./outbox.js";
 import { discardBlob, type PlacedResult, type SqliteResults } from "./results.js";
@@ -57,7 +58,7 @@ export class SqliteClaims {
     });
   }
 
-  async complete({ lease, result, now }: CompleteParams): Promise<boolean> {
+  async complete({ lease, result, now, events }: CompleteParams): Promise<boolean> {
     let stored: PlacedResult;
     try {
       stored = await this.results.place(lease, result);
@@ -77,6 +78,8 @@ export class SqliteClaims {
         lease.leaseToken,
       ) as JobRow | undefined;
       if (row) this.outbox.write(row, now);
+      // Its events commit with it: never before the work that produced them, never without it.
+      if (row && events) for (const event of events) this.db.sql.appendEvent.get(...eventValues(event, now));
       return row ?? null;
     });
     if (applied === null) {
