@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { coerceError, JobError, JobSuspended, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
-import type { NewEvent, ResultPayload, Store } from "../store/store.js";
+import type { CompleteParams, NewEvent, ResultPayload, Store } from "../store/store.js";
 import type { Attempt, AttemptOutcome, HandlerOutcome } from "./attempt.js";
 import { retryDelay } from "./backoff.js";
 import type { ProgressBuffer } from "./progress-buffer.js";
@@ -101,13 +101,16 @@ export class OutcomeRecorder {
   private readonly writeCompletions = (): void => {
     const batch = this.completing;
     this.completing = [];
-    const params = batch.map(({ attempt, result, now }) => ({
-      lease: attempt.lease,
-      result,
-      now,
-      hasCallback: attempt.job.callback !== null,
-      ...(attempt.emitted ? { events: attempt.emitted } : {}),
-    }));
+    const params = batch.map(({ attempt, result, now }) => {
+      const item: CompleteParams = {
+        lease: attempt.lease,
+        result,
+        now,
+        hasCallback: attempt.job.callback !== null,
+      };
+      if (attempt.emitted) item.events = attempt.emitted;
+      return item;
+    });
     this.deps.store
       .completeMany(params)
       .then(
