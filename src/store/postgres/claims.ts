@@ -182,9 +182,9 @@ export class PgClaims {
       }
       return index;
     });
-    const emitted = sorted.flatMap((w) =>
-      (w.events ?? []).map((event) => ({ jobId: w.lease.id, event, now: w.now })),
-    );
+    const emitted: { jobId: string; event: NewEvent; now: number }[] = [];
+    for (const w of sorted)
+      if (w.events) for (const event of w.events) emitted.push({ jobId: w.lease.id, event, now: w.now });
     const rows = await this.db.query<{ id: string; type: string; t: number; has_callback: boolean }>(
       emitted.length > 0
         ? SQL.completeManyWithEvents
