@@ -30,6 +30,13 @@ export class PgRetention {
        DELETE FROM {{s}}.webhook_attempts WHERE event_id IN (SELECT id FROM ev)`,
       [params.jobsBefore, params.limit],
     );
+    // Events (CloudEvents) dispatched and past the jobs' retention.
+    await this.db.query(
+      `DELETE FROM {{s}}.events WHERE seq IN (
+         SELECT seq FROM {{s}}.events WHERE dispatched_at IS NOT NULL AND received_at < $1 LIMIT $2
+         FOR UPDATE SKIP LOCKED)`,
+      [params.jobsBefore, params.limit],
+    );
     return {
       jobsDeleted: Number(deleted!.n),
       resultsPurged: Number(purged!.n),

@@ -14,4 +14,7 @@ export const RETENTION_SQL = {
          SELECT id FROM webhook_events WHERE status <> 'pending' AND occurred_at < ? LIMIT ?)
        RETURNING id`,
   purgeAttempts: `DELETE FROM webhook_attempts WHERE event_id = ?`,
+  // Events (CloudEvents) dispatched and past the jobs' retention.
+  purgeCloudEvents: `DELETE FROM events WHERE seq IN (
+         SELECT seq FROM events WHERE dispatched_at IS NOT NULL AND received_at < ? LIMIT ?)`,
 } as const;

@@ -23,6 +23,7 @@ export class SqliteRetention {
       const idempotencyDeleted = this.db.sql.purgeIdempotency.run(idempotencyBefore).changes;
       for (const event of this.db.sql.purgeEvents.all(jobsBefore, limit) as { id: string }[])
         this.db.sql.purgeAttempts.run(event.id);
+      this.db.sql.purgeCloudEvents.run(jobsBefore, limit);
       return { deleted, purged, idempotencyDeleted };
     });
     const blobs = [...outcome.deleted, ...outcome.purged].flatMap((job) => (job.blob ? [job.blob] : []));

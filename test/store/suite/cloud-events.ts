@@ -80,5 +80,21 @@ export function describeCloudEvents(ctx: SuiteContext): void {
         triggered,
       });
     });
+
+    it("dispatched events go with the jobs' retention; undispatched ones stay", async () => {
+      await ctx.store.appendEvent({ event: event("old"), now: T0 });
+      await ctx.store.appendEvent({ event: event("waiting"), now: T0 });
+      await ctx.store.appendEvent({ event: event("new"), now: T0 + 100 });
+      for (const id of ["old", "new"])
+        await ctx.store.markDispatched({ tenantId: TENANT, id, triggered: [], now: T0 + 200 });
+      await ctx.store.purgeExpired({
+        resultsBefore: 0,
+        jobsBefore: T0 + 50,
+        idempotencyBefore: 0,
+        limit: 100,
+      });
+      const left = await ctx.store.listEvents({ tenantId: TENANT, limit: 10 });
+      expect(left.map((e) => e.id)).toEqual(["new", "waiting"]);
+    });
   });
 }
