@@ -40,6 +40,11 @@ export const LIMITED_ROUTES: Readonly<Record<string, RatePolicy>> = {
   "HEAD /v1/jobs/:id": "poll",
   "GET /v1/jobs/:id/result": "poll",
   "HEAD /v1/jobs/:id/result": "poll",
+  // An event starts jobs (its triggers'): it counts as a submit, as does one for a saga.
+  "POST /v1/events": "submit",
+  "POST /v1/jobs/:id/events/:name": "submit",
+  "GET /v1/events": "poll",
+  "GET /v1/events/:id": "poll",
 };
 
 export function policyOf(request: FastifyRequest): RatePolicy | undefined {

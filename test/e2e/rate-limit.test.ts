@@ -107,6 +107,21 @@ describe("e2e: rate limits (SQLite, in memory)", () => {
     expect(metrics).toMatch(/tessera_rate_limited_total\{policy="submit",reason="rate"\} [1-9]/);
   });
 
+  it("events count as submits: a flood of POST /v1/events is 429 after the limit, like jobs", async () => {
+    const c = await node.key("rl-events");
+    const event = (i: number) => ({ specversion: "1.0", id: `flood-${i}`, source: "/t", type: "t.flood" });
+    for (let i = 0; i < 10; i++)
+      expect((await http(`${node.url}/v1/events`, { headers: bearer(c), json: event(i) })).status).toBe(202);
+    const limited = await http(`${node.url}/v1/events`, { headers: bearer(c), json: event(10) });
+    await expectProblem(limited, 429, "rate-limited");
+    // And jobs share the tenant's one submit window.
+    await expectProblem(
+      await http(`${node.url}/v1/jobs`, { headers: bearer(c), json: echo }),
+      429,
+      "rate-limited",
+    );
+  });
+
   it("polls (status, result, list) share the poll policy; a tenant's own rate from the store wins", async () => {
     await node.tessera.store.setTenantLimits({
       tenantName: "rl-c",
