@@ -32,6 +32,7 @@ export function represent(
 function toSagaStep(step: StepRecord): SagaStep {
   return {
     name: step.name,
+    kind: step.kind,
     status: step.status,
     attempts: step.attempts,
     startedAt: iso(step.startedAt)!,

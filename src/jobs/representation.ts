@@ -29,6 +29,8 @@ export interface JobRepresentation {
 /** One step of a saga as its status monitor shows it. */
 export interface SagaStep {
   name: string;
+  /** `step`, `sleep`, `call` or `event` (a `saga.waitForEvent`). */
+  kind: "step" | "sleep" | "call" | "event";
   status: "running" | "succeeded" | "failed" | "compensated" | "compensation_failed";
   attempts: number;
   startedAt: string;

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { coerceError, JobAbortedError, JobError, JobSuspended, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobContext } from "../jobs/define.js";
-import type { ClaimedJob, JobRecord, StepRecord, Store } from "../store/store.js";
+import type { ClaimedJob, JobRecord, StepKind, StepRecord, Store } from "../store/store.js";
 import { createClient, HttpError, JobFailureError, type JobHandle } from "../client/index.js";
 
 /** What a step's function (and its compensation) is handed. */
@@ -168,6 +168,12 @@ interface Done {
 }
 
 const STEP_NAME = /^[\x21-\x7e][\x20-\x7e]{0,127}$/;
+const KIND_NAMES: Record<StepKind, string> = {
+  step: "saga.step",
+  sleep: "saga.sleep",
+  call: "saga.call",
+  event: "saga.waitForEvent",
+};
 
 /**
  * One attempt of a saga: replays its code against the journal, runs what is new, and on a
@@ -242,12 +248,18 @@ export class SagaRun {
     }) as SagaContext;
   }
 
-  async step<T>(
+  step<T>(name: string, fn: (step: StepContext) => Promise<T> | T, options: StepOptions<T> = {}): Promise<T> {
+    return this.runStep("step", name, fn, options);
+  }
+
+  /** A step or a call: run `fn` once and record its result before going on. */
+  private async runStep<T>(
+    kind: "step" | "call",
     name: string,
     fn: (step: StepContext) => Promise<T> | T,
-    options: StepOptions<T> = {},
+    options: StepOptions<T>,
   ): Promise<T> {
-    const { seq, recorded } = this.place(name);
+    const { seq, recorded } = this.place(name, kind);
     const { timeoutSeconds } = options;
     if (timeoutSeconds !== undefined && !(timeoutSeconds > 0 && timeoutSeconds <= MAX_STEP_TIMEOUT_SECONDS))
       throw new JobError(
@@ -265,6 +277,7 @@ export class SagaRun {
     const record: StepRecord = recorded ?? {
       seq,
       name,
+      kind,
       status: "running",
       attempts: 0,
       startedAt: this.now(),
@@ -290,7 +303,8 @@ export class SagaRun {
   }
 
   call<T>(name: string, target: CallTarget, options: StepOptions<T> = {}): Promise<T> {
-    return this.step(
+    return this.runStep(
+      "call",
       name,
       async (step) => {
         const what =
@@ -328,7 +342,7 @@ export class SagaRun {
   }
 
   async waitForEvent<T>(event: string, options: { timeoutSeconds?: number; name?: string } = {}): Promise<T> {
-    const { seq, recorded } = this.place(options.name ?? `event:${event}`);
+    const { seq, recorded } = this.place(options.name ?? `event:${event}`, "event");
     if (recorded?.status === "failed") throw new StepFailed(recorded.name, recorded.error!);
     if (recorded?.status === "succeeded") {
       this.finished({ record: recorded, compensate: undefined, options: {} });
@@ -340,6 +354,7 @@ export class SagaRun {
     const record: StepRecord = recorded ?? {
       seq,
       name: options.name ?? `event:${event}`,
+      kind: "event",
       status: "running",
       attempts: 1,
       startedAt: now,
@@ -378,7 +393,7 @@ export class SagaRun {
   }
 
   async sleep(duration: number | Date, name?: string): Promise<void> {
-    const { seq, recorded } = this.place(name ?? `sleep-${this.seq}`);
+    const { seq, recorded } = this.place(name ?? `sleep-${this.seq}`, "sleep");
     if (recorded?.status === "succeeded")
       return this.finished({ record: recorded, compensate: undefined, options: {} });
     if (this.replayOnly) throw new ReplayEnd();
@@ -386,6 +401,7 @@ export class SagaRun {
     const record: StepRecord = recorded ?? {
       seq,
       name: name ?? `sleep-${seq}`,
+      kind: "sleep",
       status: "running",
       attempts: 1,
       startedAt: now,
@@ -408,7 +424,7 @@ export class SagaRun {
   }
 
   /** The step's place in the run, checked against the journal; what the journal holds there. */
-  private place(name: string): { seq: number; recorded: StepRecord | undefined } {
+  private place(name: string, kind: StepKind): { seq: number; recorded: StepRecord | undefined } {
     if (typeof name !== "string" || !STEP_NAME.test(name))
       throw new JobError(500, `step name ${JSON.stringify(name)} must be 1-128 printable ASCII characters`);
     if (this.names.has(name)) throw this.nondeterministic(`step "${name}" is run twice in one saga`);
@@ -418,6 +434,11 @@ export class SagaRun {
     if (recorded && recorded.name !== name) {
       throw this.nondeterministic(
         `step ${seq} is "${name}" now, but the journal recorded "${recorded.name}"`,
+      );
+    }
+    if (recorded && recorded.kind !== kind) {
+      throw this.nondeterministic(
+        `step ${seq} ("${name}") is a ${KIND_NAMES[kind]} now, but the journal recorded a ${KIND_NAMES[recorded.kind]}`,
       );
     }
     return { seq, recorded };

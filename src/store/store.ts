@@ -63,6 +63,8 @@ export interface CompleteParams {
 
 /** Where a saga's step stands in its journal. */
 export type StepStatus = "running" | "succeeded" | "failed" | "compensated" | "compensation_failed";
+/** What a journal entry is: `saga.step`, `saga.sleep`, `saga.call`, `saga.waitForEvent`. */
+export type StepKind = "step" | "sleep" | "call" | "event";
 
 /**
  * One step of a saga as its journal records it: the saga's code is replayed from the start on
@@ -72,6 +74,8 @@ export interface StepRecord {
   /** Its place in the saga's run, from 0: a replay must reach the same name at the same place. */
   seq: number;
   name: string;
+  /** And the same kind. */
+  kind: StepKind;
   status: StepStatus;
   /** Runs of its function so far (retries within an attempt, and across attempts). */
   attempts: number;

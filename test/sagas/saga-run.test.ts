@@ -419,4 +419,23 @@ describe("saga replay", () => {
     expect(error).not.toBeInstanceOf(JobError); // an attempt's failure, retried as a job's
     expect(undone).toEqual([]);
   });
+
+  it("a replay that reaches another kind of entry under a recorded name stops as nondeterministic", async () => {
+    const submitted = await submitJob(store, { maxAttempts: 5 });
+    const first = await claimOne(store, { types: [submitted.type] });
+    const suspended = await (await runFor(first)).sleep(60_000, "wait").catch((e: unknown) => e);
+    expect(suspended).toBeInstanceOf(JobSuspended);
+    const second = await crashAndReclaim(first, T0);
+    const ran: string[] = [];
+    const error = await (
+      await runFor(second)
+    )
+      .step("wait", () => void ran.push("wait"))
+      .catch((e: unknown) => e);
+    expect((error as JobError).slug).toBe("saga-nondeterministic");
+    expect((error as JobError).message).toBe(
+      'step 0 ("wait") is a saga.step now, but the journal recorded a saga.sleep',
+    );
+    expect(ran).toEqual([]);
+  });
 });

@@ -102,31 +102,31 @@ export class PgSagas {
       this.db.query<{ job_id: string; seq: number }>(
         `WITH c AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::bigint[],
-             $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[])
+             $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[])
              AS c(lease_id, token, seq, name, status, attempts, started_at, finished_at, result, error, compensated_at,
-               compensation_error, job_id)),
+               compensation_error, kind, job_id)),
          locked AS (
            SELECT j.id, j.lease_token, j.tenant_id FROM {{s}}.jobs j
-           WHERE j.id = ANY(ARRAY(SELECT unnest($1::text[]) UNION SELECT unnest($13::text[])))
+           WHERE j.id = ANY(ARRAY(SELECT unnest($1::text[]) UNION SELECT unnest($14::text[])))
              AND (EXISTS (SELECT 1 FROM c WHERE c.lease_id = j.id AND c.token = j.lease_token)
                OR EXISTS (SELECT 1 FROM c WHERE c.job_id = j.id))
              ${durable ? "" : ` AND ${ASYNC_COMMIT}`}
            ORDER BY j.id FOR SHARE OF j)
          INSERT INTO {{s}}.saga_steps (job_id, ${STEP_COLUMNS})
          SELECT saga.id, c.seq, c.name, c.status, c.attempts, c.started_at, c.finished_at,
-           c.result, c.error, c.compensated_at, c.compensation_error
+           c.result, c.error, c.compensated_at, c.compensation_error, c.kind
          FROM c JOIN locked owner ON owner.id = c.lease_id AND owner.lease_token = c.token
            JOIN locked saga ON saga.id = coalesce(c.job_id, c.lease_id) AND saga.tenant_id = owner.tenant_id
          ON CONFLICT (job_id, seq) DO UPDATE SET name = excluded.name, status = excluded.status,
            attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
            result = excluded.result, error = excluded.error, compensated_at = excluded.compensated_at,
-           compensation_error = excluded.compensation_error
+           compensation_error = excluded.compensation_error, kind = excluded.kind
          RETURNING job_id, seq`,
         [
           sorted.map((i) => i.lease.id),
           sorted.map((i) => i.lease.leaseToken),
           sorted.map((i) => i.step.seq),
-          ...Array.from({ length: 9 }, (_, k) => column(k)),
+          ...Array.from({ length: 10 }, (_, k) => column(k)),
           // Null for the lease's own job (all null is sent as one NULL).
           arrayParam(sorted.map((i) => i.sagaId ?? null)),
         ],

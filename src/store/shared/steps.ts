@@ -1,6 +1,6 @@
 /** A saga journal's rows as both drivers keep them (times as epoch ms, JSON as text). */
 import type { JobProblem } from "../../jobs/errors.js";
-import type { SagaEvent, StepRecord, StepStatus } from "../store.js";
+import type { SagaEvent, StepKind, StepRecord, StepStatus } from "../store.js";
 
 export interface StepRow {
   seq: number;
@@ -13,15 +13,17 @@ export interface StepRow {
   error: string | null;
   compensated_at: number | null;
   compensation_error: string | null;
+  kind: StepKind;
 }
 
 export const STEP_COLUMNS = `seq, name, status, attempts, started_at, finished_at, result, error, compensated_at,
-  compensation_error`;
+  compensation_error, kind`;
 
 export function toStep(row: StepRow): StepRecord {
   return {
     seq: row.seq,
     name: row.name,
+    kind: row.kind,
     status: row.status,
     attempts: row.attempts,
     startedAt: row.started_at,
@@ -46,6 +48,7 @@ export function stepValues(step: StepRecord): unknown[] {
     step.error === null ? null : JSON.stringify(step.error),
     step.compensatedAt,
     step.compensationError === null ? null : JSON.stringify(step.compensationError),
+    step.kind,
   ];
 }
 

@@ -14,6 +14,7 @@ function step(seq: number, overrides: Partial<StepRecord> = {}): StepRecord {
   return {
     seq,
     name: `step-${seq}`,
+    kind: "step",
     status: "running",
     attempts: 1,
     startedAt: T0 + seq,
@@ -40,7 +41,13 @@ export function describeSagas(ctx: SuiteContext): void {
         result: { reserved: 42, tags: ["a"] },
       });
       expect(await ctx.store.recordStep({ lease, step: done })).toBe(true);
-      const failed = step(1, { status: "failed", attempts: 3, finishedAt: T0 + 9, error: BOOM });
+      const failed = step(1, {
+        kind: "call",
+        status: "failed",
+        attempts: 3,
+        finishedAt: T0 + 9,
+        error: BOOM,
+      });
       expect(await ctx.store.recordStep({ lease, step: failed })).toBe(true);
       expect(await ctx.store.listSteps({ tenantId: TENANT, jobId: job.id })).toEqual([done, failed]);
 
