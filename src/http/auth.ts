@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
 import { hashApiKey, hashesEqual, isWellFormedKey } from "../auth/api-keys.js";
 import { candidatePrefix, type AuthFailureReason } from "../audit.js";
-import { ProblemError } from "./problems.js";
+import { ProblemError, storeUnavailable } from "./problems.js";
 import type { ServerDeps } from "./server.js";
 
 const UNAUTHORIZED_HEADERS = { "www-authenticate": 'Bearer realm="tessera"' };
@@ -119,12 +119,7 @@ export async function authenticate(request: FastifyRequest, deps: ServerDeps): P
   } catch (error) {
     // The store is unreachable (e.g. the database restarted): a transient 503, not a 500.
     request.log.warn({ err: error }, "API key lookup failed");
-    throw new ProblemError(
-      "service-unavailable",
-      "the job store is not reachable; try again",
-      {},
-      { "retry-after": "1" },
-    );
+    throw storeUnavailable("the job store is not reachable; try again");
   }
   if (!record || !hashesEqual(record.hash, hash)) throw unauthorized(request, deps, "unknown", key);
   if (record.state !== "live") throw unauthorized(request, deps, record.state, key);

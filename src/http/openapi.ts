@@ -50,6 +50,19 @@ const common = {
   "404": problem("No such job (or another tenant's)"),
 };
 
+/** A listing's page parameters, and its answer: items of `schema`, and the next cursor. */
+const pageParams = [
+  { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 500, default: 50 } },
+  { name: "cursor", in: "query", schema: { type: "string" } },
+];
+const page = (description: string, schema: string) => ({
+  description,
+  content: json({
+    type: "object",
+    properties: { items: { type: "array", items: ref(schema) }, nextCursor: { type: ["string", "null"] } },
+  }),
+});
+
 /** OpenAPI 3.1 of the whole HTTP API, built from the same schemas the server validates with. */
 export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
   const { config } = deps;
@@ -237,24 +250,10 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
           parameters: [
             { name: "status", in: "query", schema: { enum: [...JOB_STATUSES] } },
             { name: "type", in: "query", schema: { type: "string" } },
-            {
-              name: "limit",
-              in: "query",
-              schema: { type: "integer", minimum: 1, maximum: 500, default: 50 },
-            },
-            { name: "cursor", in: "query", schema: { type: "string" } },
+            ...pageParams,
           ],
           responses: {
-            "200": {
-              description: "A page",
-              content: json({
-                type: "object",
-                properties: {
-                  items: { type: "array", items: ref("Job") },
-                  nextCursor: { type: ["string", "null"] },
-                },
-              }),
-            },
+            "200": page("A page", "Job"),
             "400": problem("Invalid parameter"),
             "429": limited,
             "401": common["401"],
@@ -397,26 +396,9 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
         },
         get: {
           summary: "List the caller's events, newest first",
-          parameters: [
-            { name: "type", in: "query", schema: { type: "string" } },
-            {
-              name: "limit",
-              in: "query",
-              schema: { type: "integer", minimum: 1, maximum: 500, default: 50 },
-            },
-            { name: "cursor", in: "query", schema: { type: "string" } },
-          ],
+          parameters: [{ name: "type", in: "query", schema: { type: "string" } }, ...pageParams],
           responses: {
-            "200": {
-              description: "A page of events",
-              content: json({
-                type: "object",
-                properties: {
-                  items: { type: "array", items: ref("Event") },
-                  nextCursor: { type: ["string", "null"] },
-                },
-              }),
-            },
+            "200": page("A page of events", "Event"),
             "400": problem("Invalid query parameter"),
             "401": common["401"],
           },

@@ -20,6 +20,11 @@ export class ProblemError extends Error {
   }
 }
 
+/** The store could not commit or answer: nothing was done; the client may try again in a second. */
+export function storeUnavailable(detail: string): ProblemError {
+  return new ProblemError("service-unavailable", detail, {}, { "retry-after": "1" });
+}
+
 /** At most this many `errors` are listed: 10,000 bad members must not make a 500 KB answer. */
 export const MAX_LISTED_ISSUES = 50;
 

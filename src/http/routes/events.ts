@@ -6,11 +6,11 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { parseCloudEvent, toCloudEvent } from "../../events/cloud-event.js";
 import type { EventRecord, TriggeredJob } from "../../store/store.js";
-import { ProblemError, validationProblem } from "../problems.js";
+import { listingQuery, refuseIssues } from "../listing.js";
+import { ProblemError, storeUnavailable, validationProblem } from "../problems.js";
 import type { ServerDeps } from "../server.js";
 import { jobPath, origin } from "../urls.js";
 
-const MAX_PAGE = 500;
 const LIST_PARAMETERS = new Set(["type", "limit", "cursor"]);
 const eventPath = (id: string) => `/v1/events/${encodeURIComponent(id)}`;
 
@@ -26,12 +26,7 @@ export function eventRoutes(app: FastifyInstance, deps: ServerDeps): void {
       outcome = await store.appendEvent({ event: parsed.event, now: deps.now() });
     } catch (error) {
       request.log.error({ err: error }, "an event could not be committed");
-      throw new ProblemError(
-        "service-unavailable",
-        "the event could not be stored; it was not accepted",
-        {},
-        { "retry-after": "1" },
-      );
+      throw storeUnavailable("the event could not be stored; it was not accepted");
     }
     if (outcome.kind === "conflict") {
       throw new ProblemError(
@@ -61,30 +56,17 @@ export function eventRoutes(app: FastifyInstance, deps: ServerDeps): void {
 
   app.get("/v1/events", async (request, reply) => {
     const query = request.query as Record<string, unknown>;
-    const issues: { path: string; message: string }[] = [];
-    for (const name of Object.keys(query))
-      if (!LIST_PARAMETERS.has(name)) issues.push({ path: name, message: "is not a listing parameter" });
+    const { issues, limit } = listingQuery(query, LIST_PARAMETERS);
     const type = query.type;
     if (type !== undefined && (typeof type !== "string" || type.length < 1 || type.length > 256))
       issues.push({ path: "type", message: "must be an event type (1-256 characters)" });
-    let limit = 50;
-    if (query.limit !== undefined) {
-      const n = typeof query.limit === "string" && /^\d{1,4}$/.test(query.limit) ? Number(query.limit) : NaN;
-      if (!(n >= 1 && n <= MAX_PAGE))
-        issues.push({ path: "limit", message: `must be an integer 1-${MAX_PAGE}` });
-      else limit = n;
-    }
     let beforeSeq: number | undefined;
     if (query.cursor !== undefined) {
       beforeSeq = decodeCursor(query.cursor);
       if (beforeSeq === undefined)
         issues.push({ path: "cursor", message: "is not a cursor this server issued" });
     }
-    if (issues.length > 0) {
-      throw new ProblemError("invalid-parameter", issues.map((i) => `${i.path} ${i.message}`).join("; "), {
-        errors: issues,
-      });
-    }
+    refuseIssues(issues);
     const rows = await store.listEvents({
       tenantId: request.tenantId,
       limit: limit + 1,

@@ -9,13 +9,13 @@ import { auditJob } from "../auth.js";
 import { buildJob } from "../envelope.js";
 import { InFlightKeys, isValidIdempotencyKey, requestHash, RESERVED_KEY_PREFIX } from "../idempotency.js";
 import { preferredWait } from "../prefer.js";
-import { ProblemError } from "../problems.js";
+import { listingQuery, refuseIssues } from "../listing.js";
+import { ProblemError, storeUnavailable } from "../problems.js";
 import { represent, signedResultUrl } from "../representation.js";
 import { sendResult } from "../result-response.js";
 import type { ServerDeps } from "../server.js";
 import { jobPath, origin } from "../urls.js";
 
-const MAX_PAGE = 500;
 const EVENT_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const LIST_PARAMETERS = new Set(["status", "type", "limit", "cursor"]);
 
@@ -202,12 +202,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       outcome = await deps.submit({ job, idempotency, now });
     } catch (error) {
       request.log.error({ err: error }, "submit could not be committed");
-      throw new ProblemError(
-        "service-unavailable",
-        "the job could not be stored; it was not accepted",
-        {},
-        { "retry-after": "1" },
-      );
+      throw storeUnavailable("the job could not be stored; it was not accepted");
     } finally {
       release?.();
     }
@@ -293,33 +288,19 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
 
   app.get("/v1/jobs", async (request, reply) => {
     const query = request.query as Record<string, unknown>;
-    const issues: { path: string; message: string }[] = [];
-    // A misspelt parameter (`?stauts=failed`) must not silently list everything.
-    for (const name of Object.keys(query))
-      if (!LIST_PARAMETERS.has(name)) issues.push({ path: name, message: "is not a listing parameter" });
+    const { issues, limit } = listingQuery(query, LIST_PARAMETERS);
     const status = query.status;
     if (status !== undefined && !isJobStatus(status))
       issues.push({ path: "status", message: "is not a job status" });
     const type = query.type;
     if (type !== undefined && (typeof type !== "string" || type.length < 1 || type.length > 128))
       issues.push({ path: "type", message: "must be one job type" });
-    let limit = 50;
-    if (query.limit !== undefined) {
-      const n = typeof query.limit === "string" && /^\d{1,4}$/.test(query.limit) ? Number(query.limit) : NaN;
-      if (!(n >= 1 && n <= MAX_PAGE))
-        issues.push({ path: "limit", message: `must be an integer 1-${MAX_PAGE}` });
-      else limit = n;
-    }
     let before: { createdAt: number; id: string } | undefined;
     if (query.cursor !== undefined) {
       before = decodeCursor(query.cursor);
       if (!before) issues.push({ path: "cursor", message: "is not a cursor this server issued" });
     }
-    if (issues.length > 0) {
-      throw new ProblemError("invalid-parameter", issues.map((i) => `${i.path} ${i.message}`).join("; "), {
-        errors: issues,
-      });
-    }
+    refuseIssues(issues);
     const rows = await store.list({
       tenantId: request.tenantId,
       limit: limit + 1,
@@ -446,19 +427,11 @@ async function submitCompensation(request: FastifyRequest, deps: ServerDeps, sag
     outcome = await deps.submit({ job, idempotency: { key, requestHash: hash }, now });
   } catch (error) {
     request.log.error({ err: error }, "the compensation job could not be committed");
-    throw new ProblemError(
-      "service-unavailable",
-      "the saga's compensation could not be stored; it was not canceled",
-      {},
-      { "retry-after": "1" },
-    );
+    throw storeUnavailable("the saga's compensation could not be stored; it was not canceled");
   }
   if (outcome.kind === "key-mismatch") {
     request.log.error({ saga: saga.id }, `idempotency key ${key} holds another request`);
-    throw new ProblemError(
-      "service-unavailable",
-      "the saga's compensation could not be stored; it was not canceled",
-    );
+    throw storeUnavailable("the saga's compensation could not be stored; it was not canceled");
   }
 }
 
