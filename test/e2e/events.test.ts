@@ -189,6 +189,36 @@ for (const driver of ["sqlite", "postgres"] as const) {
       expect((await http(`${server.url}/v1/events/x1`, { headers: bearer(key) })).status).toBe(404);
     });
 
+    it("hostile bodies: wrong media type, too large, NUL and lone surrogates: a clear 4xx or kept, never a 500", async () => {
+      const text = await http(`${server.url}/v1/events`, {
+        method: "POST",
+        body: "not json",
+        headers: { ...bearer(key), "content-type": "text/plain" },
+      });
+      expect(text.status).toBe(415);
+      const large = await send(order(`${driver}-big`, { data: { blob: "x".repeat(2_000_000) } }));
+      expect(large.status).toBe(413);
+      expect((await http(`${server.url}/v1/events/${driver}-big`, { headers: bearer(key) })).status).toBe(
+        404,
+      );
+      const odd = await send(order(`${driver}-odd`, { data: { nul: "a\u0000b", lone: "\ud800" } }));
+      expect([202, 400]).toContain(odd.status);
+      if (odd.status === 202) {
+        const kept = (await (
+          await http(`${server.url}/v1/events/${driver}-odd`, { headers: bearer(key) })
+        ).json()) as EventView;
+        expect(kept.event.data).toEqual({ nul: "a\u0000b", lone: "\ud800" });
+      }
+      const deep = await http(`${server.url}/v1/events`, {
+        method: "POST",
+        body: JSON.stringify(
+          order(`${driver}-deep`, { data: JSON.parse("[".repeat(200) + "]".repeat(200)) }),
+        ),
+        headers: { ...bearer(key), "content-type": "application/json" },
+      });
+      expect(deep.status).toBe(400);
+    });
+
     it("events are the tenant's: listed newest first by type, read by id, invisible to others", async () => {
       const other = await server.key("other");
       await send(order(`${driver}-l1`));
