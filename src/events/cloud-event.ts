@@ -5,7 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
-import { canonicalJson } from "../http/idempotency.js";
+import { canonicalJson, RESERVED_KEY_PREFIX } from "../http/idempotency.js";
+import { findUnsafeString } from "../http/json-body.js";
 import { createAjv, toIssues, type ValidationIssue } from "../jobs/registry.js";
 import type { NewEvent } from "../store/store.js";
 
@@ -31,7 +32,12 @@ export const CloudEventBody = Type.Object(
     tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   },
   {
-    additionalProperties: Type.Union([Type.String({ maxLength: 1024 }), Type.Number(), Type.Boolean()]),
+    // CloudEvents' Integer is 32-bit; there are no other numbers among its types.
+    additionalProperties: Type.Union([
+      Type.String({ maxLength: 1024 }),
+      Type.Integer({ minimum: -2147483648, maximum: 2147483647 }),
+      Type.Boolean(),
+    ]),
     propertyNames: { pattern: "^[a-z0-9]{1,20}$" },
     maxProperties: 40,
   },
@@ -78,6 +84,19 @@ export function parseCloudEvent(
   }
   if (body.tenant !== undefined && body.tenant !== ctx.tenantId)
     return { issues: [{ path: "/tenant", message: "must be the caller's own tenant (or left out)" }] };
+  if (body.id.startsWith(RESERVED_KEY_PREFIX))
+    return {
+      issues: [
+        { path: "/id", message: `may not begin with "${RESERVED_KEY_PREFIX}": those are Tessera's own` },
+      ],
+    };
+  const unsafe = findUnsafeString(body);
+  if (unsafe)
+    return { issues: [{ path: unsafe, message: "must not contain NUL characters or lone surrogates" }] };
+  const time = body.time === undefined ? ctx.now : Date.parse(body.time);
+  // RFC 3339 allows a leap second (:60), which Date cannot hold.
+  if (Number.isNaN(time))
+    return { issues: [{ path: "/time", message: "must be a time this server can keep (no leap second)" }] };
   const extensions: NewEvent["extensions"] = {};
   for (const [name, value] of Object.entries(body)) {
     if (CORE.has(name) || name === "traceparent" || name === "tenant") continue;
@@ -91,7 +110,7 @@ export function parseCloudEvent(
       source: body.source,
       type: body.type,
       subject: body.subject ?? null,
-      time: body.time === undefined ? ctx.now : Date.parse(body.time),
+      time,
       datacontenttype: body.datacontenttype ?? (body.data === undefined ? null : "application/json"),
       data: body.data === undefined ? null : body.data,
       traceparent: body.traceparent ?? null,

@@ -93,14 +93,24 @@ export class EventDispatcher {
       intervalMs,
       async () => {
         let events: EventRecord[];
+        let failed = 0;
         do {
           events = await this.deps.store.undispatchedEvents({
             receivedBefore: this.deps.now() - DISPATCH_GRACE_MS,
             limit: batchSize,
           });
-          for (const event of events) await this.dispatch(event);
+          // One event that cannot be dispatched now must not hold up the others behind it; the
+          // next pass tries it again.
+          for (const event of events)
+            await this.dispatch(event).catch((error: unknown) => {
+              failed++;
+              this.deps.logger.warn(
+                { err: error, event: event.id },
+                "an event's triggers could not be run yet",
+              );
+            });
           if (events.length > 0) this.deps.logger.info({ events: events.length }, "events dispatched late");
-        } while (events.length >= batchSize);
+        } while (events.length >= batchSize && failed === 0);
       },
       this.deps.logger,
     );

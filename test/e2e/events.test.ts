@@ -179,6 +179,10 @@ for (const driver of ["sqlite", "postgres"] as const) {
         [{ ...order("x4"), time: "yesterday" }, "/time"],
         [{ ...order("x5"), tenant: "someone-else" }, "/tenant"],
         [{ ...order("x6"), nested: { a: 1 } }, "/nested"],
+        [{ ...order("x7"), time: "2016-12-31T23:59:60Z" }, "/time"],
+        [{ ...order("x8"), subject: "a\u0000b" }, "/subject"],
+        [{ ...order("x9"), weight: 1.5 }, "/weight"],
+        [order("tessera:x10"), "/id"],
       ];
       for (const [body, path] of cases) {
         const res = await send(body);
@@ -264,11 +268,11 @@ for (const driver of ["sqlite", "postgres"] as const) {
       const listed = (await (
         await http(`${server.url}/v1/events?limit=500`, { headers: bearer(key) })
       ).json()) as { items: EventView[] };
-      const mine = listed.items.filter((e) => e.event.id.startsWith(job.id));
+      const mine = listed.items.filter((e) => e.event.id.startsWith(`tessera:${job.id}`));
       // The second attempt's two events only; the first attempt emitted one, then failed.
       expect(mine.map((e) => [e.event.id, e.event.type, e.event.subject]).sort()).toEqual([
-        [`${job.id}-2-0`, "orders.placed", job.id],
-        [`${job.id}-2-1`, "orders.audited", `audit-${driver === "sqlite" ? 1 : 2}`],
+        [`tessera:${job.id}-2-0`, "orders.placed", job.id],
+        [`tessera:${job.id}-2-1`, "orders.audited", `audit-${driver === "sqlite" ? 1 : 2}`],
       ]);
       const placed = mine.find((e) => e.event.type === "orders.placed")!;
       expect(placed.event).toMatchObject({ source: "/jobs/test.place", data: { attempt: 2 } });

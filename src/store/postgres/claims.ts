@@ -143,7 +143,7 @@ export class PgClaims {
         async () => {
           const done = await this.writeCompletions(writes);
           // Nothing to update: did an earlier try commit before its answer was lost?
-          return Promise.all(done.map((d, i) => d ?? this.completedBy(writes[i]!.lease, writes[i]!.result)));
+          return Promise.all(done.map((d, i) => d ?? this.completedBy(writes[i]!)));
         },
         { error },
       );
@@ -151,7 +151,7 @@ export class PgClaims {
   }
 
   /** After a lost answer: the job as this attempt completed it, or null if it did not. */
-  private async completedBy(lease: Lease, columns: StoredColumns): Promise<Completed | null> {
+  private async completedBy({ lease, result: columns, events }: CompletionWrite): Promise<Completed | null> {
     const [row] = await this.db.query<{
       type: string;
       status: string;
@@ -165,6 +165,15 @@ export class PgClaims {
     // Chunked results name their attempt; inline ones cannot tell, and another attempt can only
     // have won if this one's lease was lost, in which case its result was discarded either way.
     if (columns.chunked && row.result_location !== lease.leaseToken) return null;
+    // An attempt that emitted can tell: its events (their ids name it) went in the same commit.
+    const first = events?.[0];
+    if (first) {
+      const kept = await this.db.query(`SELECT 1 FROM {{s}}.events WHERE tenant_id = $1 AND id = $2`, [
+        first.tenantId,
+        first.id,
+      ]);
+      if (kept.length === 0) return null;
+    }
     return { type: row.type, hasCallback: row.has_callback };
   }
 

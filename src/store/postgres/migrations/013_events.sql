@@ -21,3 +21,5 @@ CREATE TABLE {{schema}}.events (
 );
 CREATE INDEX events_by_tenant ON {{schema}}.events (tenant_id, seq);
 CREATE INDEX events_undispatched ON {{schema}}.events (received_at) WHERE dispatched_at IS NULL;
+-- Retention drops dispatched events by age.
+CREATE INDEX events_received ON {{schema}}.events (received_at);

@@ -21,3 +21,5 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_tenant ON events (tenant_id, seq);
 CREATE INDEX events_undispatched ON events (received_at) WHERE dispatched_at IS NULL;
+-- Retention drops dispatched events by age.
+CREATE INDEX events_received ON events (received_at);
