@@ -10,20 +10,14 @@
  * Each with CONCURRENCY senders in a loop; figures: per second, p50 and p99 latency. The
  * broker bridges (NATS, RabbitMQ) are not built yet. Runs the built package (dist/).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import pg from "pg";
 import { pino } from "pino";
 import { defineJob } from "../dist/jobs/define.js";
-import { PostgresStore } from "../dist/store/postgres/store.js";
-import { SqliteStore } from "../dist/store/sqlite/store.js";
 import type { Store } from "../dist/store/store.js";
+import { onEachDriver } from "./drivers.js";
 import { createTessera } from "../dist/tessera.js";
 
 const N = Number(process.env.BENCH_EVENTS ?? 2000);
 const CONCURRENCY = 16;
-const PG_URL = process.env.TESSERA_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/test";
 
 type Mode = "jobs" | "events" | "emitted";
 
@@ -116,31 +110,4 @@ async function measure(label: string, makeStore: () => Promise<Store>): Promise<
   }
 }
 
-const dir = mkdtempSync(join(tmpdir(), "tessera-bench-events-"));
-let dbs = 0;
-try {
-  await measure("SQLite", async () => new SqliteStore({ path: join(dir, `b${dbs++}.db`) }));
-  const probe = new pg.Client({ connectionString: PG_URL });
-  const reachable = await probe.connect().then(
-    () => true,
-    () => false,
-  );
-  await probe.end().catch(() => undefined);
-  if (reachable) {
-    const schemas: string[] = [];
-    try {
-      await measure("PostgreSQL", async () => {
-        const schema = `bench_events_${process.pid}_${dbs++}`;
-        schemas.push(schema);
-        return new PostgresStore({ connectionString: PG_URL, schema }).open();
-      });
-    } finally {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
-    }
-  } else console.log("PostgreSQL: not reachable, skipped");
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
+await onEachDriver("events", measure);

@@ -6,24 +6,18 @@
  * ratio of a saga's time to a chain's (the target: a step costs at most 1.5× a job).
  * Runs the built package (dist/), as users do.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import pg from "pg";
 import { pino } from "pino";
 import { defineJob } from "../dist/jobs/define.js";
 import { newJobId } from "../dist/jobs/ids.js";
 import { defineSaga } from "../dist/sagas/define-saga.js";
-import { PostgresStore } from "../dist/store/postgres/store.js";
-import { SqliteStore } from "../dist/store/sqlite/store.js";
 import type { Store } from "../dist/store/store.js";
+import { onEachDriver } from "./drivers.js";
 import { createTessera, DEV_TENANT } from "../dist/tessera.js";
 import { attemptOf } from "../dist/worker/context.js";
 
 const N = Number(process.env.BENCH_SAGAS ?? 2000);
 const ROUNDS = 3;
 const CONCURRENCY = 32;
-const PG_URL = process.env.TESSERA_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/test";
 
 const saga = defineSaga({
   type: "bench.saga",
@@ -144,35 +138,5 @@ async function measure(label: string, makeStore: () => Promise<Store>): Promise<
   console.log(`  a step costs ${(sagaMs / chainMs).toFixed(2)}× a job`);
 }
 
-const dir = mkdtempSync(join(tmpdir(), "tessera-bench-sagas-"));
-let dbs = 0;
-try {
-  // BENCH_SAGAS_ONLY=postgres (or sqlite) measures one driver.
-  const only = process.env.BENCH_SAGAS_ONLY;
-  if (only !== "postgres")
-    await measure("SQLite", async () => new SqliteStore({ path: join(dir, `b${dbs++}.db`) }));
-  const probe = new pg.Client({ connectionString: PG_URL });
-  const reachable = await probe.connect().then(
-    () => true,
-    () => false,
-  );
-  await probe.end().catch(() => undefined);
-  if (only === "sqlite") console.log("PostgreSQL: skipped (BENCH_SAGAS_ONLY=sqlite)");
-  else if (reachable) {
-    const schemas: string[] = [];
-    try {
-      await measure("PostgreSQL", async () => {
-        const schema = `bench_sagas_${process.pid}_${dbs++}`;
-        schemas.push(schema);
-        return new PostgresStore({ connectionString: PG_URL, schema }).open();
-      });
-    } finally {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await client.end();
-    }
-  } else console.log("PostgreSQL: not reachable, skipped");
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
+// BENCH_SAGAS_ONLY=postgres (or sqlite) measures one driver.
+await onEachDriver("sagas", measure, process.env.BENCH_SAGAS_ONLY);

@@ -8,9 +8,14 @@ import { Type, type Static } from "@sinclair/typebox";
 import { canonicalJson, RESERVED_KEY_PREFIX } from "../http/idempotency.js";
 import { findUnsafeString } from "../http/json-body.js";
 import { createAjv, toIssues, type ValidationIssue } from "../jobs/registry.js";
-import type { NewEvent } from "../store/store.js";
+import type { JobRecord, NewEvent } from "../store/store.js";
+import { ATTRIBUTE_NAME, EVENT_TYPE } from "./triggers.js";
 
+/** An event type (and id): printable ASCII, no spaces; the schema bounds the length. */
 const PRINTABLE = "^[\\x21-\\x7e]+$";
+/** Events one attempt may emit, and the JSON of one emitted event's data. */
+export const MAX_EMITTED = 100;
+const MAX_EMITTED_BYTES = 1_048_576;
 
 /** An event as a client sends it. Attribute names are a-z and 0-9 (the spec's rule). */
 export const CloudEventBody = Type.Object(
@@ -38,7 +43,7 @@ export const CloudEventBody = Type.Object(
       Type.Integer({ minimum: -2147483648, maximum: 2147483647 }),
       Type.Boolean(),
     ]),
-    propertyNames: { pattern: "^[a-z0-9]{1,20}$" },
+    propertyNames: { pattern: ATTRIBUTE_NAME.source },
     maxProperties: 40,
   },
 );
@@ -115,8 +120,55 @@ export function parseCloudEvent(
       data: body.data === undefined ? null : body.data,
       traceparent: body.traceparent ?? null,
       extensions,
-      hash: createHash("sha256").update(canonicalJson(attributes)).digest("base64url"),
+      hash: eventHash(attributes),
     },
+  };
+}
+
+/** Of an event's attributes as sent: a resend of the same event is told from another with its id. */
+function eventHash(attributes: object): string {
+  return createHash("sha256").update(canonicalJson(attributes)).digest("base64url");
+}
+
+/**
+ * The event a job's attempt emits (`ctx.emit`), checked (a TypeError or RangeError for the
+ * handler) and its data copied as JSON now. Its id is in Tessera's own namespace, refused from
+ * clients, and names the attempt: `tessera:<job id>-<attempt>-<n>`.
+ */
+export function emittedEvent(
+  job: Pick<JobRecord, "id" | "type" | "tenantId" | "attempt">,
+  n: number,
+  emit: { type: unknown; data: unknown; subject?: unknown; now: number },
+): NewEvent {
+  const { type, data } = emit;
+  if (typeof type !== "string" || !EVENT_TYPE.test(type))
+    throw new TypeError("ctx.emit: the event type must be 1-256 printable ASCII characters");
+  const subject = emit.subject ?? job.id;
+  if (typeof subject !== "string" || subject.length < 1 || subject.length > 1024 || findUnsafeString(subject))
+    throw new TypeError(
+      "ctx.emit: subject must be a string of 1-1024 characters, without NUL or lone surrogates",
+    );
+  const json = data === undefined ? "null" : JSON.stringify(data);
+  if (json === undefined) throw new TypeError("ctx.emit: data must be JSON");
+  if (json.length > MAX_EMITTED_BYTES)
+    throw new RangeError(`ctx.emit: data is ${json.length} characters of JSON; at most ${MAX_EMITTED_BYTES}`);
+  if (findUnsafeString(data))
+    throw new TypeError("ctx.emit: data must not contain NUL characters or lone surrogates");
+  const id = `${RESERVED_KEY_PREFIX}${job.id}-${job.attempt}-${n}`;
+  const source = `/jobs/${job.type}`;
+  const copy = JSON.parse(json) as unknown;
+  return {
+    tenantId: job.tenantId,
+    id,
+    source,
+    type,
+    subject,
+    time: emit.now,
+    datacontenttype: "application/json",
+    data: copy,
+    traceparent: null,
+    extensions: {},
+    hash: eventHash({ id, source, type, subject, data: copy }),
   };
 }
 

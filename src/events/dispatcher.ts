@@ -8,17 +8,14 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
-import { buildJob } from "../http/envelope.js";
-import { RESERVED_KEY_PREFIX, requestHash } from "../http/idempotency.js";
+import { submitOwnJob } from "../http/envelope.js";
 import { ProblemError } from "../http/problems.js";
+import type { JobDefinition } from "../jobs/define.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { EventRecord, NewEvent, Store, TriggeredJob } from "../store/store.js";
 import { PeriodicTask } from "../worker/maintenance/periodic.js";
 import { toCloudEvent } from "./cloud-event.js";
 import { matches } from "./triggers.js";
-
-/** An event as kept: what a dispatch needs of it. */
-export type KeptEvent = NewEvent & { receivedAt: number };
 
 /** An event whose dispatch has not finished after this long is the sweep's. */
 export const DISPATCH_GRACE_MS = 5_000;
@@ -34,13 +31,18 @@ export class EventDispatcher {
       logger: Logger;
       now: () => number;
     },
-  ) {}
+  ) {
+    this.triggered = deps.registry.definitions().filter((d) => d.on && d.on.length > 0);
+  }
+
+  /** The job types with triggers (the registry does not change once made). */
+  private readonly triggered: readonly JobDefinition[];
 
   /** Start the event's jobs and record them with it; what it started (or why not), per trigger. */
-  async dispatch(event: KeptEvent): Promise<TriggeredJob[]> {
+  async dispatch(event: NewEvent): Promise<TriggeredJob[]> {
     const triggered: TriggeredJob[] = [];
-    for (const definition of this.deps.registry.definitions()) {
-      if (definition.on?.some((trigger) => matches(trigger, event)))
+    for (const definition of this.triggered) {
+      if (definition.on!.some((trigger) => matches(trigger, event)))
         triggered.push(await this.start(definition.type, event));
     }
     await this.deps.store.markDispatched({
@@ -52,34 +54,30 @@ export class EventDispatcher {
     return triggered;
   }
 
-  private async start(type: string, event: KeptEvent): Promise<TriggeredJob> {
-    const { registry, config, submit } = this.deps;
-    const now = this.deps.now();
-    let job;
+  private async start(type: string, event: NewEvent): Promise<TriggeredJob> {
+    const digest = createHash("sha256").update(`${type}\n${event.id}`).digest("base64url");
+    let outcome;
     try {
-      job = buildJob(
-        { type, input: toCloudEvent(event) },
-        { tenantId: event.tenantId, registry, config, now },
-      );
+      outcome = await submitOwnJob(this.deps, {
+        tenantId: event.tenantId,
+        envelope: { type, input: toCloudEvent(event) },
+        key: `trigger:${digest}`,
+        work: event.hash,
+      });
     } catch (error) {
       // The job type's input schema refuses this event: nothing to retry, say so with it.
       if (error instanceof ProblemError) return { type, error: error.detail };
       throw error;
     }
-    const digest = createHash("sha256").update(`${type}\n${event.id}`).digest("base64url");
-    const key = `${RESERVED_KEY_PREFIX}trigger:${digest}`;
-    const hash = requestHash(event.tenantId, "EVENT", type, event.hash);
-    const outcome = await submit({ job, idempotency: { key, requestHash: hash }, now });
     if (outcome.kind === "key-mismatch") return { type, error: "another event holds this trigger's key" };
     return { type, jobId: outcome.job.id };
   }
 
   /** Events committed with a job's completion (`ctx.emit`): dispatched in turn, failures left to the sweep. */
   dispatchCommitted(events: readonly NewEvent[]): void {
-    const receivedAt = this.deps.now();
     void (async () => {
       for (const event of events) {
-        await this.dispatch({ ...event, receivedAt }).catch((error: unknown) =>
+        await this.dispatch(event).catch((error: unknown) =>
           this.deps.logger.warn({ err: error, event: event.id }, "an event's triggers could not be run yet"),
         );
       }

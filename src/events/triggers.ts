@@ -5,6 +5,12 @@
  */
 import type { NewEvent } from "../store/store.js";
 
+/** An attribute's name, the CloudEvents rule: 1-20 of a-z and 0-9. */
+export const ATTRIBUTE_NAME = /^[a-z0-9]{1,20}$/;
+/** An event type a job may trigger on or emit: printable ASCII, no spaces. */
+export const EVENT_TYPE = /^[\x21-\x7e]{1,256}$/;
+// No imports but types: jobs/define.ts (shared with the client's types) reads this file.
+
 export type AttributeFilter = string | { prefix: string } | { suffix: string };
 
 export interface EventTrigger {
@@ -16,9 +22,6 @@ export interface EventTrigger {
 
 /** What `defineJob({ on })` takes: an event type, a trigger, or several. */
 export type TriggerSpec = string | EventTrigger | readonly (string | EventTrigger)[];
-
-const ATTRIBUTE = /^[a-z0-9]{1,20}$/;
-const EVENT_TYPE = /^[\x21-\x7e]{1,256}$/;
 
 /** The triggers of `spec`, checked (a TypeError names the job type and what is wrong). */
 export function triggersOf(jobType: string, spec: TriggerSpec | undefined): readonly EventTrigger[] {
@@ -36,7 +39,7 @@ export function triggersOf(jobType: string, spec: TriggerSpec | undefined): read
             filter !== null &&
             (typeof (filter as { prefix?: unknown }).prefix === "string" ||
               typeof (filter as { suffix?: unknown }).suffix === "string"));
-        if (!ATTRIBUTE.test(name) || !valid)
+        if (!ATTRIBUTE_NAME.test(name) || !valid)
           throw new TypeError(
             `job type "${jobType}": on.filter.${name} must name an attribute (a-z, 0-9) and be a string, { prefix } or { suffix }`,
           );

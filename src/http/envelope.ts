@@ -2,7 +2,8 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { Config } from "../config.js";
 import { newJobId } from "../jobs/ids.js";
 import { createAjv, toIssues, type JobRegistry, type ValidationIssue } from "../jobs/registry.js";
-import { CALLBACK_EVENTS, type NewJob } from "../store/store.js";
+import { CALLBACK_EVENTS, type NewJob, type Store, type SubmitOutcome } from "../store/store.js";
+import { RESERVED_KEY_PREFIX, requestHash } from "./idempotency.js";
 import { findUnsafeString } from "./json-body.js";
 import { ProblemError, validationProblem } from "./problems.js";
 
@@ -139,4 +140,31 @@ function callbackUrlProblem(text: string): string | null {
   if (url.protocol !== "http:" && url.protocol !== "https:") return "must use http or https";
   if (url.username || url.password) return "must not contain credentials";
   return null;
+}
+
+/**
+ * Submit a job of Tessera's own making (a saga's compensation, an event's triggered job) under
+ * an idempotency key of Tessera's own (`tessera:<key>`, refused from clients): however often the
+ * same work is asked for, on any node, it is one job. `work` identifies the request behind the
+ * key. Throws buildJob's 400 problem when the type's schema refuses the input.
+ */
+export function submitOwnJob(
+  deps: { registry: JobRegistry; config: Config; submit: Store["submit"]; now: () => number },
+  own: {
+    tenantId: string;
+    envelope: { type: string; input: unknown; timeoutSeconds?: number };
+    key: string;
+    work: unknown;
+  },
+): Promise<SubmitOutcome> {
+  const now = deps.now();
+  const job = buildJob(own.envelope, {
+    tenantId: own.tenantId,
+    registry: deps.registry,
+    config: deps.config,
+    now,
+  });
+  const key = `${RESERVED_KEY_PREFIX}${own.key}`;
+  const idempotency = { key, requestHash: requestHash(own.tenantId, "OWN", key, own.work) };
+  return deps.submit({ job, idempotency, now });
 }

@@ -5,7 +5,6 @@
  * writes go to the saga's journal, fenced by its own lease; the saga stays `canceled`
  * (`failed`, `timed_out`) and its `steps` show what was compensated.
  */
-import { RESERVED_KEY_PREFIX } from "../http/idempotency.js";
 import { defineJob, type JobContext, type JobDefinition } from "../jobs/define.js";
 import { JobError } from "../jobs/errors.js";
 import { isTerminal } from "../jobs/states.js";
@@ -16,8 +15,8 @@ import type { SagaDefinition } from "./define-saga.js";
 /** The compensation job's type, registered by createTessera when it runs sagas. */
 export const SAGA_COMPENSATION_TYPE = "tessera.saga.compensate";
 
-/** Its idempotency key for a canceled saga: one compensation job per saga, however often canceled. */
-export const compensationKey = (sagaId: string): string => `${RESERVED_KEY_PREFIX}compensate:${sagaId}`;
+/** Its own idempotency key for a canceled saga: one compensation job per saga, however often canceled. */
+export const compensationKey = (sagaId: string): string => `compensate:${sagaId}`;
 
 export interface CompensationResult {
   saga: string;
@@ -64,7 +63,7 @@ export function compensationJob(
       }
       if (saga.status === "succeeded") return { saga: saga.id, status: saga.status, compensated: [] };
       const why = WHY[saga.status] ?? `the saga failed: ${saga.error?.detail ?? "no detail"}`;
-      const compensated = await definition.undo(store, ctx, saga, why);
+      const compensated = await definition.undo(ctx, saga, why);
       return { saga: saga.id, status: saga.status, compensated };
     },
   });

@@ -25,12 +25,12 @@ export interface SagaDefinition<I = unknown, O = unknown> extends JobDefinition<
   /** This definition with its journal in `store` (createTessera binds it to its store). */
   withStore(store: Store): SagaDefinition<I, O>;
   /**
-   * Undo what the ended saga `saga` did: replay its code against its journal, running nothing
-   * new, then compensate its steps newest first, on behalf of the attempt `ctx` is for (a
-   * compensation job's). The names of the steps undone, newest first.
+   * Undo what the ended saga `saga` did: replay its code against its journal (in this
+   * definition's store), running nothing new, then compensate its steps newest first, on behalf
+   * of the attempt `ctx` is for (a compensation job's). The names of the steps undone, newest first.
    * @internal the compensation job's (src/sagas/compensation-job.ts)
    */
-  undo(store: Store, ctx: JobContext, saga: JobRecord, why: string): Promise<string[]>;
+  undo(ctx: JobContext, saga: JobRecord, why: string): Promise<string[]>;
 }
 
 export function isSaga(definition: JobDefinition): definition is SagaDefinition {
@@ -84,9 +84,10 @@ export function defineSaga<I, O>(options: DefineSagaOptions<I, O>): SagaDefiniti
         }
       },
     });
-    const undo = async (on: Store, ctx: JobContext, saga: JobRecord, why: string): Promise<string[]> => {
-      const journal = await on.listSteps({ tenantId: saga.tenantId, jobId: saga.id });
-      const run = new SagaRun(on, ctx, attemptOf(ctx), journal, undefined, Date.now, {
+    const undo = async (ctx: JobContext, saga: JobRecord, why: string): Promise<string[]> => {
+      if (!store) throw new Error(`saga type "${options.type}" is compensated only under createTessera`);
+      const journal = await store.listSteps({ tenantId: saga.tenantId, jobId: saga.id });
+      const run = new SagaRun(store, ctx, attemptOf(ctx), journal, undefined, Date.now, {
         saga,
         replayOnly: true,
       });

@@ -1,14 +1,7 @@
-import { createHash } from "node:crypto";
-import { canonicalJson, RESERVED_KEY_PREFIX as RESERVED_EVENT_PREFIX } from "../http/idempotency.js";
-import { findUnsafeString } from "../http/json-body.js";
+import { emittedEvent, MAX_EMITTED } from "../events/cloud-event.js";
 import type { EmitOptions } from "../jobs/define.js";
 import { JobAbortedError, type AbortCause } from "../jobs/errors.js";
 import type { ClaimedJob, Lease, NewEvent } from "../store/store.js";
-
-/** Events one attempt may emit, and the JSON of one event's data. */
-export const MAX_EMITTED = 100;
-const MAX_EMITTED_BYTES = 1_048_576;
-const EVENT_TYPE = /^[\x21-\x7e]{1,256}$/;
 
 /** How an attempt's handler ended, as far as the worker is concerned. */
 export type AttemptOutcome = HandlerOutcome | { aborted: AbortCause };
@@ -81,48 +74,12 @@ export class Attempt {
    */
   emit(type: string, data: unknown, options: EmitOptions | undefined): void {
     if (this.outcome) return;
-    if (typeof type !== "string" || !EVENT_TYPE.test(type))
-      throw new TypeError("ctx.emit: the event type must be 1-256 printable ASCII characters");
-    const subject = options?.subject ?? this.job.id;
-    if (
-      typeof subject !== "string" ||
-      subject.length < 1 ||
-      subject.length > 1024 ||
-      findUnsafeString(subject)
-    )
-      throw new TypeError(
-        "ctx.emit: subject must be a string of 1-1024 characters, without NUL or lone surrogates",
-      );
     const emitted = (this.emitted ??= []);
     if (emitted.length >= MAX_EMITTED)
       throw new RangeError(`ctx.emit: at most ${MAX_EMITTED} events per attempt`);
-    const json = data === undefined ? "null" : JSON.stringify(data);
-    if (json === undefined) throw new TypeError("ctx.emit: data must be JSON");
-    if (json.length > MAX_EMITTED_BYTES)
-      throw new RangeError(
-        `ctx.emit: data is ${json.length} characters of JSON; at most ${MAX_EMITTED_BYTES}`,
-      );
-    if (findUnsafeString(data))
-      throw new TypeError("ctx.emit: data must not contain NUL characters or lone surrogates");
-    // In Tessera's own namespace (refused from clients): no event sent over HTTP can take its id.
-    const id = `${RESERVED_EVENT_PREFIX}${this.job.id}-${this.job.attempt}-${emitted.length}`;
-    const source = `/jobs/${this.job.type}`;
-    const copy = JSON.parse(json) as unknown;
-    emitted.push({
-      tenantId: this.job.tenantId,
-      id,
-      source,
-      type,
-      subject,
-      time: Date.now(),
-      datacontenttype: "application/json",
-      data: copy,
-      traceparent: null,
-      extensions: {},
-      hash: createHash("sha256")
-        .update(canonicalJson({ id, source, type, subject, data: copy }))
-        .digest("base64url"),
-    });
+    emitted.push(
+      emittedEvent(this.job, emitted.length, { type, data, subject: options?.subject, now: Date.now() }),
+    );
   }
 
   /** Stop the attempt: its signal fires and its outcome is `aborted` (unless it had ended). */

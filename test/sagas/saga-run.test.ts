@@ -12,7 +12,7 @@ import { JobAbortedError, JobError, JobSuspended } from "../../src/jobs/errors.j
 import type { JobContext } from "../../src/jobs/define.js";
 import { SagaRun, type SagaContext } from "../../src/sagas/saga-run.js";
 import { SqliteStore } from "../../src/store/sqlite/store.js";
-import type { ClaimedJob } from "../../src/store/store.js";
+import type { ClaimedJob, JobRecord } from "../../src/store/store.js";
 import { LEASE_MS, T0, TENANT, claimOne, submitJob } from "../store/suite/context.js";
 
 let dir: string;
@@ -45,6 +45,18 @@ function ctxFor(job: ClaimedJob): JobContext {
 async function runFor(job: ClaimedJob, now: () => number = Date.now): Promise<SagaRun> {
   const journal = await store.listSteps({ tenantId: TENANT, jobId: job.id });
   return new SagaRun(store, ctxFor(job), job, journal, undefined, now);
+}
+
+/** A compensation job's replay of `saga` (claimed now), over what the saga's journal holds. */
+async function compensationReplay(saga: JobRecord): Promise<{ replay: SagaRun; compensation: ClaimedJob }> {
+  const submitted = await submitJob(store, { type: "compensate" });
+  const compensation = await claimOne(store, { types: [submitted.type] });
+  const journal = await store.listSteps({ tenantId: TENANT, jobId: saga.id });
+  const replay = new SagaRun(store, ctxFor(compensation), compensation, journal, undefined, Date.now, {
+    saga,
+    replayOnly: true,
+  });
+  return { replay, compensation };
 }
 
 /** Lose the attempt's lease (a crash) and claim the job again: the next attempt. */
@@ -249,13 +261,7 @@ describe("saga replay", () => {
     // Canceled while asleep: its own attempt can record nothing more.
     await store.cancel({ tenantId: TENANT, id: saga.id, now: Date.now() });
 
-    const other = await submitJob(store, { type: "compensate" });
-    const compensation = await claimOne(store, { types: [other.type] });
-    const journal = await store.listSteps({ tenantId: TENANT, jobId: saga.id });
-    const replay = new SagaRun(store, ctxFor(compensation), compensation, journal, undefined, Date.now, {
-      saga: submitted,
-      replayOnly: true,
-    });
+    const { replay, compensation } = await compensationReplay(submitted);
     const undone = await code(replay).then(
       () => replay.undo(undefined, "canceled"),
       (thrown: unknown) => replay.undo(thrown, "canceled"),
@@ -297,17 +303,7 @@ describe("saga replay", () => {
     expect((failed as JobError).slug).toBe("saga-compensation-failed");
 
     bankUp = true; // the operator fixed the bank, and retries the compensation
-    const other = await submitJob(store, { type: "compensate" });
-    const compensation = await claimOne(store, { types: [other.type] });
-    const replay = new SagaRun(
-      store,
-      ctxFor(compensation),
-      compensation,
-      await store.listSteps({ tenantId: TENANT, jobId: job.id }),
-      undefined,
-      Date.now,
-      { saga: submitted, replayOnly: true },
-    );
+    const { replay } = await compensationReplay(submitted);
     const undone = await code(replay).catch((thrown: unknown) => replay.undo(thrown, "failed"));
     expect(undone).toEqual(["a"]);
     const [a] = await store.listSteps({ tenantId: TENANT, jobId: job.id });
@@ -384,13 +380,7 @@ describe("saga replay", () => {
     await first.settle(); // all three done; canceled before the saga's own end was recorded
     await store.cancel({ tenantId: TENANT, id: saga.id, now: Date.now() });
 
-    const other = await submitJob(store, { type: "compensate" });
-    const compensation = await claimOne(store, { types: [other.type] });
-    const journal = await store.listSteps({ tenantId: TENANT, jobId: saga.id });
-    const replay = new SagaRun(store, ctxFor(compensation), compensation, journal, undefined, Date.now, {
-      saga: submitted,
-      replayOnly: true,
-    });
+    const { replay } = await compensationReplay(submitted);
     await code(replay.context()); // ran to its end: every step recorded
     const error = await replay.undo(undefined, "the saga was canceled").catch((e: unknown) => e);
     expect((error as JobError).slug).toBe("saga-compensation-failed");

@@ -6,7 +6,7 @@ import { compensationKey, SAGA_COMPENSATION_TYPE } from "../../sagas/compensatio
 import { isSaga } from "../../sagas/define-saga.js";
 import type { CallbackSpec, JobRecord, StepRecord } from "../../store/store.js";
 import { auditJob } from "../auth.js";
-import { buildJob } from "../envelope.js";
+import { buildJob, submitOwnJob } from "../envelope.js";
 import { InFlightKeys, isValidIdempotencyKey, requestHash, RESERVED_KEY_PREFIX } from "../idempotency.js";
 import { preferredWait } from "../prefer.js";
 import { listingQuery, refuseIssues } from "../listing.js";
@@ -410,27 +410,26 @@ const PING_TIMEOUT_MS = 5000;
  * cancels the saga itself if the cancel never comes, after a crash). One per saga, by its key.
  */
 async function submitCompensation(request: FastifyRequest, deps: ServerDeps, saga: JobRecord): Promise<void> {
-  const work = { type: SAGA_COMPENSATION_TYPE, input: { saga: saga.id } };
-  const now = deps.now();
-  const key = compensationKey(saga.id);
-  // The same request whatever this node's limits: a cancel on any node finds the first one.
-  const hash = requestHash(saga.tenantId, "POST", "/v1/jobs", work);
+  const input = { saga: saga.id };
   let outcome;
   try {
-    const envelope = { ...work, timeoutSeconds: Math.min(3600, deps.config.maxTimeoutSeconds) };
-    const job = buildJob(envelope, {
+    outcome = await submitOwnJob(deps, {
       tenantId: saga.tenantId,
-      registry: deps.registry,
-      config: deps.config,
-      now,
+      envelope: {
+        type: SAGA_COMPENSATION_TYPE,
+        input,
+        timeoutSeconds: Math.min(3600, deps.config.maxTimeoutSeconds),
+      },
+      key: compensationKey(saga.id),
+      // The same request whatever this node's limits: a cancel on any node finds the first one.
+      work: input,
     });
-    outcome = await deps.submit({ job, idempotency: { key, requestHash: hash }, now });
   } catch (error) {
     request.log.error({ err: error }, "the compensation job could not be committed");
     throw storeUnavailable("the saga's compensation could not be stored; it was not canceled");
   }
   if (outcome.kind === "key-mismatch") {
-    request.log.error({ saga: saga.id }, `idempotency key ${key} holds another request`);
+    request.log.error({ saga: saga.id }, "the saga's compensation key holds another request");
     throw storeUnavailable("the saga's compensation could not be stored; it was not canceled");
   }
 }
