@@ -4,11 +4,19 @@
  * once (the interrupted run of a step runs again, the steps recorded before it never do), no
  * recorded result is lost, and the saga finishes.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { FAST, FIXTURE_JOBS, killAll, spawnTessera, waitFor, type Node } from "../helpers/cluster.js";
+import {
+  FAST,
+  FIXTURE_JOBS,
+  killAll,
+  readJsonLines,
+  spawnTessera,
+  waitFor,
+  type Node,
+} from "../helpers/cluster.js";
 import { http } from "../helpers/server.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tessera-saga-crash-"));
@@ -29,17 +37,7 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
   it("killed in the middle of each of its 5 steps, it finishes: every step done once, none lost", async () => {
     const db = join(dir, "tessera.db");
     const logPath = join(dir, "steps.log");
-    const lines = (): Line[] => {
-      try {
-        return readFileSync(logPath, "utf8")
-          .trim()
-          .split("\n")
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Line);
-      } catch {
-        return [];
-      }
-    };
+    const lines = (): Line[] => readJsonLines<Line>(logPath);
     let server = await serve(db);
     const submitted = await http(`${server.url}/v1/jobs`, {
       json: { type: "fixture.saga", input: { steps: 5, stepMs: 1500, logPath } },
@@ -137,10 +135,7 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
       ["nap", "succeeded"],
       ["s1", "succeeded"],
     ]);
-    const log = readFileSync(logPath, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as Line);
+    const log = readJsonLines<Line>(logPath);
     expect(log.map((l) => [l.step, l.event, l.pid])).toEqual([
       ["s0", "start", first.pid],
       ["s0", "done", first.pid],
@@ -197,10 +192,7 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
     ]);
     const result = (await (await http(`${second.url}/v1/jobs/${id}/result`)).json()) as string[];
     expect(result).toEqual([`s0@${first.pid}`, JSON.stringify({ by: "ops" }), `s1@${second.pid}`]);
-    const log = readFileSync(logPath, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as Line);
+    const log = readJsonLines<Line>(logPath);
     expect(log.map((l) => [l.step, l.event, l.pid])).toEqual([
       ["s0", "start", first.pid],
       ["s0", "done", first.pid],

@@ -9,7 +9,7 @@
  *   the step A was in when it died: first under A's pid, then to its end under B's.
  * Each saga logs to a file of its own, so every log line is known to be its saga's.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -20,6 +20,7 @@ import {
   logLines,
   pgNodeArgs,
   pgQuery,
+  readJsonLines,
   recordTerminalMoves,
   spawnTessera,
   waitFor,
@@ -58,18 +59,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function readLines(path: string): Line[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return [];
-  }
-  return text
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Line);
-}
+const readLines = (path: string): Line[] => readJsonLines<Line>(path);
 
 /**
  * What is wrong with the log `lines` of one run of consecutive steps from `first` on, in one

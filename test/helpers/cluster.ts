@@ -222,6 +222,11 @@ export interface Execution {
 }
 
 export function readExecutions(path: string): Execution[] {
+  return readJsonLines<Execution>(path);
+}
+
+/** A log of one JSON value per line, as the fixtures write it; empty while there is no file. */
+export function readJsonLines<T>(path: string): T[] {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -231,7 +236,7 @@ export function readExecutions(path: string): Execution[] {
   return text
     .split("\n")
     .filter((l) => l.length > 0)
-    .map((l) => JSON.parse(l) as Execution);
+    .map((l) => JSON.parse(l) as T);
 }
 
 /**
