@@ -503,6 +503,8 @@ export interface Store {
   appendEvent(params: {
     event: NewEvent;
     now: number;
+    /** It came from the broker (`--events`): kept as published, so the relay never sends it back. */
+    received?: boolean;
   }): Promise<{ kind: "created" | "duplicate" | "conflict"; event: EventRecord }>;
   getEvent(params: { tenantId: string; id: string }): Promise<EventRecord | null>;
   /** The tenant's events, newest first, before `beforeSeq` when given. */
@@ -521,6 +523,17 @@ export interface Store {
     triggered: TriggeredJob[];
     now: number;
   }): Promise<void>;
+
+  // --- the outbox relay to a broker (src/events/relay.ts) ---------------------------------
+  /** Take or renew the relay's lease of partition `part` until `now + leaseMs`; false: another holds it. */
+  holdRelayLease(params: { part: number; owner: string; leaseMs: number; now: number }): Promise<boolean>;
+  /** Give the lease up (a clean stop), so another node takes over at once. */
+  releaseRelayLease(params: { part: number; owner: string }): Promise<void>;
+  /** Events not published to the broker yet, in the order they came. */
+  unpublishedEvents(params: { limit: number }): Promise<EventRecord[]>;
+  markPublished(params: { seqs: readonly number[]; now: number }): Promise<void>;
+  /** When the oldest event not published yet came; null when none waits. */
+  oldestUnpublished(): Promise<number | null>;
 }
 
 /** A CloudEvent as the store keeps it (src/events/cloud-event.ts makes and shows it). */

@@ -13,11 +13,13 @@ import type { PgDb } from "./db.js";
 export class PgEvents {
   constructor(private readonly db: PgDb) {}
 
-  async appendEvent({ event, now }: StoreParams<"appendEvent">): ReturnType<Store["appendEvent"]> {
+  async appendEvent({ event, now, received }: StoreParams<"appendEvent">): ReturnType<Store["appendEvent"]> {
+    // One from the broker is kept as published already ($13), so the relay never sends it back.
     const [row] = await this.db.query<EventRow>(
-      `INSERT INTO {{s}}.events (${EVENT_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+      `INSERT INTO {{s}}.events (${EVENT_INSERT_COLUMNS}, published_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
        ON CONFLICT (tenant_id, id) DO NOTHING RETURNING ${EVENT_COLUMNS}`,
-      eventValues(event, now),
+      [...eventValues(event, now), received ? now : null],
     );
     if (row) return { kind: "created", event: toEvent(row) };
     // Kept by another request: committed before this insert gave up, so it can be read.

@@ -11,6 +11,7 @@ import { PgTenants } from "./tenants.js";
 import { PgDb, types, type PostgresStoreOptions } from "./db.js";
 import { PgListener } from "./listener.js";
 import { PgEvents } from "./events.js";
+import { PgRelay } from "./relay.js";
 import { PgSagas } from "./sagas.js";
 import { migratePostgres } from "./migrate.js";
 
@@ -45,6 +46,7 @@ export class PostgresStore extends ComposedStore {
       tenants,
       sagas: new PgSagas(db),
       events: new PgEvents(db),
+      relay: new PgRelay(db),
     });
     this.db = db;
     this.rates = new PgRateLimits(db);

@@ -49,6 +49,10 @@ export type EventsPart = Pick<
   Store,
   "appendEvent" | "getEvent" | "listEvents" | "undispatchedEvents" | "markDispatched"
 >;
+export type RelayPart = Pick<
+  Store,
+  "holdRelayLease" | "releaseRelayLease" | "unpublishedEvents" | "markPublished" | "oldestUnpublished"
+>;
 
 export interface StoreParts {
   jobs: JobsPart;
@@ -60,6 +64,7 @@ export interface StoreParts {
   tenants: TenantsPart;
   sagas: SagasPart;
   events: EventsPart;
+  relay: RelayPart;
 }
 
 export abstract class ComposedStore implements Store {
@@ -266,5 +271,27 @@ export abstract class ComposedStore implements Store {
 
   markDispatched(params: StoreParams<"markDispatched">) {
     return this.parts.events.markDispatched(params);
+  }
+
+  // --- the outbox relay: one node at a time sends events to the broker
+
+  holdRelayLease(params: StoreParams<"holdRelayLease">) {
+    return this.parts.relay.holdRelayLease(params);
+  }
+
+  releaseRelayLease(params: StoreParams<"releaseRelayLease">) {
+    return this.parts.relay.releaseRelayLease(params);
+  }
+
+  unpublishedEvents(params: StoreParams<"unpublishedEvents">) {
+    return this.parts.relay.unpublishedEvents(params);
+  }
+
+  markPublished(params: StoreParams<"markPublished">) {
+    return this.parts.relay.markPublished(params);
+  }
+
+  oldestUnpublished() {
+    return this.parts.relay.oldestUnpublished();
   }
 }

@@ -5,6 +5,9 @@ export const EVENTS_SQL = {
   // The new event; no row: one of its id is kept already.
   appendEvent: `INSERT INTO events (${EVENT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (tenant_id, id) DO NOTHING RETURNING ${EVENT_COLUMNS}`,
+  // The same, from the broker: kept as published already.
+  appendReceivedEvent: `INSERT INTO events (${EVENT_INSERT_COLUMNS}, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant_id, id) DO NOTHING RETURNING ${EVENT_COLUMNS}`,
   getEvent: `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND id = ?`,
   // The tenant's events, newest first, of one type or all ($type null), before a place.
   listEvents: `SELECT ${EVENT_COLUMNS} FROM events

@@ -6,9 +6,13 @@ import type { SqliteDb } from "./db.js";
 export class SqliteEvents {
   constructor(private readonly db: SqliteDb) {}
 
-  async appendEvent({ event, now }: StoreParams<"appendEvent">): ReturnType<Store["appendEvent"]> {
+  async appendEvent({ event, now, received }: StoreParams<"appendEvent">): ReturnType<Store["appendEvent"]> {
     return this.db.writes.run(() => {
-      const row = this.db.sql.appendEvent.get(...eventValues(event, now)) as EventRow | undefined;
+      const row = (
+        received
+          ? this.db.sql.appendReceivedEvent.get(...eventValues(event, now), now)
+          : this.db.sql.appendEvent.get(...eventValues(event, now))
+      ) as EventRow | undefined;
       if (row) return { kind: "created" as const, event: toEvent(row) };
       const kept = toEvent(this.db.sql.getEvent.get(event.tenantId, event.id) as EventRow);
       return { kind: appendOutcome(kept, event), event: kept };

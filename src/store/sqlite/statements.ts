@@ -4,6 +4,7 @@ import { EVENTS_SQL } from "./events.sql.js";
 import { JOBS_SQL } from "./jobs.sql.js";
 import { LEASES_SQL } from "./leases.sql.js";
 import { OUTBOX_SQL } from "./outbox.sql.js";
+import { RELAY_SQL } from "./relay.sql.js";
 import { RESULTS_SQL } from "./results.sql.js";
 import { RETENTION_SQL } from "./retention.sql.js";
 import { SAGAS_SQL } from "./sagas.sql.js";
@@ -21,4 +22,5 @@ export const STATEMENTS = {
   ...TENANTS_SQL,
   ...SAGAS_SQL,
   ...EVENTS_SQL,
+  ...RELAY_SQL,
 } as const;

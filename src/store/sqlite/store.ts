@@ -5,6 +5,7 @@ import type { StoreEvent } from "../store.js";
 import { SqliteCallbacks } from "./callbacks.js";
 import { SqliteClaims } from "./claims.js";
 import { SqliteEvents } from "./events.js";
+import { SqliteRelay } from "./relay.js";
 import { SqliteJobs } from "./jobs.js";
 import { SqliteLeases } from "./leases.js";
 import { SqliteResults } from "./results.js";
@@ -43,6 +44,7 @@ export class SqliteStore extends ComposedStore {
       tenants,
       sagas: new SqliteSagas(driver),
       events: new SqliteEvents(driver),
+      relay: new SqliteRelay(driver),
     });
     this.driver = driver;
     this.db = driver.handle;

@@ -96,5 +96,40 @@ export function describeCloudEvents(ctx: SuiteContext): void {
       const left = await ctx.store.listEvents({ tenantId: TENANT, limit: 10 });
       expect(left.map((e) => e.id)).toEqual(["new", "waiting"]);
     });
+
+    it("relays each event once, in the order it came; one from the broker is never sent back", async () => {
+      for (const id of ["r1", "r2", "r3"]) await ctx.store.appendEvent({ event: event(id), now: T0 + 5 });
+      await ctx.store.appendEvent({ event: event("b1"), now: T0 + 6, received: true });
+      expect(await ctx.store.oldestUnpublished()).toBe(T0 + 5);
+      const first = await ctx.store.unpublishedEvents({ limit: 2 });
+      expect(first.map((e) => e.id)).toEqual(["r1", "r2"]);
+      await ctx.store.markPublished({ seqs: first.map((e) => e.seq), now: T0 + 7 });
+      expect((await ctx.store.unpublishedEvents({ limit: 10 })).map((e) => e.id)).toEqual(["r3"]);
+      await ctx.store.markPublished({ seqs: [], now: T0 + 8 });
+      await ctx.store.markPublished({
+        seqs: [(await ctx.store.getEvent({ tenantId: TENANT, id: "r3" }))!.seq],
+        now: T0 + 8,
+      });
+      expect(await ctx.store.unpublishedEvents({ limit: 10 })).toEqual([]);
+      expect(await ctx.store.oldestUnpublished()).toBeNull();
+    });
+
+    it("lets one relay at a time hold a partition's lease, until it lapses or is given up", async () => {
+      const hold = (owner: string, now: number) =>
+        ctx.store.holdRelayLease({ part: 0, owner, leaseMs: 1000, now });
+      expect(await hold("a", T0)).toBe(true);
+      expect(await hold("b", T0 + 500)).toBe(false);
+      expect(await hold("a", T0 + 900)).toBe(true); // renewed: now until T0 + 1900
+      expect(await hold("b", T0 + 1500)).toBe(false);
+      expect(await hold("b", T0 + 1900)).toBe(true); // lapsed
+      expect(await hold("a", T0 + 2000)).toBe(false);
+      await ctx.store.releaseRelayLease({ part: 0, owner: "a" }); // not a's: no effect
+      expect(await hold("a", T0 + 2000)).toBe(false);
+      await ctx.store.releaseRelayLease({ part: 0, owner: "b" });
+      expect(await hold("a", T0 + 2000)).toBe(true);
+      expect(await ctx.store.holdRelayLease({ part: 1, owner: "b", leaseMs: 1000, now: T0 + 2000 })).toBe(
+        true,
+      );
+    });
   });
 }
