@@ -62,6 +62,10 @@ export interface Config {
   jobRetention: number;
   inlineResultBytes: number;
   maxResultBytes: number;
+  /** The broker events are relayed to and consumed from (`nats://…`, `amqp://…`); null: none. */
+  events: string | null;
+  /** The consumer group (durable consumer, queue) of this service's nodes on the broker. */
+  eventsGroup: string;
   callbackAllow: readonly string[];
   callbackVerify: boolean;
   callbackRetryHours: number;
@@ -136,6 +140,12 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
       `--public-url must be an http(s) origin such as https://jobs.example.com, got "${publicUrl}"`,
     );
   }
+  const events = v.events as string | undefined;
+  if (events !== undefined && !/^(nats|amqps?):\/\/[^/?#]+/.test(events))
+    throw new ConfigError(`--events must be a nats:// or amqp:// URL, got "${events}"`);
+  const eventsGroup = v["events-group"] as string;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(eventsGroup))
+    throw new ConfigError("--events-group must be 1-64 of A-Z, a-z, 0-9, _ and -");
   const corsOrigins = (v["cors-origin"] as string[]).map((o) => o.replace(/\/$/, ""));
   for (const o of corsOrigins) {
     if (!/^https?:\/\/[^/?#\s]+$/.test(o))
@@ -216,6 +226,8 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     jobRetention: v["job-retention"] as number,
     inlineResultBytes: v["inline-result-bytes"] as number,
     maxResultBytes: v["max-result-bytes"] as number,
+    events: events ?? null,
+    eventsGroup,
     callbackAllow: Object.freeze(v["callback-allow"] as string[]),
     callbackVerify: v["callback-verify"] as boolean,
     callbackRetryHours: v["callback-retry-hours"] as number,

@@ -21,6 +21,11 @@ import { createRetentionPurge } from "./worker/maintenance/retention-purge.js";
 import { WorkerRuntime } from "./worker/runtime.js";
 import { isCommandJob } from "./worker/command/define-command-job.js";
 import { EventDispatcher } from "./events/dispatcher.js";
+import { openBroker } from "./events/bridge/open.js";
+import type { Broker } from "./events/bridge/broker.js";
+import { EventConsumer } from "./events/consumer.js";
+import { EventRelay } from "./events/relay.js";
+import { TenantNames } from "./events/tenant-names.js";
 import { compensationJob } from "./sagas/compensation-job.js";
 import { isSaga } from "./sagas/define-saga.js";
 import { findExecutable, openTaskHost } from "./worker/command/task-host.js";
@@ -29,6 +34,8 @@ import { findExecutable, openTaskHost } from "./worker/command/task-host.js";
 export const DEV_TENANT = "dev";
 
 const SWEEP_BATCH = 500;
+/** Events the relay publishes per round trip to the store (and to the broker). */
+const RELAY_BATCH = 256;
 const RETENTION_INTERVAL_MS = 60_000;
 
 export interface TesseraOptions {
@@ -215,6 +222,40 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     callbacks,
   });
   let started = false;
+  let bridge: { broker: Broker; relay: EventRelay } | null = null;
+
+  /** With `--events`: kept events go out through the relay, triggers' events come in from the broker. */
+  async function openBridge(url: string): Promise<{ broker: Broker; relay: EventRelay }> {
+    const broker = await openBroker(url, logger);
+    const tenants = new TenantNames(store, now);
+    const relay = new EventRelay({
+      store,
+      broker,
+      tenants,
+      logger: logger.child({ component: "event-relay" }),
+      metrics,
+      now,
+      options: {
+        leaseMs: Math.min(config.leaseMs, 10_000),
+        batchSize: RELAY_BATCH,
+        pollMs: Math.min(1000, config.pollIntervalMs),
+      },
+    });
+    dispatcher.onKept(() => relay.wake());
+    relay.start();
+    const consumer = new EventConsumer({
+      store,
+      broker,
+      dispatcher,
+      tenants,
+      group: config.eventsGroup,
+      logger: logger.child({ component: "event-consumer" }),
+      metrics,
+      now,
+    });
+    await consumer.start();
+    return { broker, relay };
+  }
 
   const tessera: Tessera = {
     app,
@@ -242,6 +283,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
         worker.start();
         deliverer.start();
       }
+      if (config.events) bridge = await openBridge(config.events);
       await app.ready();
     },
     async listen(listenOptions = {}) {
@@ -252,6 +294,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       return reloadTls(app.server, config, logger);
     },
     async close() {
+      await bridge?.relay.stop();
+      await bridge?.broker.close();
       await worker.stop(config.shutdownGraceMs);
       await taskHost?.close();
       await deliverer.stop();

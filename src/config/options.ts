@@ -309,6 +309,18 @@ export const OPTIONS = {
     max: 4294967296,
     doc: "Largest result a job may store (the job fails above)",
   },
+  events: {
+    kind: "string",
+    env: "TESSERA_EVENTS",
+    default: undefined,
+    doc: "Broker for events between services: nats://host:4222 (JetStream) or amqp://user:pass@host:5672 (RabbitMQ); default: events stay in this store",
+  },
+  "events-group": {
+    kind: "string",
+    env: "TESSERA_EVENTS_GROUP",
+    default: "tessera",
+    doc: "This service's name on the broker: its nodes share one durable consumer (queue) of the events its jobs trigger on",
+  },
   "callback-allow": {
     kind: "list",
     env: "TESSERA_CALLBACK_ALLOW",

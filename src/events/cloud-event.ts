@@ -70,7 +70,12 @@ const CORE = new Set(["specversion", "id", "source", "type", "subject", "time", 
 /** The event to keep, or the issues that make `body` no CloudEvent this server takes. */
 export function parseCloudEvent(
   body: unknown,
-  ctx: { tenantId: string; now: number },
+  ctx: {
+    tenantId: string;
+    now: number;
+    /** It came from the broker: another Tessera's own events (ids `tessera:…`) are taken too. */
+    fromBroker?: boolean;
+  },
 ): { event: NewEvent } | { issues: ValidationIssue[] } {
   if (!validate(body)) {
     const errors = validate.errors ?? [];
@@ -89,7 +94,7 @@ export function parseCloudEvent(
   }
   if (body.tenant !== undefined && body.tenant !== ctx.tenantId)
     return { issues: [{ path: "/tenant", message: "must be the caller's own tenant (or left out)" }] };
-  if (body.id.startsWith(RESERVED_KEY_PREFIX))
+  if (body.id.startsWith(RESERVED_KEY_PREFIX) && !ctx.fromBroker)
     return {
       issues: [
         { path: "/id", message: `may not begin with "${RESERVED_KEY_PREFIX}": those are Tessera's own` },

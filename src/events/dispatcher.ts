@@ -37,9 +37,22 @@ export class EventDispatcher {
 
   /** The job types with triggers (the registry does not change once made). */
   private readonly triggered: readonly JobDefinition[];
+  private readonly listeners: (() => void)[] = [];
+
+  /** The event types some trigger listens to. */
+  triggerTypes(): ReadonlySet<string> {
+    return (this.types ??= new Set(this.triggered.flatMap((d) => d.on!.map((trigger) => trigger.type))));
+  }
+  private types: ReadonlySet<string> | null = null;
+
+  /** Call `listener` whenever an event is kept here (the relay publishes it). */
+  onKept(listener: () => void): void {
+    this.listeners.push(listener);
+  }
 
   /** Start the event's jobs and record them with it; what it started (or why not), per trigger. */
   async dispatch(event: NewEvent): Promise<TriggeredJob[]> {
+    for (const listener of this.listeners) listener();
     const triggered: TriggeredJob[] = [];
     for (const definition of this.triggered) {
       if (definition.on!.some((trigger) => matches(trigger, event)))

@@ -63,6 +63,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly eventsPublished = new Counter({
+    name: "tessera_events_published_total",
+    help: "Events the outbox relay published to the broker (--events), confirmed by it",
+    registers: [this.registry],
+  });
+  readonly eventsConsumed = new Counter({
+    name: "tessera_events_consumed_total",
+    help: "Events from the broker, by outcome: kept (and their jobs started), retried, refused (dead-lettered), passed (no trigger here)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  /** How long the oldest event not yet published has waited (ms), or null; the relay sets it. */
+  relayLag: () => Promise<number | null> = () => Promise.resolve(null);
+  readonly relayLagSeconds: Gauge = new Gauge({
+    name: "tessera_events_relay_lag_seconds",
+    help: "Age of the oldest event the outbox relay has not published yet (0: none waits); only with --events",
+    registers: [this.registry],
+    collect: async (): Promise<void> => {
+      const lag = await this.relayLag().catch(() => null);
+      this.relayLagSeconds.set(lag === null ? 0 : lag / 1000);
+    },
+  });
+
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "tessera_" });
   }
