@@ -505,7 +505,13 @@ export interface Store {
     now: number;
     /** It came from the broker (`--events`): kept as published, so the relay never sends it back. */
     received?: boolean;
-  }): Promise<{ kind: "created" | "duplicate" | "conflict"; event: EventRecord }>;
+  }): Promise<AppendedEvent>;
+  /** `appendEvent` of several, kept in this order in one commit; the answers in the same order. */
+  appendEvents(params: {
+    events: readonly NewEvent[];
+    now: number;
+    received?: boolean;
+  }): Promise<AppendedEvent[]>;
   getEvent(params: { tenantId: string; id: string }): Promise<EventRecord | null>;
   /** The tenant's events, newest first, before `beforeSeq` when given. */
   listEvents(params: {
@@ -554,6 +560,12 @@ export interface NewEvent {
   extensions: Record<string, string | number | boolean>;
   /** Of its attributes as sent: a resend of the same event is told from another with its id. */
   hash: string;
+}
+
+/** An append's answer: the event kept (this one, or the one of its id kept before). */
+export interface AppendedEvent {
+  kind: "created" | "duplicate" | "conflict";
+  event: EventRecord;
 }
 
 /** What an event started: a job of a trigger's type, or why it did not. */

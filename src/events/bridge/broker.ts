@@ -40,7 +40,9 @@ export interface Broker {
   publish(events: readonly OutgoingEvent[]): Promise<{ confirmed: number; error?: unknown }>;
   /**
    * Consume the events of `types` as consumer group `group` (durable: what comes while no node
-   * of the group runs waits for it), one at a time in the broker's order, until `close`.
+   * of the group runs waits for it) until `close`: `handle` is called in the broker's order,
+   * for the next delivery before the last is settled (up to a prefetch), and each delivery is
+   * settled when its verdict comes.
    */
   consume(
     group: string,

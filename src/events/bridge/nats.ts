@@ -25,6 +25,8 @@ const PUBLISH_TIMEOUT_MS = 5_000;
 /** A delivery not settled in this long goes to another node of the group. */
 const ACK_WAIT_MS = 30_000;
 const RETRY_DELAY_MS = 1_000;
+/** Deliveries handed over and not settled yet, at most. */
+const MAX_IN_FLIGHT = 256;
 
 export class NatsBroker implements Broker {
   readonly kind = "nats";
@@ -102,18 +104,23 @@ export class NatsBroker implements Broker {
         const consumer = await this.js.consumers.get(STREAM, group);
         messages = await consumer.consume({ max_messages: 256 });
         this.consuming.add(messages);
+        let inFlight = 0;
+        let drained: (() => void) | null = null;
         for await (const m of messages) {
-          const verdict = await handle({
-            subject: m.subject,
-            body: m.data,
-            hash: m.headers?.get(HASH_HEADER) || null,
-          });
-          if (verdict === "ack") m.ack();
-          else if (verdict === "retry") m.nak(RETRY_DELAY_MS);
-          else {
-            this.deadLetter(group, m.subject, m.data, verdict.reject);
-            m.term(verdict.reject);
-          }
+          inFlight++;
+          void handle({ subject: m.subject, body: m.data, hash: m.headers?.get(HASH_HEADER) || null })
+            .catch((): Verdict => "retry")
+            .then((verdict) => {
+              if (verdict === "ack") m.ack();
+              else if (verdict === "retry") m.nak(RETRY_DELAY_MS);
+              else {
+                this.deadLetter(group, m.subject, m.data, verdict.reject);
+                m.term(verdict.reject);
+              }
+              if (--inFlight < MAX_IN_FLIGHT) drained?.();
+            });
+          if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => (drained = resolve));
+          drained = null;
         }
       } catch (error) {
         if (this.closed) break;

@@ -7,24 +7,68 @@ import {
   toEvent,
   type EventRow,
 } from "../shared/events.js";
-import type { EventRecord, Store, StoreParams } from "../store.js";
+import type { AppendedEvent, EventRecord, StoreParams } from "../store.js";
 import type { PgDb } from "./db.js";
+
+/** The types of the columns `eventValues` gives, but the last (received_at, one for all). */
+const EVENT_ARRAY_TYPES = [
+  "text",
+  "text",
+  "text",
+  "text",
+  "text",
+  "bigint",
+  "text",
+  "text",
+  "text",
+  "text",
+  "text",
+] as const;
 
 export class PgEvents {
   constructor(private readonly db: PgDb) {}
 
-  async appendEvent({ event, now, received }: StoreParams<"appendEvent">): ReturnType<Store["appendEvent"]> {
-    // One from the broker is kept as published already ($13), so the relay never sends it back.
-    const [row] = await this.db.query<EventRow>(
+  async appendEvents({ events, now, received }: StoreParams<"appendEvents">): Promise<AppendedEvent[]> {
+    if (events.length === 0) return [];
+    // One statement for the lot, inserted in the order given (their seqs follow it); one from
+    // the broker is kept as published already, so the relay never sends it back.
+    const columns = EVENT_ARRAY_TYPES.map((_, c) => events.map((event) => eventValues(event, now)[c]));
+    const rows = await this.db.query<EventRow>(
       `INSERT INTO {{s}}.events (${EVENT_INSERT_COLUMNS}, published_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       SELECT tenant_id, id, source, type, subject, time, datacontenttype, data, traceparent, extensions, hash, $12, $13
+       FROM unnest(${EVENT_ARRAY_TYPES.map((t, c) => `$${c + 1}::${t}[]`).join(", ")}) WITH ORDINALITY
+         AS input (tenant_id, id, source, type, subject, time, datacontenttype, data, traceparent, extensions, hash, n)
+       ORDER BY n
        ON CONFLICT (tenant_id, id) DO NOTHING RETURNING ${EVENT_COLUMNS}`,
-      [...eventValues(event, now), received ? now : null],
+      [...columns, now, received ? now : null],
     );
-    if (row) return { kind: "created", event: toEvent(row) };
-    // Kept by another request: committed before this insert gave up, so it can be read.
-    const kept = (await this.getEvent({ tenantId: event.tenantId, id: event.id }))!;
-    return { kind: appendOutcome(kept, event), event: kept };
+    const created = new Map(rows.map((row) => [`${row.tenant_id}\n${row.id}`, toEvent(row)]));
+    const others = events.filter((e) => !created.has(`${e.tenantId}\n${e.id}`));
+    // Kept by another request: committed before this insert gave up, so they can be read.
+    const kept =
+      others.length === 0
+        ? new Map<string, EventRecord>()
+        : new Map(
+            (
+              await this.db.query<EventRow>(
+                `SELECT ${EVENT_COLUMNS} FROM {{s}}.events
+                 WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+                [others.map((e) => e.tenantId), others.map((e) => e.id)],
+              )
+            ).map((row) => [`${row.tenant_id}\n${row.id}`, toEvent(row)]),
+          );
+    const seen = new Set<string>();
+    return events.map((event) => {
+      const key = `${event.tenantId}\n${event.id}`;
+      const mine = created.get(key);
+      // The first of an id in this batch is the one created; a second of it is answered as a resend.
+      if (mine && !seen.has(key)) {
+        seen.add(key);
+        return { kind: "created" as const, event: mine };
+      }
+      const other = mine ?? kept.get(key)!;
+      return { kind: appendOutcome(other, event), event: other };
+    });
   }
 
   async getEvent({ tenantId, id }: StoreParams<"getEvent">): Promise<EventRecord | null> {

@@ -22,14 +22,16 @@ export async function migratePostgres(pool: pg.Pool, schema: string): Promise<vo
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${schema}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
     );
-    const { rows } = await client.query<{ v: number | null }>(
-      `SELECT max(version) AS v FROM ${schema}.schema_migrations`,
+    const { rows } = await client.query<{ version: number }>(
+      `SELECT version FROM ${schema}.schema_migrations`,
     );
-    const current = rows[0]?.v ?? 0;
+    const applied = new Set(rows.map((r) => r.version));
+    const current = Math.max(0, ...applied);
     if (current > known) throw new SchemaTooNewError(current, known);
+    // Every one not recorded, in order: one numbered below the newest applied is applied too.
     for (const file of files) {
       const version = Number(file.slice(0, 3));
-      if (version <= current) continue;
+      if (applied.has(version)) continue;
       const sql = readFileSync(new URL(file, MIGRATIONS_DIR), "utf8").replaceAll("{{schema}}", schema);
       await client.query(sql);
       await client.query(

@@ -47,7 +47,7 @@ export type TenantsPart = Pick<
 export type SagasPart = Pick<Store, "listSteps" | "recordStep" | "deliverEvent" | "sagaEvent" | "wake">;
 export type EventsPart = Pick<
   Store,
-  "appendEvent" | "getEvent" | "listEvents" | "undispatchedEvents" | "markDispatched"
+  "appendEvents" | "getEvent" | "listEvents" | "undispatchedEvents" | "markDispatched"
 >;
 export type RelayPart = Pick<
   Store,
@@ -253,8 +253,12 @@ export abstract class ComposedStore implements Store {
 
   // --- events: kept once per id, dispatched to triggers
 
-  appendEvent(params: StoreParams<"appendEvent">) {
-    return this.parts.events.appendEvent(params);
+  async appendEvent({ event, ...params }: StoreParams<"appendEvent">) {
+    return (await this.parts.events.appendEvents({ events: [event], ...params }))[0]!;
+  }
+
+  appendEvents(params: StoreParams<"appendEvents">) {
+    return this.parts.events.appendEvents(params);
   }
 
   getEvent(params: StoreParams<"getEvent">) {

@@ -1,22 +1,24 @@
 /** Events on SQLite: kept in the group commit, once per (tenant, id). */
 import { appendOutcome, eventValues, toEvent, type EventRow } from "../shared/events.js";
-import type { EventRecord, Store, StoreParams } from "../store.js";
+import type { AppendedEvent, EventRecord, StoreParams } from "../store.js";
 import type { SqliteDb } from "./db.js";
 
 export class SqliteEvents {
   constructor(private readonly db: SqliteDb) {}
 
-  async appendEvent({ event, now, received }: StoreParams<"appendEvent">): ReturnType<Store["appendEvent"]> {
-    return this.db.writes.run(() => {
-      const row = (
-        received
-          ? this.db.sql.appendReceivedEvent.get(...eventValues(event, now), now)
-          : this.db.sql.appendEvent.get(...eventValues(event, now))
-      ) as EventRow | undefined;
-      if (row) return { kind: "created" as const, event: toEvent(row) };
-      const kept = toEvent(this.db.sql.getEvent.get(event.tenantId, event.id) as EventRow);
-      return { kind: appendOutcome(kept, event), event: kept };
-    });
+  async appendEvents({ events, now, received }: StoreParams<"appendEvents">): Promise<AppendedEvent[]> {
+    return this.db.writes.run(() =>
+      events.map((event) => {
+        const row = (
+          received
+            ? this.db.sql.appendReceivedEvent.get(...eventValues(event, now), now)
+            : this.db.sql.appendEvent.get(...eventValues(event, now))
+        ) as EventRow | undefined;
+        if (row) return { kind: "created" as const, event: toEvent(row) };
+        const kept = toEvent(this.db.sql.getEvent.get(event.tenantId, event.id) as EventRow);
+        return { kind: appendOutcome(kept, event), event: kept };
+      }),
+    );
   }
 
   async getEvent({ tenantId, id }: StoreParams<"getEvent">): Promise<EventRecord | null> {

@@ -14,13 +14,18 @@ export function migrateSqlite(db: Database): void {
     .filter((f) => /^\d{3}_.+\.sql$/.test(f))
     .sort();
   const known = files.length === 0 ? 0 : Number(files[files.length - 1]!.slice(0, 3));
-  const row = db.prepare("SELECT max(version) AS v FROM schema_migrations").get() as { v: number | null };
-  const current = row.v ?? 0;
+  const applied = new Set(
+    (db.prepare("SELECT version FROM schema_migrations").all() as { version: number }[]).map(
+      (r) => r.version,
+    ),
+  );
+  const current = Math.max(0, ...applied);
   if (current > known) throw new SchemaTooNewError(current, known);
 
+  // Every one not recorded, in order: one numbered below the newest applied is applied too.
   for (const file of files) {
     const version = Number(file.slice(0, 3));
-    if (version <= current) continue;
+    if (applied.has(version)) continue;
     const sql = readFileSync(new URL(file, MIGRATIONS_DIR), "utf8");
     db.transaction(() => {
       db.exec(sql);
