@@ -12,6 +12,7 @@ import { PgDb, types, type PostgresStoreOptions } from "./db.js";
 import { PgListener } from "./listener.js";
 import { PgEvents } from "./events.js";
 import { PgSagas } from "./sagas.js";
+import { PgSubscriptions } from "./subscriptions.js";
 import { migratePostgres } from "./migrate.js";
 
 export type { PostgresStoreOptions } from "./db.js";
@@ -45,6 +46,7 @@ export class PostgresStore extends ComposedStore {
       tenants,
       sagas: new PgSagas(db),
       events: new PgEvents(db),
+      subscriptions: new PgSubscriptions(db),
     });
     this.db = db;
     this.rates = new PgRateLimits(db);

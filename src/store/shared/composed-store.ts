@@ -50,6 +50,16 @@ export type EventsPart = Pick<
   "appendEvent" | "getEvent" | "listEvents" | "undispatchedEvents" | "markDispatched"
 >;
 
+/** Subscriptions and their deliveries' enqueueing. */
+export type SubscriptionsPart = Pick<
+  Store,
+  | "createSubscription"
+  | "getSubscription"
+  | "listSubscriptions"
+  | "deleteSubscription"
+  | "enqueueEventDeliveries"
+>;
+
 export interface StoreParts {
   jobs: JobsPart;
   results: ResultsPart;
@@ -60,6 +70,7 @@ export interface StoreParts {
   tenants: TenantsPart;
   sagas: SagasPart;
   events: EventsPart;
+  subscriptions: SubscriptionsPart;
 }
 
 export abstract class ComposedStore implements Store {
@@ -266,5 +277,27 @@ export abstract class ComposedStore implements Store {
 
   markDispatched(params: StoreParams<"markDispatched">) {
     return this.parts.events.markDispatched(params);
+  }
+
+  // --- subscriptions: webhooks for events
+
+  createSubscription(params: StoreParams<"createSubscription">) {
+    return this.parts.subscriptions.createSubscription(params);
+  }
+
+  getSubscription(params: StoreParams<"getSubscription">) {
+    return this.parts.subscriptions.getSubscription(params);
+  }
+
+  listSubscriptions(params: StoreParams<"listSubscriptions">) {
+    return this.parts.subscriptions.listSubscriptions(params);
+  }
+
+  deleteSubscription(params: StoreParams<"deleteSubscription">) {
+    return this.parts.subscriptions.deleteSubscription(params);
+  }
+
+  enqueueEventDeliveries(params: StoreParams<"enqueueEventDeliveries">) {
+    return this.parts.subscriptions.enqueueEventDeliveries(params);
   }
 }

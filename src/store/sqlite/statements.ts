@@ -7,6 +7,7 @@ import { OUTBOX_SQL } from "./outbox.sql.js";
 import { RESULTS_SQL } from "./results.sql.js";
 import { RETENTION_SQL } from "./retention.sql.js";
 import { SAGAS_SQL } from "./sagas.sql.js";
+import { SUBSCRIPTIONS_SQL } from "./subscriptions.sql.js";
 import { TENANTS_SQL } from "./tenants.sql.js";
 
 /** Every statement, prepared once. Each header says what it returns and what 0 rows means. */
@@ -21,4 +22,5 @@ export const STATEMENTS = {
   ...TENANTS_SQL,
   ...SAGAS_SQL,
   ...EVENTS_SQL,
+  ...SUBSCRIPTIONS_SQL,
 } as const;

@@ -12,6 +12,7 @@ import { SqliteRetention } from "./retention.js";
 import { SqliteTenants } from "./tenants.js";
 import { SqliteDb, type SqliteStoreOptions } from "./db.js";
 import { SqliteSagas } from "./sagas.js";
+import { SqliteSubscriptions } from "./subscriptions.js";
 import { migrateSqlite } from "./migrate.js";
 import { SqliteOutbox } from "./outbox.js";
 
@@ -43,6 +44,7 @@ export class SqliteStore extends ComposedStore {
       tenants,
       sagas: new SqliteSagas(driver),
       events: new SqliteEvents(driver),
+      subscriptions: new SqliteSubscriptions(driver),
     });
     this.driver = driver;
     this.db = driver.handle;
