@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../http/metrics.js";
 import { representAt } from "../http/representation.js";
 import type { UrlSigner } from "../http/signed-url.js";
-import type { ClaimedDelivery, Store } from "../store/store.js";
+import type { ClaimedDelivery, JobCallbackEvent, Store } from "../store/store.js";
 import type { AddressPolicy } from "./address-policy.js";
 import { newEventId } from "../store/shared/outbox.js";
 import { postWebhook, type PostLimits, type PostOutcome } from "./post.js";
@@ -80,18 +80,21 @@ export class CallbackDeliverer {
     this.started = false;
   }
 
-  /** Send a signed `webhook.ping` and report whether the receiver answered 2xx in time. */
+  /**
+   * Send a signed `webhook.ping` and report whether the receiver answered 2xx in time. `data`:
+   * what will be sent there (`{ jobType }` for a job's callback, `{ types }` for a subscription).
+   */
   async ping(params: {
     url: string;
     tenantId: string;
-    jobType: string;
+    data: Record<string, unknown>;
     timeoutMs: number;
   }): Promise<PostOutcome> {
     const now = this.deps.now();
     const body = JSON.stringify({
       type: "webhook.ping",
       timestamp: new Date(now).toISOString(),
-      data: { jobType: params.jobType },
+      data: params.data,
     });
     const secrets = await this.deps.store.webhookSecrets({ tenantId: params.tenantId, now });
     const id = newEventId();
@@ -202,8 +205,8 @@ export class CallbackDeliverer {
     this.running.push(run);
   }
 
-  /** The body, built once from the event's job snapshot and kept for every retry. */
-  private render(event: ClaimedDelivery): string {
+  /** A job's callback body, built once from the event's job snapshot and kept for every retry. */
+  private render(event: JobCallbackEvent): string {
     const base = event.job.callback?.origin ?? this.deps.fallbackOrigin;
     // A pure function of the event (its signed URL's expiry counts from the event, not from
     // now): a crash between the POST and recording it re-renders the very same bytes.
@@ -213,7 +216,8 @@ export class CallbackDeliverer {
 
   private async deliver(event: ClaimedDelivery): Promise<void> {
     const { store, options, metrics, logger } = this.deps;
-    const body = event.body ?? this.render(event);
+    // A subscription's delivery was rendered when it was enqueued.
+    const body = event.kind === "subscription" ? event.body : (event.body ?? this.render(event));
     const now = this.deps.now();
     const secrets = await store.webhookSecrets({ tenantId: event.tenantId, now });
     const timestamp = Math.floor(now / 1000); // signed afresh on every attempt
@@ -269,7 +273,7 @@ export class CallbackDeliverer {
     logger.info(
       {
         eventId: event.id,
-        jobId: event.jobId,
+        ...(event.kind === "job" ? { jobId: event.jobId } : { subscriptionId: event.subscriptionId }),
         event: event.event,
         attempt,
         statusCode: code,

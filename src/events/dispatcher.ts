@@ -1,7 +1,9 @@
 /**
  * Runs the triggers of kept events: for each job type whose `on` matches, a job with the event
  * as its input, submitted with an idempotency key of the (job type, event id), so however often
- * an event is dispatched (after a crash, on two nodes) it starts one job per trigger. The event
+ * an event is dispatched (after a crash, on two nodes) it starts one job per trigger; and for
+ * each matching subscription, one webhook in the callback outbox (unique per subscription and
+ * event id). The event
  * is dispatched right after it is kept; one whose dispatch never finished (a crash, the store
  * down) is dispatched again by the sweep.
  */
@@ -14,6 +16,7 @@ import type { JobDefinition } from "../jobs/define.js";
 import type { JobRegistry } from "../jobs/registry.js";
 import type { EventRecord, NewEvent, Store, TriggeredJob } from "../store/store.js";
 import { PeriodicTask } from "../worker/maintenance/periodic.js";
+import { enqueueSubscriptionDeliveries } from "../subscriptions/fan-out.js";
 import { toCloudEvent } from "./cloud-event.js";
 import { matches } from "./triggers.js";
 
@@ -50,7 +53,11 @@ export class EventDispatcher {
     this.listeners.push(listener);
   }
 
-  /** Start the event's jobs and record them with it; what it started (or why not), per trigger. */
+  /**
+   * Start the event's jobs, enqueue its deliveries to the subscriptions it matches, and record
+   * the jobs with it; what it started (or why not), per trigger. Both are idempotent, so a
+   * dispatch that fails before its record is simply done again by the sweep.
+   */
   async dispatch(event: NewEvent): Promise<TriggeredJob[]> {
     for (const listener of this.listeners) listener();
     const triggered: TriggeredJob[] = [];
@@ -58,6 +65,7 @@ export class EventDispatcher {
       if (definition.on!.some((trigger) => matches(trigger, event)))
         triggered.push(await this.start(definition.type, event));
     }
+    await enqueueSubscriptionDeliveries(this.deps.store, event, this.deps.now());
     await this.deps.store.markDispatched({
       tenantId: event.tenantId,
       id: event.id,

@@ -6,6 +6,7 @@ import { CALLBACK_EVENTS, type NewJob, type Store, type SubmitOutcome } from "..
 import { RESERVED_KEY_PREFIX, requestHash } from "./idempotency.js";
 import { findUnsafeString } from "./json-body.js";
 import { ProblemError, validationProblem } from "./problems.js";
+import { receiverUrlProblem } from "./receiver-check.js";
 
 /** The submit body. Unknown members are refused (no mass assignment of id, status, tenant…). */
 export const SubmitEnvelope = Type.Object(
@@ -98,7 +99,7 @@ export function buildJob(
     else runAt = Math.max(at, ctx.now); // a runAt in the past means now
   }
   if (body.callback) {
-    const problem = callbackUrlProblem(body.callback.url);
+    const problem = receiverUrlProblem(body.callback.url);
     if (problem) issues.push({ path: "/callback/url", message: problem });
   }
   if (issues.length > 0) throw validationProblem(issues);
@@ -127,19 +128,6 @@ function unknownType(type: string): ProblemError {
   return new ProblemError("unknown-job-type", `no job type is registered as "${type.slice(0, 128)}"`, {
     errors: [{ path: "/type", message: "is not a registered job type" }],
   });
-}
-
-/** Syntax only: http(s), absolute, no credentials. Address checks come with delivery. */
-function callbackUrlProblem(text: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return "must be an absolute http(s) URL";
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return "must use http or https";
-  if (url.username || url.password) return "must not contain credentials";
-  return null;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { JOB_STATUSES } from "../jobs/states.js";
 import { PROBLEMS } from "../jobs/problems.js";
 import { CloudEventBody } from "../events/cloud-event.js";
+import { SubscriptionBody } from "../subscriptions/subscription.js";
 import { SubmitEnvelope } from "./envelope.js";
 import type { ServerDeps } from "./server.js";
 
@@ -85,6 +86,19 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
       schemas: {
         SubmitEnvelope,
         CloudEvent: CloudEventBody,
+        NewSubscription: SubscriptionBody,
+        Subscription: {
+          type: "object",
+          required: ["id", "url", "types", "createdAt", "links"],
+          properties: {
+            id: { type: "string", description: "`sub_` and 32 hex digits" },
+            url: { type: "string" },
+            types: { type: "array", items: { type: "string" } },
+            filter: { type: "object", description: "As sent, when it was" },
+            createdAt: { type: "string", format: "date-time" },
+            links: { type: "object", properties: { self: { type: "string" } } },
+          },
+        },
         Event: {
           type: "object",
           required: ["event", "receivedAt", "dispatchedAt", "triggered", "links"],
@@ -412,6 +426,55 @@ export function buildOpenApi(deps: ServerDeps): Record<string, unknown> {
             "200": { description: "The event", content: json(ref("Event")) },
             "401": common["401"],
             "404": problem("No such event of the caller's"),
+          },
+        },
+      },
+      "/v1/subscriptions": {
+        post: {
+          summary:
+            "Subscribe a webhook to events: each kept event of a listed type (and the filter) is POSTed to url, signed per Standard Webhooks, as { type, timestamp, data: <the CloudEvent> }",
+          requestBody: { required: true, content: json(ref("NewSubscription")) },
+          responses: {
+            "201": {
+              description: "Created",
+              headers: { Location: header("The subscription's URL") },
+              content: json(ref("Subscription")),
+            },
+            "400": problem(
+              "Not a subscription this server takes (validation-failed), or its url is refused as a job's callback url is (callback-url-forbidden, callback-unreachable)",
+            ),
+            "429": limited,
+            "401": common["401"],
+          },
+        },
+        get: {
+          summary: "List the caller's subscriptions, newest first",
+          parameters: pageParams,
+          responses: {
+            "200": page("A page of subscriptions", "Subscription"),
+            "400": problem("Invalid query parameter"),
+            "401": common["401"],
+          },
+        },
+      },
+      "/v1/subscriptions/{id}": {
+        get: {
+          summary: "One of the caller's subscriptions",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", maxLength: 36 } }],
+          responses: {
+            "200": { description: "The subscription", content: json(ref("Subscription")) },
+            "401": common["401"],
+            "404": problem("No such subscription of the caller's"),
+          },
+        },
+        delete: {
+          summary: "Delete a subscription: its deliveries still pending are stopped",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string", maxLength: 36 } }],
+          responses: {
+            "204": { description: "Deleted" },
+            "429": limited,
+            "401": common["401"],
+            "404": problem("No such subscription of the caller's"),
           },
         },
       },

@@ -45,6 +45,11 @@ export const LIMITED_ROUTES: Readonly<Record<string, RatePolicy>> = {
   "POST /v1/jobs/:id/events/:name": "submit",
   "GET /v1/events": "poll",
   "GET /v1/events/:id": "poll",
+  // A subscription's writes count as submits, its reads as polls, like the events'.
+  "POST /v1/subscriptions": "submit",
+  "DELETE /v1/subscriptions/:id": "submit",
+  "GET /v1/subscriptions": "poll",
+  "GET /v1/subscriptions/:id": "poll",
 };
 
 export function policyOf(request: FastifyRequest): RatePolicy | undefined {

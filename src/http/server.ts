@@ -34,6 +34,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { jobTypeRoutes } from "./routes/job-types.js";
 import { opsRoutes } from "./routes/ops.js";
 import { resultRoutes } from "./routes/results.js";
+import { subscriptionRoutes } from "./routes/subscriptions.js";
 import type { UrlSigner } from "./signed-url.js";
 import { loadTlsFiles } from "./tls.js";
 import type { WaitRegistry } from "./wait.js";
@@ -322,6 +323,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     resultRoutes(app, deps);
     jobTypeRoutes(app, deps);
     eventRoutes(app, deps);
+    subscriptionRoutes(app, deps);
   }
   opsRoutes(app, deps);
 

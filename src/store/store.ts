@@ -198,30 +198,50 @@ export interface PurgeResult {
   idempotencyDeleted: number;
 }
 
-/** A callback event in the outbox, written in the same transaction as the change it reports. */
-export interface OutboxEvent {
+/**
+ * A webhook in the outbox: a job's callback event (written in the same transaction as the change
+ * it reports), or an event's delivery to a subscription (written when the event is dispatched).
+ */
+interface OutboxEventBase {
   /** The `webhook-id`: the same on every attempt. */
   id: string;
-  jobId: string;
   tenantId: string;
-  event: CallbackEvent;
   url: string;
+  /** When it was written: the retry window counts from here. */
   occurredAt: number;
   /** Attempts made so far. */
   attempts: number;
   /** The body, fixed at the first attempt (null before it): every retry sends the same bytes. */
   body: string | null;
+}
+
+export interface JobCallbackEvent extends OutboxEventBase {
+  kind: "job";
+  jobId: string;
+  event: CallbackEvent;
   /** The job as it was when the event happened. */
   job: JobRecord;
 }
 
-export interface ClaimedDelivery extends OutboxEvent {
-  leaseToken: string;
+export interface SubscriptionDelivery extends OutboxEventBase {
+  kind: "subscription";
+  subscriptionId: string;
+  /** The CloudEvent's id. */
+  eventId: string;
+  /** The CloudEvent's type. */
+  event: string;
+  /** Rendered when it was enqueued. */
+  body: string;
 }
+
+export type OutboxEvent = JobCallbackEvent | SubscriptionDelivery;
+
+export type ClaimedDelivery = OutboxEvent & { leaseToken: string };
 
 export interface DeliveryAttempt {
   eventId: string;
-  event: CallbackEvent;
+  /** A job's callback event, or the event type of a subscription's delivery. */
+  event: string;
   attempt: number;
   at: number;
   statusCode: number | null;
@@ -229,6 +249,22 @@ export interface DeliveryAttempt {
   error: string | null;
   /** When the next attempt is due; null when this one ended the delivery. */
   nextAttemptAt: number | null;
+}
+
+/** A tenant's webhook for the events of some types (`POST /v1/subscriptions`). */
+export interface NewSubscription {
+  /** `newSubscriptionId()`. */
+  id: string;
+  tenantId: string;
+  url: string;
+  /** Event types, matched as a trigger's type is; with `filter`, one trigger per type. */
+  types: string[];
+  /** A trigger's filter (events/triggers.ts `AttributeFilter`, spelt out: no import cycle). */
+  filter: Readonly<Record<string, string | { prefix: string } | { suffix: string }>> | null;
+}
+
+export interface SubscriptionRecord extends NewSubscription {
+  createdAt: number;
 }
 
 export interface ApiKeyRecord {
@@ -409,6 +445,32 @@ export interface Store {
     previousUntil: number;
     now: number;
   }): Promise<string[]>;
+
+  // --- subscriptions: webhooks for events (src/subscriptions/) -----------------------------
+  createSubscription(params: { subscription: NewSubscription; now: number }): Promise<SubscriptionRecord>;
+  getSubscription(params: { tenantId: string; id: string }): Promise<SubscriptionRecord | null>;
+  /** The tenant's subscriptions, newest first (ties by id), before `before` when given. */
+  listSubscriptions(params: {
+    tenantId: string;
+    limit: number;
+    before?: { createdAt: number; id: string };
+  }): Promise<SubscriptionRecord[]>;
+  /**
+   * Delete the tenant's subscription and stop its deliveries still pending (one in flight may
+   * still arrive; its result is not recorded). False: not found.
+   */
+  deleteSubscription(params: { tenantId: string; id: string; now: number }): Promise<boolean>;
+  /**
+   * Enqueue the event's delivery to each of these subscriptions of its tenant that still
+   * exists, once per (subscription, event id) however often it is called; returns how many
+   * were new.
+   */
+  enqueueEventDeliveries(params: {
+    event: { tenantId: string; id: string; type: string };
+    subscriptionIds: readonly string[];
+    body: string;
+    now: number;
+  }): Promise<number>;
 
   // --- tenants and API keys --------------------------------------------------------------
   createApiKey(params: {

@@ -15,6 +15,7 @@ import { describeMaintenance } from "./suite/maintenance.js";
 import { describeResults } from "./suite/results.js";
 import { describeCloudEvents } from "./suite/cloud-events.js";
 import { describeSagas } from "./suite/sagas.js";
+import { describeSubscriptions } from "./suite/subscriptions.js";
 
 export { LARGE_RESULT_BYTES } from "./suite/results.js";
 
@@ -52,5 +53,6 @@ export function describeStoreSuite(name: string, makeStore: MakeStore): void {
     describeCallbacks(ctx);
     describeSagas(ctx);
     describeCloudEvents(ctx);
+    describeSubscriptions(ctx);
   });
 }

@@ -11,6 +11,7 @@ import { InFlightKeys, isValidIdempotencyKey, requestHash, RESERVED_KEY_PREFIX }
 import { preferredWait } from "../prefer.js";
 import { listingQuery, refuseIssues } from "../listing.js";
 import { ProblemError, storeUnavailable } from "../problems.js";
+import { checkReceiver } from "../receiver-check.js";
 import { represent, signedResultUrl } from "../representation.js";
 import { sendResult } from "../result-response.js";
 import type { ServerDeps } from "../server.js";
@@ -403,8 +404,6 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
   });
 }
 
-const PING_TIMEOUT_MS = 5000;
-
 /**
  * A saga being canceled: the job that will compensate it, committed before the cancel (it
  * cancels the saga itself if the cancel never comes, after a crash). One per saga, by its key.
@@ -434,36 +433,20 @@ async function submitCompensation(request: FastifyRequest, deps: ServerDeps, sag
   }
 }
 
-/**
- * A callback URL must be http(s) and reach only allowed addresses (checked again at every
- * connection); with `verify`, the receiver must answer a signed `webhook.ping` first.
- */
+/** The callback's receiver is checked as every webhook receiver is (receiver-check.ts). */
 async function checkCallback(
   request: FastifyRequest,
   deps: ServerDeps,
   callback: CallbackSpec,
   jobType: string,
 ): Promise<void> {
-  try {
-    await deps.callbacks.policy.check(new URL(callback.url));
-  } catch (error) {
-    throw new ProblemError("callback-url-forbidden", (error as Error).message, {
-      errors: [{ path: "/callback/url", message: (error as Error).message }],
-    });
-  }
-  callback.origin = origin(request, deps.config);
-  if (!(callback.verify ?? deps.config.callbackVerify)) return;
-  const outcome = await deps.callbacks.deliverer.ping({
+  await checkReceiver(request, deps, {
     url: callback.url,
-    tenantId: request.tenantId,
-    jobType,
-    timeoutMs: PING_TIMEOUT_MS,
+    path: "/callback/url",
+    verify: callback.verify ?? deps.config.callbackVerify,
+    ping: { jobType },
   });
-  const code = outcome.statusCode;
-  if (code === null || code < 200 || code > 299) {
-    const why = code === null ? (outcome.error ?? "no answer") : `HTTP ${code}`;
-    throw new ProblemError("callback-unreachable", `the callback receiver did not accept the ping: ${why}`);
-  }
+  callback.origin = origin(request, deps.config);
 }
 
 /** Opaque to clients; the tenant bound is applied by the query, so a forged cursor widens nothing. */

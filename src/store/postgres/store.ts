@@ -13,6 +13,7 @@ import { PgListener } from "./listener.js";
 import { PgEvents } from "./events.js";
 import { PgRelay } from "./relay.js";
 import { PgSagas } from "./sagas.js";
+import { PgSubscriptions } from "./subscriptions.js";
 import { migratePostgres } from "./migrate.js";
 
 export type { PostgresStoreOptions } from "./db.js";
@@ -47,6 +48,7 @@ export class PostgresStore extends ComposedStore {
       sagas: new PgSagas(db),
       events: new PgEvents(db),
       relay: new PgRelay(db),
+      subscriptions: new PgSubscriptions(db),
     });
     this.db = db;
     this.rates = new PgRateLimits(db);

@@ -54,6 +54,16 @@ export type RelayPart = Pick<
   "holdRelayLease" | "releaseRelayLease" | "unpublishedEvents" | "markPublished" | "oldestUnpublished"
 >;
 
+/** Subscriptions and their deliveries' enqueueing. */
+export type SubscriptionsPart = Pick<
+  Store,
+  | "createSubscription"
+  | "getSubscription"
+  | "listSubscriptions"
+  | "deleteSubscription"
+  | "enqueueEventDeliveries"
+>;
+
 export interface StoreParts {
   jobs: JobsPart;
   results: ResultsPart;
@@ -65,6 +75,7 @@ export interface StoreParts {
   sagas: SagasPart;
   events: EventsPart;
   relay: RelayPart;
+  subscriptions: SubscriptionsPart;
 }
 
 export abstract class ComposedStore implements Store {
@@ -297,5 +308,27 @@ export abstract class ComposedStore implements Store {
 
   oldestUnpublished() {
     return this.parts.relay.oldestUnpublished();
+  }
+
+  // --- subscriptions: webhooks for events
+
+  createSubscription(params: StoreParams<"createSubscription">) {
+    return this.parts.subscriptions.createSubscription(params);
+  }
+
+  getSubscription(params: StoreParams<"getSubscription">) {
+    return this.parts.subscriptions.getSubscription(params);
+  }
+
+  listSubscriptions(params: StoreParams<"listSubscriptions">) {
+    return this.parts.subscriptions.listSubscriptions(params);
+  }
+
+  deleteSubscription(params: StoreParams<"deleteSubscription">) {
+    return this.parts.subscriptions.deleteSubscription(params);
+  }
+
+  enqueueEventDeliveries(params: StoreParams<"enqueueEventDeliveries">) {
+    return this.parts.subscriptions.enqueueEventDeliveries(params);
   }
 }

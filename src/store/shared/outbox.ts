@@ -33,21 +33,24 @@ export function newEventId(): string {
   return `msg_${randomUUID().replaceAll("-", "")}`;
 }
 
+/** An outbox row: a job's callback (job_id, job_snapshot) or a subscription's delivery. */
 export interface OutboxRow {
   id: string;
-  job_id: string;
+  job_id: string | null;
   tenant_id: string;
-  event: OutboxEvent["event"];
+  event: string;
   url: string;
   occurred_at: number;
-  job_snapshot: string;
+  job_snapshot: string | null;
   body: string | null;
   attempts: number;
+  subscription_id: string | null;
+  event_id: string | null;
 }
 
 export interface AttemptRow {
   event_id: string;
-  event: OutboxEvent["event"];
+  event: string;
   attempt: number;
   at: number;
   status_code: number | null;
@@ -63,16 +66,29 @@ export interface SecretRow {
 }
 
 export function toOutboxEvent(row: OutboxRow): OutboxEvent {
-  return {
+  const common = {
     id: row.id,
-    jobId: row.job_id,
     tenantId: row.tenant_id,
-    event: row.event,
     url: row.url,
     occurredAt: row.occurred_at,
     attempts: row.attempts,
+  };
+  if (row.subscription_id !== null)
+    return {
+      ...common,
+      kind: "subscription",
+      subscriptionId: row.subscription_id,
+      eventId: row.event_id!,
+      event: row.event,
+      body: row.body!,
+    };
+  return {
+    ...common,
+    kind: "job",
+    jobId: row.job_id!,
+    event: row.event as CallbackEvent,
     body: row.body,
-    job: toJob(JSON.parse(row.job_snapshot) as JobRow),
+    job: toJob(JSON.parse(row.job_snapshot!) as JobRow),
   };
 }
 

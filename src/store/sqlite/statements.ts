@@ -8,6 +8,7 @@ import { RELAY_SQL } from "./relay.sql.js";
 import { RESULTS_SQL } from "./results.sql.js";
 import { RETENTION_SQL } from "./retention.sql.js";
 import { SAGAS_SQL } from "./sagas.sql.js";
+import { SUBSCRIPTIONS_SQL } from "./subscriptions.sql.js";
 import { TENANTS_SQL } from "./tenants.sql.js";
 
 /** Every statement, prepared once. Each header says what it returns and what 0 rows means. */
@@ -23,4 +24,5 @@ export const STATEMENTS = {
   ...SAGAS_SQL,
   ...EVENTS_SQL,
   ...RELAY_SQL,
+  ...SUBSCRIPTIONS_SQL,
 } as const;

@@ -13,6 +13,7 @@ import { SqliteRetention } from "./retention.js";
 import { SqliteTenants } from "./tenants.js";
 import { SqliteDb, type SqliteStoreOptions } from "./db.js";
 import { SqliteSagas } from "./sagas.js";
+import { SqliteSubscriptions } from "./subscriptions.js";
 import { migrateSqlite } from "./migrate.js";
 import { SqliteOutbox } from "./outbox.js";
 
@@ -45,6 +46,7 @@ export class SqliteStore extends ComposedStore {
       sagas: new SqliteSagas(driver),
       events: new SqliteEvents(driver),
       relay: new SqliteRelay(driver),
+      subscriptions: new SqliteSubscriptions(driver),
     });
     this.driver = driver;
     this.db = driver.handle;

@@ -48,13 +48,22 @@ function attempt(event: ClaimedDelivery, overrides: Partial<DeliveryAttempt> = {
   };
 }
 
+type JobDelivery = Extract<ClaimedDelivery, { kind: "job" }>;
+
+/** A claimed delivery that must be a job's callback (all of them are, here). */
+function jobCallback(delivery: ClaimedDelivery): JobDelivery {
+  expect(delivery.kind).toBe("job");
+  return delivery as JobDelivery;
+}
+
 /** The callback outbox, through the Store interface only. */
 export function describeCallbacks(ctx: SuiteContext): void {
   /** Every due event (leased for a minute), as the deliverer would claim them. */
-  const claimAll = (now = LATER, leaseMs = 60_000) => ctx.store.claimDeliveries({ limit: 100, leaseMs, now });
+  const claimAll = async (now = LATER, leaseMs = 60_000) =>
+    (await ctx.store.claimDeliveries({ limit: 100, leaseMs, now })).map(jobCallback);
 
   /** The one event the outbox holds, after checking there is exactly one. */
-  async function onlyEvent(now = LATER): Promise<ClaimedDelivery> {
+  async function onlyEvent(now = LATER): Promise<JobDelivery> {
     const events = await claimAll(now);
     expect(events).toHaveLength(1);
     return events[0]!;
@@ -228,7 +237,7 @@ export function describeCallbacks(ctx: SuiteContext): void {
         const job = await submitAndClaim(ctx.store, { callback: withProgress() });
         await progress(leaseOf(job), 10, T0 + 10);
         const [first] = await ctx.store.claimDeliveries({ limit: 10, leaseMs: 1000, now: T0 + 10 });
-        expect(first?.job.progressPercent).toBe(10);
+        expect(jobCallback(first!).job.progressPercent).toBe(10);
         await ctx.store.recordDelivery({
           eventId: first!.id,
           leaseToken: first!.leaseToken,
@@ -254,7 +263,7 @@ export function describeCallbacks(ctx: SuiteContext): void {
         const job = await submitAndClaim(ctx.store, { callback: withProgress() });
         await progress(leaseOf(job), 10, T0 + 10);
         const [first] = await ctx.store.claimDeliveries({ limit: 10, leaseMs: 5000, now: T0 + 10 });
-        expect(first?.job.progressPercent).toBe(10);
+        expect(jobCallback(first!).job.progressPercent).toBe(10);
         await progress(leaseOf(job), 70, T0 + 20); // while `first` is in flight
         expect(
           await ctx.store.recordDelivery({
@@ -330,14 +339,14 @@ export function describeCallbacks(ctx: SuiteContext): void {
           now: T0 + 10,
           skipTenants: [TENANT],
         });
-        expect(claimed.map((e) => e.jobId)).toEqual([other.id]);
+        expect(claimed.map((e) => jobCallback(e).jobId)).toEqual([other.id]);
         const rest = await ctx.store.claimDeliveries({
           limit: 10,
           leaseMs: 1000,
           now: T0 + 11,
           skipTenants: [],
         });
-        expect(rest.map((e) => e.jobId)).toEqual([mine]);
+        expect(rest.map((e) => jobCallback(e).jobId)).toEqual([mine]);
       });
 
       it("concurrent claims never hand one event out twice", async () => {
