@@ -161,6 +161,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     logger,
     now,
   });
+  // With `--events`, a kept event wakes the relay (once the bridge is open).
+  dispatcher.onKept(() => bridge?.relay.wake());
   const minRetryDelay = Math.min(...registry.definitions().map((d) => d.retryDelayMs), 1000);
   const services: PeriodicTask[] = [
     createLeaseSweeper({
@@ -223,6 +225,28 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   });
   let started = false;
   let bridge: { broker: Broker; relay: EventRelay } | null = null;
+  let closing = false;
+
+  /** Open the bridge now, or (the broker down) go on trying in the background. */
+  async function openBridgeWhenUp(url: string, delay = 500): Promise<void> {
+    if (closing) return;
+    try {
+      const opened = await openBridge(url);
+      if (!closing) bridge = opened;
+      else await closeBridge(opened);
+    } catch (error) {
+      logger.warn(
+        { err: error, retryInMs: delay },
+        "the event broker cannot be reached yet; events wait in the store",
+      );
+      setTimeout(() => void openBridgeWhenUp(url, Math.min(delay * 2, 10_000)), delay).unref();
+    }
+  }
+
+  async function closeBridge(opened: { broker: Broker; relay: EventRelay }): Promise<void> {
+    await opened.relay.stop();
+    await opened.broker.close();
+  }
 
   /** With `--events`: kept events go out through the relay, triggers' events come in from the broker. */
   async function openBridge(url: string): Promise<{ broker: Broker; relay: EventRelay }> {
@@ -241,7 +265,6 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
         pollMs: Math.min(1000, config.pollIntervalMs),
       },
     });
-    dispatcher.onKept(() => relay.wake());
     relay.start();
     const consumer = new EventConsumer({
       store,
@@ -253,7 +276,12 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       metrics,
       now,
     });
-    await consumer.start();
+    try {
+      await consumer.start();
+    } catch (error) {
+      await closeBridge({ broker, relay });
+      throw error;
+    }
     return { broker, relay };
   }
 
@@ -283,7 +311,9 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
         worker.start();
         deliverer.start();
       }
-      if (config.events) bridge = await openBridge(config.events);
+      // Up when start returns, unless the broker is down: then the API and the workers run
+      // meanwhile, events wait in the outbox, and the bridge opens once the broker is back.
+      if (config.events) await openBridgeWhenUp(config.events);
       await app.ready();
     },
     async listen(listenOptions = {}) {
@@ -294,8 +324,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       return reloadTls(app.server, config, logger);
     },
     async close() {
-      await bridge?.relay.stop();
-      await bridge?.broker.close();
+      closing = true;
+      if (bridge) await closeBridge(bridge);
       await worker.stop(config.shutdownGraceMs);
       await taskHost?.close();
       await deliverer.stop();

@@ -64,6 +64,17 @@ async function post(to: Service, body: unknown, key = to.key): Promise<Response>
   return http(`${to.server.url}/v1/events`, { headers: bearer(key), json: body });
 }
 
+describe("the event bridge with its broker down", () => {
+  it.each(["nats://127.0.0.1:1", "amqp://guest:guest@127.0.0.1:1"])(
+    "starts and keeps events for later (%s)",
+    async (url) => {
+      const orders = await service(url, unique("orders"));
+      expect((await post(orders, event(unique("later"), "orders.created"))).status).toBe(202);
+      expect(await orders.server.tessera.store.unpublishedEvents({ limit: 10 })).toHaveLength(1);
+    },
+  );
+});
+
 describe.each(BROKERS)("the event bridge over $kind", ({ kind, url }) => {
   it("starts another service's trigger job, once, for an event posted to this one", async () => {
     const type = unique("orders.created");

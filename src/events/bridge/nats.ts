@@ -51,7 +51,8 @@ export class NatsBroker implements Broker {
       // Through a broker restart: keep trying, and keep what is published meanwhile in order.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
-      waitOnFirstConnect: true,
+      // A broker down at start fails here, and the caller tries again.
+      waitOnFirstConnect: false,
     });
     const jsm = await nc.jetstreamManager();
     await ensureStream(jsm, STREAM, "tessera.>");
