@@ -26,6 +26,8 @@ type Recovering = Awaited<ReturnType<typeof openRecovering>>;
 
 function openRecovering(url: string, setup: (model: ChannelModel) => Promise<void>) {
   return connect(url, {
+    // Small frames (a publish, an ack) go at once, not after Nagle's wait for the last one's ACK.
+    noDelay: true,
     recovery: { initialDelay: 100, maxDelay: 2_000, maxRetries: Infinity, initialMaxRetries: 5, setup },
   });
 }
