@@ -161,8 +161,14 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     logger,
     now,
   });
-  // With `--events`, a kept event wakes the relay (once the bridge is open).
+  // With `--events`, a kept event wakes the relay (once the bridge is open); the lag is the
+  // store's (the broker down included), whichever node publishes.
   dispatcher.onKept(() => bridge?.relay.wake());
+  if (config.events)
+    metrics.relayLag = async () => {
+      const oldest = await store.oldestUnpublished();
+      return oldest === null ? null : Math.max(0, now() - oldest);
+    };
   const minRetryDelay = Math.min(...registry.definitions().map((d) => d.retryDelayMs), 1000);
   const services: PeriodicTask[] = [
     createLeaseSweeper({

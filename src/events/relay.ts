@@ -51,11 +51,6 @@ export class EventRelay {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.deps.metrics.relayLag = async () => {
-      if (!this.holding) return null;
-      const oldest = await this.deps.store.oldestUnpublished();
-      return oldest === null ? null : Math.max(0, this.deps.now() - oldest);
-    };
     this.loop = this.run();
   }
 

@@ -71,6 +71,13 @@ describe("the event bridge with its broker down", () => {
       const orders = await service(url, unique("orders"));
       expect((await post(orders, event(unique("later"), "orders.created"))).status).toBe(202);
       expect(await orders.server.tessera.store.unpublishedEvents({ limit: 10 })).toHaveLength(1);
+      // The relay's lag shows the wait.
+      await sleep(1100);
+      const metrics = await orders.server.tessera.metrics.registry.getSingleMetricAsString(
+        "tessera_events_relay_lag_seconds",
+      );
+      const lag = Number(/^tessera_events_relay_lag_seconds (\S+)$/m.exec(metrics)?.[1]);
+      expect(lag).toBeGreaterThanOrEqual(1);
     },
   );
 });
