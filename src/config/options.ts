@@ -431,6 +431,12 @@ export const OPTIONS = {
     default: [],
     doc: "Browser origin (https://app.example.com) allowed to call the API cross-origin (repeatable; comma-separated)",
   },
+  "lifecycle-events": {
+    kind: "bool",
+    env: "TESSERA_LIFECYCLE_EVENTS",
+    default: false,
+    doc: "Keep tessera.job.succeeded|failed|canceled|timed_out events for every job (default: only for jobs a trigger listens to)",
+  },
   "metrics-auth": {
     kind: "bool",
     env: "TESSERA_METRICS_AUTH",

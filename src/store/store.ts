@@ -59,6 +59,11 @@ export interface CompleteParams {
   hasCallback?: boolean;
   /** Events the attempt emitted (`ctx.emit`): kept in the completion's own commit, or not at all. */
   events?: readonly NewEvent[];
+  /**
+   * `false` (the claimed job was submitted without `lifecycleEvents`) lets a driver skip the
+   * lifecycle event's work; omitted means unknown.
+   */
+  lifecycleEvents?: boolean;
 }
 
 /** Where a saga's step stands in its journal. */
@@ -121,6 +126,11 @@ export interface JobRecord {
   callback: CallbackSpec | null;
   /** True once retention removed the result while the job record stays (result is `410`). */
   resultPurged: boolean;
+  /**
+   * Submitted with `lifecycleEvents`: its terminal move appends `tessera.job.<status>` (see
+   * `lifecycleEvent`) in the same commit. Set only when true.
+   */
+  lifecycleEvents?: true;
 }
 
 /** A job handed to a worker by `claim`: the record plus its lease. */
@@ -147,6 +157,11 @@ export interface NewJob {
   callback: CallbackSpec | null;
   /** A request waits for the job's end (see `watch`). @default false */
   watched?: boolean;
+  /**
+   * Its terminal move appends the lifecycle event `tessera.job.<status>` to the events, in the
+   * same commit. Off unless someone listens: jobs without it pay nothing. @default false
+   */
+  lifecycleEvents?: boolean;
 }
 
 export interface IdempotencyClaim {
@@ -190,7 +205,12 @@ export type StoreEvent =
   /** A running job's progress changed (this node's writes; other nodes' for watched jobs). */
   | { kind: "progress"; jobId: string }
   /** Events may have been missed (a notification connection was lost): look again. */
-  | { kind: "resync" };
+  | { kind: "resync" }
+  /**
+   * Events were kept outside a completion (a job's lifecycle event from a cancel, a failure, a
+   * sweep): dispatch what is undispatched now, rather than after the sweep's grace.
+   */
+  | { kind: "events" };
 
 export interface PurgeResult {
   resultsPurged: number;
