@@ -435,7 +435,7 @@ export const OPTIONS = {
     kind: "bool",
     env: "TESSERA_LIFECYCLE_EVENTS",
     default: false,
-    doc: "Keep tessera.job.succeeded|failed|canceled|timed_out events for every job (default: only for jobs a trigger listens to)",
+    doc: "Keep the lifecycle events (tessera.job.*) of every job; without it, only of the jobs a trigger listens to",
   },
   "metrics-auth": {
     kind: "bool",
