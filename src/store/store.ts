@@ -7,7 +7,10 @@
  * - lease: a running attempt's claim on its job, `leaseToken` + `leaseExpiresAt`; heartbeats
  *   extend it. The token is the fence: every worker write names it, and a write whose lease is
  *   gone applies to 0 rows, which the caller sees as `false` / `null` and acts on.
- * - terminal: succeeded, failed, canceled or timed_out; recorded exactly once (P4).
+ * - terminal: succeeded, failed, canceled or timed_out; recorded exactly once (P4). Every
+ *   terminal move of a job submitted with `lifecycleEvents` keeps its lifecycle event
+ *   (src/events/lifecycle.ts) in the same commit, and every one but a completion announces it
+ *   (`{ kind: "events" }`; a completion's is dispatched by its worker).
  * - now: every method that compares with the clock takes it, so tests backdate instead of sleeping.
  *
  * All times are unix epoch milliseconds. Methods are async so that a network database can

@@ -14,8 +14,8 @@ export class SqliteOutbox {
    * its lifecycle event if the job was submitted with `lifecycleEvents`.
    */
   write(row: JobRow, now: number): void {
-    if (row.lifecycle_events === 1 || row.lifecycle_events === true) {
-      // One per job: a terminal move happens once; a second would be a bug, and is kept out.
+    if ((row.lifecycle_events === 1 || row.lifecycle_events === true) && EVENT_OF_STATUS[row.status]) {
+      // One per job (its id names the status): a second terminal move would be a bug, kept out.
       const event = lifecycleEvent(toJob(row), row.status as TerminalStatus, row.finished_at ?? now);
       this.db.sql.appendEvent.get(...eventValues(event, now));
     }
