@@ -86,6 +86,11 @@ export interface Config {
   /** Origins answered with CORS headers (exact match); empty: no CORS. */
   corsOrigins: readonly string[];
   metricsAuth: boolean;
+  /**
+   * Every job gets the lifecycle events `tessera.job.<status>`; without it, only jobs whose end
+   * a trigger listens to.
+   */
+  lifecycleEvents: boolean;
   logLevel: string;
 }
 
@@ -244,6 +249,7 @@ export function loadConfig(flags: Raw, env: Record<string, string | undefined>):
     authCacheMs: v["auth-cache-ms"] as number,
     corsOrigins: Object.freeze(corsOrigins),
     metricsAuth: v["metrics-auth"] as boolean,
+    lifecycleEvents: v["lifecycle-events"] as boolean,
     logLevel: v["log-level"] as string,
   });
 }

@@ -26,6 +26,7 @@ import type { Broker } from "./events/bridge/broker.js";
 import { EventConsumer } from "./events/consumer.js";
 import { EventRelay } from "./events/relay.js";
 import { TenantNames } from "./events/tenant-names.js";
+import { triggerRule, withLifecycle, type LifecycleRule } from "./events/lifecycle.js";
 import { compensationJob } from "./sagas/compensation-job.js";
 import { isSaga } from "./sagas/define-saga.js";
 import { findExecutable, openTaskHost } from "./worker/command/task-host.js";
@@ -128,6 +129,16 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   const signer = new UrlSigner(secrets.map(signingKey), config.signedUrlTtl);
   const devTenantId = config.dev ? await store.ensureTenant({ name: DEV_TENANT, now: now() }) : null;
 
+  // Jobs get lifecycle events (tessera.job.*) only when someone listens: the configuration says
+  // so, or a trigger waits for them. A later listener (a webhook subscription, a bridge) is one
+  // more rule here.
+  const lifecycleRules: LifecycleRule[] = [
+    () => config.lifecycleEvents,
+    triggerRule(registry.definitions().flatMap((d) => d.on ?? [])),
+  ];
+  const submit: Store["submit"] = (params) =>
+    worker.submit(withLifecycle(params, (job) => lifecycleRules.some((rule) => rule(job))));
+
   const worker = new WorkerRuntime({
     store,
     registry,
@@ -157,7 +168,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     store,
     registry,
     config,
-    submit: (params) => worker.submit(params),
+    submit,
     logger,
     now,
   });
@@ -216,7 +227,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
   const app = buildServer({
     config,
     store,
-    submit: (params) => worker.submit(params),
+    submit,
     dispatcher,
     registry,
     signer,
@@ -290,6 +301,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     }
     return { broker, relay };
   }
+  let stopDispatching: (() => Promise<void>) | null = null;
 
   const tessera: Tessera = {
     app,
@@ -312,6 +324,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
             "command job: its executable is not on the task's PATH; its jobs will fail with command-not-found",
           );
       }
+      // Every role: an API node's cancels keep lifecycle events too, and it dispatches them.
+      stopDispatching = dispatcher.listen(SWEEP_BATCH);
       if (config.role !== "api") {
         for (const service of services) service.start();
         worker.start();
@@ -336,6 +350,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       await taskHost?.close();
       await deliverer.stop();
       await Promise.all(services.map((s) => s.stop()));
+      await stopDispatching?.();
       waits.close();
       await app.close();
       await store.close();

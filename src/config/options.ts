@@ -431,6 +431,12 @@ export const OPTIONS = {
     default: [],
     doc: "Browser origin (https://app.example.com) allowed to call the API cross-origin (repeatable; comma-separated)",
   },
+  "lifecycle-events": {
+    kind: "bool",
+    env: "TESSERA_LIFECYCLE_EVENTS",
+    default: false,
+    doc: "Keep the lifecycle events (tessera.job.*) of every job; without it, only of the jobs a trigger listens to",
+  },
   "metrics-auth": {
     kind: "bool",
     env: "TESSERA_METRICS_AUTH",

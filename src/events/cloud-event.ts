@@ -9,6 +9,7 @@ import { canonicalJson, RESERVED_KEY_PREFIX } from "../http/idempotency.js";
 import { findUnsafeString } from "../http/json-body.js";
 import { createAjv, toIssues, type ValidationIssue } from "../jobs/registry.js";
 import type { JobRecord, NewEvent } from "../store/store.js";
+import { LIFECYCLE_TYPE_PREFIX } from "./lifecycle.js";
 import { ATTRIBUTE_NAME, EVENT_TYPE } from "./triggers.js";
 
 /** An event type (and id): printable ASCII, no spaces; the schema bounds the length. */
@@ -73,7 +74,7 @@ export function parseCloudEvent(
   ctx: {
     tenantId: string;
     now: number;
-    /** It came from the broker: another Tessera's own events (ids `tessera:…`) are taken too. */
+    /** It came from the broker: another Tessera's own events (ids `tessera:…`, types `tessera.job.…`) are taken too. */
     fromBroker?: boolean;
   },
 ): { event: NewEvent } | { issues: ValidationIssue[] } {
@@ -98,6 +99,17 @@ export function parseCloudEvent(
     return {
       issues: [
         { path: "/id", message: `may not begin with "${RESERVED_KEY_PREFIX}": those are Tessera's own` },
+      ],
+    };
+  // The job lifecycle's events are the store's, kept with each job's end: a forged one would
+  // start what only a job's real end may. From the broker they are another Tessera's own.
+  if (body.type.startsWith(LIFECYCLE_TYPE_PREFIX) && !ctx.fromBroker)
+    return {
+      issues: [
+        {
+          path: "/type",
+          message: `may not begin with "${LIFECYCLE_TYPE_PREFIX}": those are the job lifecycle's own events`,
+        },
       ],
     };
   const unsafe = findUnsafeString(body);
@@ -148,6 +160,8 @@ export function emittedEvent(
   const { type, data } = emit;
   if (typeof type !== "string" || !EVENT_TYPE.test(type))
     throw new TypeError("ctx.emit: the event type must be 1-256 printable ASCII characters");
+  if (type.startsWith(LIFECYCLE_TYPE_PREFIX))
+    throw new TypeError(`ctx.emit: "${LIFECYCLE_TYPE_PREFIX}*" are the job lifecycle's own events`);
   const subject = emit.subject ?? job.id;
   if (typeof subject !== "string" || subject.length < 1 || subject.length > 1024 || findUnsafeString(subject))
     throw new TypeError(

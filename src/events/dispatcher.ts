@@ -3,9 +3,10 @@
  * as its input, submitted with an idempotency key of the (job type, event id), so however often
  * an event is dispatched (after a crash, on two nodes) it starts one job per trigger; and for
  * each matching subscription, one webhook in the callback outbox (unique per subscription and
- * event id). The event
- * is dispatched right after it is kept; one whose dispatch never finished (a crash, the store
- * down) is dispatched again by the sweep.
+ * event id). The event is dispatched right after it is kept: by its sender's request, by the
+ * worker whose completion kept it, or, for events kept by other writes (a job's lifecycle event
+ * from a cancel, a failure, a sweep), on the store's `events` notification. One whose dispatch
+ * never finished (a crash, the store down) is dispatched again by the sweep.
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
@@ -18,6 +19,7 @@ import type { EventRecord, NewEvent, Store, TriggeredJob } from "../store/store.
 import { PeriodicTask } from "../worker/maintenance/periodic.js";
 import { enqueueSubscriptionDeliveries } from "../subscriptions/fan-out.js";
 import { toCloudEvent } from "./cloud-event.js";
+import { LIFECYCLE_TYPE_PREFIX } from "./lifecycle.js";
 import { matches } from "./triggers.js";
 
 /** An event whose dispatch has not finished after this long is the sweep's. */
@@ -52,6 +54,10 @@ export class EventDispatcher {
   onKept(listener: () => void): void {
     this.listeners.push(listener);
   }
+  /** A pass over the undispatched events asked for by a notification: one at a time. */
+  private pass: Promise<void> | null = null;
+  /** A notification came during the pass: one more after it, for all that came meanwhile. */
+  private again = false;
 
   /**
    * Start the event's jobs, enqueue its deliveries to the subscriptions it matches, and record
@@ -61,7 +67,11 @@ export class EventDispatcher {
   async dispatch(event: NewEvent): Promise<TriggeredJob[]> {
     for (const listener of this.listeners) listener();
     const triggered: TriggeredJob[] = [];
+    // A type is never started by its own jobs' lifecycle: its job's success would start the
+    // next, without end.
+    const own = event.type.startsWith(LIFECYCLE_TYPE_PREFIX) ? event.source : null;
     for (const definition of this.triggered) {
+      if (own === `/jobs/${definition.type}`) continue;
       if (definition.on!.some((trigger) => matches(trigger, event)))
         triggered.push(await this.start(definition.type, event));
     }
@@ -102,6 +112,52 @@ export class EventDispatcher {
           this.deps.logger.warn({ err: error, event: event.id }, "an event's triggers could not be run yet"),
         );
       }
+    })();
+  }
+
+  /**
+   * Dispatch promptly what other writes keep (the store's `events` notifications: lifecycle
+   * events of cancels, failures and sweeps), rather than after the sweep's grace. Passes are
+   * coalesced: one at a time, and one more after it for all the notifications that came
+   * meanwhile, each of at most `batchSize` events; what one leaves is the sweep's. Returns the
+   * unsubscribe, which settles once a pass under way has ended.
+   */
+  listen(batchSize: number): () => Promise<void> {
+    const stop = this.deps.store.subscribe((event) => {
+      if (event.kind === "events") this.schedulePass(batchSize);
+    });
+    return async () => {
+      stop();
+      this.again = false;
+      await this.pass;
+    };
+  }
+
+  private schedulePass(batchSize: number): void {
+    if (this.pass) {
+      this.again = true;
+      return;
+    }
+    this.pass = (async () => {
+      do {
+        this.again = false;
+        try {
+          const events = await this.deps.store.undispatchedEvents({
+            receivedBefore: this.deps.now() + 1,
+            limit: batchSize,
+          });
+          for (const event of events)
+            await this.dispatch(event).catch((error: unknown) =>
+              this.deps.logger.warn(
+                { err: error, event: event.id },
+                "an event's triggers could not be run yet",
+              ),
+            );
+        } catch (error) {
+          this.deps.logger.warn({ err: error }, "undispatched events could not be read; the sweep will");
+        }
+      } while (this.again);
+      this.pass = null;
     })();
   }
 

@@ -7,7 +7,10 @@
  * - lease: a running attempt's claim on its job, `leaseToken` + `leaseExpiresAt`; heartbeats
  *   extend it. The token is the fence: every worker write names it, and a write whose lease is
  *   gone applies to 0 rows, which the caller sees as `false` / `null` and acts on.
- * - terminal: succeeded, failed, canceled or timed_out; recorded exactly once (P4).
+ * - terminal: succeeded, failed, canceled or timed_out; recorded exactly once (P4). Every
+ *   terminal move of a job submitted with `lifecycleEvents` keeps its lifecycle event
+ *   (src/events/lifecycle.ts) in the same commit, and every one but a completion announces it
+ *   (`{ kind: "events" }`; a completion's is dispatched by its worker).
  * - now: every method that compares with the clock takes it, so tests backdate instead of sleeping.
  *
  * All times are unix epoch milliseconds. Methods are async so that a network database can
@@ -59,6 +62,11 @@ export interface CompleteParams {
   hasCallback?: boolean;
   /** Events the attempt emitted (`ctx.emit`): kept in the completion's own commit, or not at all. */
   events?: readonly NewEvent[];
+  /**
+   * `false` (the claimed job was submitted without `lifecycleEvents`) lets a driver skip the
+   * lifecycle event's work; omitted means unknown.
+   */
+  lifecycleEvents?: boolean;
 }
 
 /** Where a saga's step stands in its journal. */
@@ -121,6 +129,11 @@ export interface JobRecord {
   callback: CallbackSpec | null;
   /** True once retention removed the result while the job record stays (result is `410`). */
   resultPurged: boolean;
+  /**
+   * Submitted with `lifecycleEvents`: its terminal move appends `tessera.job.<status>` (see
+   * `lifecycleEvent`) in the same commit. Set only when true.
+   */
+  lifecycleEvents?: true;
 }
 
 /** A job handed to a worker by `claim`: the record plus its lease. */
@@ -147,6 +160,11 @@ export interface NewJob {
   callback: CallbackSpec | null;
   /** A request waits for the job's end (see `watch`). @default false */
   watched?: boolean;
+  /**
+   * Its terminal move appends the lifecycle event `tessera.job.<status>` to the events, in the
+   * same commit. Off unless someone listens: jobs without it pay nothing. @default false
+   */
+  lifecycleEvents?: boolean;
 }
 
 export interface IdempotencyClaim {
@@ -190,7 +208,12 @@ export type StoreEvent =
   /** A running job's progress changed (this node's writes; other nodes' for watched jobs). */
   | { kind: "progress"; jobId: string }
   /** Events may have been missed (a notification connection was lost): look again. */
-  | { kind: "resync" };
+  | { kind: "resync" }
+  /**
+   * Events were kept outside a completion (a job's lifecycle event from a cancel, a failure, a
+   * sweep): dispatch what is undispatched now, rather than after the sweep's grace.
+   */
+  | { kind: "events" };
 
 export interface PurgeResult {
   resultsPurged: number;

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { lifecycleEvent } from "../events/lifecycle.js";
 import { coerceError, JobError, JobSuspended, type JobProblem } from "../jobs/errors.js";
 import { jobProblem } from "../jobs/problems.js";
 import type { JobRegistry } from "../jobs/registry.js";
@@ -33,7 +34,10 @@ export class OutcomeRecorder {
       now: () => number;
       maxResultBytes: number;
       progress: ProgressBuffer;
-      /** Events committed with a completion (`ctx.emit`): their triggers are run now. */
+      /**
+       * Events committed with a completion (`ctx.emit`, and the job's lifecycle event if it
+       * asked for one): their triggers are run now.
+       */
       onEvents?: (events: readonly NewEvent[]) => void;
     },
   ) {}
@@ -107,6 +111,7 @@ export class OutcomeRecorder {
         result,
         now,
         hasCallback: attempt.job.callback !== null,
+        lifecycleEvents: attempt.job.lifecycleEvents === true,
       };
       if (attempt.emitted) item.events = attempt.emitted;
       return item;
@@ -118,7 +123,7 @@ export class OutcomeRecorder {
           for (let i = 0; i < batch.length; i++) {
             const { attempt } = batch[i]!;
             this.warnIfLost(attempt, applied[i]!);
-            if (applied[i]) this.committed(attempt);
+            if (applied[i]) this.committed(attempt, params[i]!.now);
             this.recorded(attempt);
           }
         },
@@ -134,7 +139,7 @@ export class OutcomeRecorder {
               attempt,
               alone.then((applied) => {
                 this.warnIfLost(attempt, applied);
-                if (applied) this.committed(attempt);
+                if (applied) this.committed(attempt, params[i]!.now);
               }),
             );
           }
@@ -143,9 +148,18 @@ export class OutcomeRecorder {
       .catch((error: unknown) => this.deps.logger.error({ err: error }, "recording outcomes failed"));
   };
 
-  /** The attempt's success is committed, its events with it: their triggers go now. */
-  private committed(attempt: Attempt): void {
-    if (attempt.emitted) this.deps.onEvents?.(attempt.emitted);
+  /**
+   * The attempt's success is committed at `now`, its events with it: their triggers go now. Its
+   * lifecycle event is made again here as the store made it (the same id, hash and data).
+   */
+  private committed(attempt: Attempt, now: number): void {
+    const { job } = attempt;
+    if (!job.lifecycleEvents) {
+      if (attempt.emitted) this.deps.onEvents?.(attempt.emitted);
+      return;
+    }
+    const succeeded = lifecycleEvent(job, "succeeded", now);
+    this.deps.onEvents?.(attempt.emitted ? [...attempt.emitted, succeeded] : [succeeded]);
   }
 
   private warnIfLost(attempt: Attempt, applied: boolean): void {
@@ -185,9 +199,10 @@ export class OutcomeRecorder {
           result,
           now,
           hasCallback: job.callback !== null,
+          lifecycleEvents: job.lifecycleEvents === true,
           ...(attempt.emitted ? { events: attempt.emitted } : {}),
         });
-        if (applied) this.committed(attempt);
+        if (applied) this.committed(attempt, now);
       } catch (error) {
         if (!(error instanceof JobError)) throw error;
         discardResult(outcome.value);

@@ -214,7 +214,8 @@ export class WorkerRuntime {
       } else this.scheduleWake(event.runAt);
       return;
     }
-    if (event.kind === "outbox" || event.kind === "progress") return; // for the deliverer, the waits
+    // For the deliverer, the waits, the dispatcher.
+    if (event.kind === "outbox" || event.kind === "progress" || event.kind === "events") return;
     if (event.kind === "resync") {
       this.idle = false;
       this.wake();

@@ -183,6 +183,8 @@ for (const driver of ["sqlite", "postgres"] as const) {
         [{ ...order("x8"), subject: "a\u0000b" }, "/subject"],
         [{ ...order("x9"), weight: 1.5 }, "/weight"],
         [order("tessera:x10"), "/id"],
+        // The job lifecycle's own events are the store's.
+        [{ ...order("x11"), type: "tessera.job.succeeded" }, "/type"],
       ];
       for (const [body, path] of cases) {
         const res = await send(body);

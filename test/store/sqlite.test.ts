@@ -112,6 +112,22 @@ describe("SqliteStore", () => {
       expect(openFiles()).toEqual([]);
     });
 
+    it("applies a migration numbered below one applied already (branches merged out of order)", async () => {
+      await open().close();
+      // As if 008 came with a later merge than the highest applied: not recorded, not applied.
+      const raw = new Database(path);
+      raw.exec("ALTER TABLE saga_steps DROP COLUMN kind; DELETE FROM schema_migrations WHERE version = 8");
+      raw.close();
+      const known = appliedVersions();
+      expect(known).not.toContain(8);
+      await open().close();
+      expect(appliedVersions()).toEqual([...known, 8].sort((a, b) => Number(a) - Number(b)));
+      const check = new Database(path, { readonly: true });
+      const columns = check.prepare("SELECT name FROM pragma_table_info('saga_steps')").pluck().all();
+      check.close();
+      expect(columns).toContain("kind");
+    });
+
     it("reopens an up-to-date database without reapplying anything", async () => {
       const first = open();
       await first.submit({ job: newJob({ id: "kept" }), idempotency: null, now: T0 });

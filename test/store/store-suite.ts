@@ -14,6 +14,7 @@ import { describeLeases } from "./suite/leases.js";
 import { describeMaintenance } from "./suite/maintenance.js";
 import { describeResults } from "./suite/results.js";
 import { describeCloudEvents } from "./suite/cloud-events.js";
+import { describeLifecycleEvents } from "./suite/lifecycle.js";
 import { describeSagas } from "./suite/sagas.js";
 import { describeSubscriptions } from "./suite/subscriptions.js";
 
@@ -54,5 +55,6 @@ export function describeStoreSuite(name: string, makeStore: MakeStore): void {
     describeSagas(ctx);
     describeCloudEvents(ctx);
     describeSubscriptions(ctx);
+    describeLifecycleEvents(ctx);
   });
 }

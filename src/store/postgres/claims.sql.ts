@@ -1,7 +1,7 @@
 /** The statements of claims, progress, completions and failures (see statements.ts). */
 import { EVENT_INSERT_COLUMNS } from "../shared/events.js";
 import { CLAIM_COLUMNS, JOB_COLUMNS } from "../shared/rows.js";
-import { ASYNC_COMMIT, ID_IN, J, NOTIFY_LINES, OUTBOX } from "./sql.js";
+import { ASYNC_COMMIT, ID_IN, J, LIFECYCLE, NOTIFY_LINES, OUTBOX } from "./sql.js";
 
 /**
  * A batch of completions in one statement: per job its id, the index ($2) of its lease token in
@@ -9,9 +9,10 @@ import { ASYNC_COMMIT, ID_IN, J, NOTIFY_LINES, OUTBOX } from "./sql.js";
  * it once per job), its result columns (a NULL kind is 'none') and its finish time. Other nodes
  * are told of the watched ones (a request waits for them somewhere), one notification per
  * ~7,000 bytes of lines. `outbox`: also write the callback events owed; a batch without
- * callbacks skips those CTEs (and the full row they need).
+ * callbacks skips those CTEs (and the full row they need). `lifecycle`: also append the
+ * lifecycle events of the jobs that asked for them (a batch without such jobs skips the CTE).
  */
-const COMPLETE_MANY = (outbox: boolean, events = false) => `
+const COMPLETE_MANY = (outbox: boolean, events = false, lifecycle = false) => `
     WITH done AS (
       UPDATE {{s}}.jobs j SET status = 'succeeded', finished_at = c.now, error = NULL, lease_token = NULL,
         lease_expires_at = NULL, progress_percent = 100, result_kind = coalesce(c.kind, 'none'),
@@ -39,7 +40,7 @@ const COMPLETE_MANY = (outbox: boolean, events = false) => `
       ORDER BY e.job_id, e.id
       ON CONFLICT (tenant_id, id) DO NOTHING)`
         : ""
-    }
+    }${lifecycle ? `,${LIFECYCLE("done")}` : ""}
     SELECT id, type, t, callback IS NOT NULL AS has_callback FROM done, (SELECT count(*) FROM nt) n`;
 
 export const CLAIMS_SQL = {
@@ -89,12 +90,16 @@ export const CLAIMS_SQL = {
   completeManyLean: COMPLETE_MANY(false),
   // completeMany with the events the attempts emitted, inserted only for the jobs completed.
   completeManyWithEvents: COMPLETE_MANY(true, true),
+  // completeManyWithEvents (its events maybe none) with the lifecycle events of the jobs that
+  // asked for them.
+  completeManyWithLifecycle: COMPLETE_MANY(true, true, true),
   failFinal: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'failed', finished_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL
       WHERE id = $1 AND lease_token = $2 RETURNING ${JOB_COLUMNS}),
-    ${OUTBOX("upd")}
-    SELECT type, callback, pg_notify($5, 't|' || $6 || '|' || id || '|failed|' || type) FROM upd`,
+    ${OUTBOX("upd")},
+    ${LIFECYCLE("upd")}
+    SELECT type, callback, lifecycle_events, pg_notify($5, 't|' || $6 || '|' || id || '|failed|' || type) FROM upd`,
   failRetry: `
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = 'queued', run_at = $3, error = $4, lease_token = NULL, lease_expires_at = NULL

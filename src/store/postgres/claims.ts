@@ -112,6 +112,7 @@ export class PgClaims {
       now: item.now,
       outbox: item.hasCallback !== false,
       events: item.events,
+      lifecycle: item.lifecycleEvents !== false,
     }));
     const applied: boolean[] = [];
     for (let i = 0; i < writes.length; i += MAX_BATCH) {
@@ -194,12 +195,16 @@ export class PgClaims {
     const emitted: { jobId: string; event: NewEvent; now: number }[] = [];
     for (const w of sorted)
       if (w.events) for (const event of w.events) emitted.push({ jobId: w.lease.id, event, now: w.now });
+    // Jobs submitted without lifecycle events (the worker says so) keep the statements without them.
+    const lifecycle = writes.some((w) => w.lifecycle);
     const rows = await this.db.query<{ id: string; type: string; t: number; has_callback: boolean }>(
-      emitted.length > 0
-        ? SQL.completeManyWithEvents
-        : writes.some((w) => w.outbox)
-          ? SQL.completeMany
-          : SQL.completeManyLean,
+      lifecycle
+        ? SQL.completeManyWithLifecycle
+        : emitted.length > 0
+          ? SQL.completeManyWithEvents
+          : writes.some((w) => w.outbox)
+            ? SQL.completeMany
+            : SQL.completeManyLean,
       [
         arrayParam(sorted.map((w) => w.lease.id)),
         arrayParam(indexes),
@@ -212,7 +217,7 @@ export class PgClaims {
         this.db.channel,
         this.db.nodeId,
         arrayParam(tokens),
-        ...(emitted.length > 0 ? eventColumns(emitted) : []),
+        ...(emitted.length > 0 || lifecycle ? eventColumns(emitted) : []),
       ],
     );
     const done = new Map(rows.map((r) => [r.id, r]));
@@ -236,14 +241,20 @@ export class PgClaims {
     // As in complete: fenced by the lease (a retry after a lost answer finds nothing to update
     // and reports false).
     const [row] = await retryTransient(() =>
-      this.db.query<{ type: string; callback?: string | null }>(
+      this.db.query<{ type: string; callback?: string | null; lifecycle_events?: boolean }>(
         retryAt === null ? SQL.failFinal : SQL.failRetry,
         params,
       ),
     );
     if (!row) return false;
     if (retryAt === null)
-      this.db.notifyTerminal(lease.id, row.type, "failed", (row.callback ?? null) !== null);
+      this.db.notifyTerminal(
+        lease.id,
+        row.type,
+        "failed",
+        (row.callback ?? null) !== null,
+        row.lifecycle_events === true,
+      );
     else this.db.events.emit({ kind: "queued", type: row.type, runAt: retryAt });
     return true;
   }
@@ -258,6 +269,8 @@ interface CompletionWrite {
   outbox: boolean;
   /** Events its attempt emitted, kept in the same statement. */
   events: readonly NewEvent[] | undefined;
+  /** The job may have asked for lifecycle events: the statement that appends them. */
+  lifecycle: boolean;
 }
 
 /** What a completion's statement reports of a completed job. */

@@ -110,10 +110,21 @@ export class PgDb {
     ).rows;
   }
 
-  /** After a commit: wake whoever waits on the job, and the deliverer when a callback is owed. */
-  notifyTerminal(jobId: string, type: string, status: JobRecord["status"], hasCallback: boolean): void {
+  /**
+   * After a commit: wake whoever waits on the job, the deliverer when a callback is owed, and
+   * this node's dispatcher when a lifecycle event was kept (`lifecycle`; a completion's is
+   * dispatched by its worker instead).
+   */
+  notifyTerminal(
+    jobId: string,
+    type: string,
+    status: JobRecord["status"],
+    hasCallback: boolean,
+    lifecycle = false,
+  ): void {
     this.events.emit({ kind: "terminal", jobId, type, status });
     if (hasCallback) this.events.emit({ kind: "outbox", at: Date.now() });
+    if (lifecycle) this.events.emit({ kind: "events" });
   }
 
   /** Every queued type once: workers of those types claim again. */

@@ -1,15 +1,15 @@
 /** The statements of submits, reads, cancel and delete (see statements.ts for the catalogue). */
 import { JOB_COLUMNS } from "../shared/rows.js";
-import { ASYNC_COMMIT, NOTIFY_LINES, NOTIFY_QUEUED, OUTBOX } from "./sql.js";
+import { ASYNC_COMMIT, LIFECYCLE, NOTIFY_LINES, NOTIFY_QUEUED, OUTBOX } from "./sql.js";
 
 // A new job: queued, or running under the lease a local worker took for it ($14, $15); $16:
-// a request waits for its end.
+// a request waits for its end; $17: its terminal move appends its lifecycle event.
 const INSERT_COLUMNS = `id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-  max_attempts, metadata, callback, attempt, started_at, lease_token, lease_expires_at, watched`;
+  max_attempts, metadata, callback, attempt, started_at, lease_token, lease_expires_at, watched, lifecycle_events`;
 
 const INSERT_VALUES = `$1, $2, $3, CASE WHEN $14::text IS NULL THEN 'queued' ELSE 'running' END, $4, $5, $6, $7, $8,
   $9, $10, $11, CASE WHEN $14::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $14::text IS NULL THEN NULL ELSE $7::bigint END,
-  $14::text, $15::bigint, $16::boolean`;
+  $14::text, $15::bigint, $16::boolean, $17::boolean`;
 
 const NOTIFY_QUEUED_INSERT = `CASE WHEN ins.status = 'queued' THEN ${NOTIFY_QUEUED("ins")} END`;
 
@@ -28,16 +28,18 @@ export const JOBS_SQL = {
     SELECT ins.*, ${NOTIFY_QUEUED_INSERT} FROM ins`,
   // Queued jobs without a key, many in one statement (a batch of submits): the inserted rows,
   // announced with one notification line per type (its earliest runAt). An id that exists
-  // already inserts nothing (the caller tells a lost answer's commit from a clash).
+  // already inserts nothing (the caller tells a lost answer's commit from a clash). $15: the
+  // lifecycle flags, or NULL when no job has one (unnest pads it with NULLs).
   insertJobs: `
     WITH ins AS (
       INSERT INTO {{s}}.jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-        max_attempts, metadata, callback, attempt, watched)
+        max_attempts, metadata, callback, attempt, watched, lifecycle_events)
       SELECT c.id, c.tenant_id, c.type, 'queued', c.input, c.priority, c.run_at, c.created_at, c.deadline_at,
-        c.max_attempts, c.metadata, c.callback, 0, c.watched
+        c.max_attempts, c.metadata, c.callback, 0, c.watched, coalesce(c.lifecycle, false)
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[],
-        $8::bigint[], $9::int[], $10::text[], $11::text[], $14::boolean[])
-        AS c(id, tenant_id, type, input, priority, run_at, created_at, deadline_at, max_attempts, metadata, callback, watched)
+        $8::bigint[], $9::int[], $10::text[], $11::text[], $14::boolean[], $15::boolean[])
+        AS c(id, tenant_id, type, input, priority, run_at, created_at, deadline_at, max_attempts, metadata, callback,
+          watched, lifecycle)
       ON CONFLICT (id) DO NOTHING
       RETURNING ${JOB_COLUMNS}),
     nt AS (${NOTIFY_LINES(
@@ -46,12 +48,12 @@ export const JOBS_SQL = {
       "(SELECT type, min(run_at) AS run_at FROM ins GROUP BY type) t",
     )})
     SELECT ins.* FROM ins, (SELECT count(*) FROM nt) n`,
-  // insertJob with an Idempotency-Key ($17 key, $18 request hash); no row: the key exists
+  // insertJob with an Idempotency-Key ($18 key, $19 request hash); no row: the key exists
   // already (the caller reads it and replays).
   insertJobWithKey: `
     WITH idem AS (
       INSERT INTO {{s}}.idempotency_keys (tenant_id, key, request_hash, job_id, created_at)
-      VALUES ($2, $17, $18, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
+      VALUES ($2, $18, $19, $1, $7) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING job_id),
     ins AS (
       INSERT INTO {{s}}.jobs (${INSERT_COLUMNS})
       SELECT ${INSERT_VALUES} WHERE EXISTS (SELECT 1 FROM idem) RETURNING ${JOB_COLUMNS}),
@@ -82,7 +84,8 @@ export const JOBS_SQL = {
     WITH upd AS (
       UPDATE {{s}}.jobs SET status = $3, finished_at = $4, error = $5, lease_token = NULL, lease_expires_at = NULL
       WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running') RETURNING ${JOB_COLUMNS}),
-    ${OUTBOX("upd")}
+    ${OUTBOX("upd")},
+    ${LIFECYCLE("upd")}
     SELECT upd.*, pg_notify($6, 't|' || $7 || '|' || upd.id || '|' || upd.status || '|' || upd.type) FROM upd`,
   // The deleted row's status and type; no row: not found.
   // Deleting an active job cancels it first: its job.canceled event is still delivered.
@@ -98,7 +101,12 @@ export const JOBS_SQL = {
       DELETE FROM {{s}}.webhook_events w USING del o
       WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0),
     di AS (DELETE FROM {{s}}.idempotency_keys WHERE job_id IN (SELECT id FROM del)),
-    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del))
-    SELECT status, type, callback, CASE WHEN status IN ('queued', 'running')
+    dc AS (DELETE FROM {{s}}.result_chunks WHERE job_id IN (SELECT id FROM del)),
+    gone AS (
+      SELECT id, tenant_id, type, 'canceled'::text AS status, attempt, $5::bigint AS finished_at, $6::text AS error,
+        lifecycle_events
+      FROM del WHERE status IN ('queued', 'running')),
+    ${LIFECYCLE("gone")}
+    SELECT status, type, callback, lifecycle_events, CASE WHEN status IN ('queued', 'running')
       THEN pg_notify($3, 't|' || $4 || '|' || id || '|canceled|' || type) END FROM del`,
 };

@@ -84,7 +84,7 @@ export class PgJobs {
     throw new Error("idempotency key kept changing under a submit");
   }
 
-  /** The parameters of SQL.insertJob (and the first 16 of SQL.insertJobWithKey). */
+  /** The parameters of SQL.insertJob (and the first 17 of SQL.insertJobWithKey). */
   private jobParams(
     { job, now, input, metadata, callback }: PendingInsert,
     lease: { token: string; expiresAt: number } | undefined,
@@ -107,6 +107,7 @@ export class PgJobs {
       // Capped at the job's deadline, as a claim caps the job's lease_expires_at.
       lease ? Math.min(lease.expiresAt, job.deadlineAt) : null,
       job.watched ?? false,
+      job.lifecycleEvents ?? false,
     ];
   }
 
@@ -131,6 +132,8 @@ export class PgJobs {
       this.db.channel,
       this.db.nodeId,
       items.map((i) => i.job.watched ?? false),
+      // NULL when no job asks (the usual batch): nothing to encode.
+      items.some((i) => i.job.lifecycleEvents) ? items.map((i) => i.job.lifecycleEvents ?? false) : null,
     ];
     let retried = false;
     let rows: JobRow[];
@@ -219,7 +222,13 @@ export class PgJobs {
       this.db.nodeId,
     ]);
     if (row) {
-      this.db.notifyTerminal(row.id, row.type, "canceled", row.callback !== null);
+      this.db.notifyTerminal(
+        row.id,
+        row.type,
+        "canceled",
+        row.callback !== null,
+        row.lifecycle_events === true,
+      );
       return { kind: "canceled", job: toJob(row) };
     }
     const job = await this.get({ tenantId, id });
@@ -230,13 +239,15 @@ export class PgJobs {
 
   async delete({ tenantId, id, now }: { tenantId: string; id: string; now: number }): Promise<boolean> {
     const problem = JSON.stringify(jobProblem("job-canceled", "the job was canceled (deleted)"));
-    const [row] = await this.db.query<{ status: string; type: string; callback: string | null }>(
-      SQL.deleteJob,
-      [tenantId, id, this.db.channel, this.db.nodeId, now, problem],
-    );
+    const [row] = await this.db.query<{
+      status: string;
+      type: string;
+      callback: string | null;
+      lifecycle_events: boolean;
+    }>(SQL.deleteJob, [tenantId, id, this.db.channel, this.db.nodeId, now, problem]);
     if (!row) return false;
     if (row.status === "queued" || row.status === "running")
-      this.db.notifyTerminal(id, row.type, "canceled", row.callback !== null);
+      this.db.notifyTerminal(id, row.type, "canceled", row.callback !== null, row.lifecycle_events);
     return true;
   }
 

@@ -1,5 +1,5 @@
 /** The statements of leases: heartbeats, releases and the two sweeps (see statements.ts). */
-import { ASYNC_COMMIT, ID_IN, J, OUTBOX } from "./sql.js";
+import { ASYNC_COMMIT, ID_IN, J, LIFECYCLE, OUTBOX } from "./sql.js";
 
 /** A lease row's expiry that never comes (a row left for the deadline sweep only). */
 const NEVER = "9223372036854775807";
@@ -60,9 +60,10 @@ export const LEASES_SQL = {
       -- The token is checked again on the row as it is once its lock is ours: a completion
       -- that committed meanwhile has ended the job, and it stays ended.
       FROM expired WHERE j.id = expired.id AND j.lease_token = expired.token RETURNING ${J("j")}),
-    ${OUTBOX("upd")}
+    ${OUTBOX("upd")},
+    ${LIFECYCLE("upd")}
     -- One row at least: how many lease rows this took ($2 of them: more may be due).
-    SELECT g.leases, id, type, status, callback, CASE WHEN id IS NULL THEN NULL WHEN status = 'failed'
+    SELECT g.leases, id, type, status, callback, lifecycle_events, CASE WHEN id IS NULL THEN NULL WHEN status = 'failed'
       THEN pg_notify($6, 't|' || $7 || '|' || id || '|failed|' || type)
       ELSE pg_notify($6, 'q|' || $7 || '|' || type || '|' || run_at) END
     FROM (SELECT count(*)::int AS leases FROM gone) g LEFT JOIN upd ON true`,
@@ -97,9 +98,10 @@ export const LEASES_SQL = {
           to_char(to_timestamp(j.deadline_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || ')'))::text
       -- A running job's token is checked again once its lock is ours (see sweepLeases).
       FROM due WHERE j.id = due.id AND j.lease_token IS NOT DISTINCT FROM due.token RETURNING ${J("j")}),
-    ${OUTBOX("upd")}
+    ${OUTBOX("upd")},
+    ${LIFECYCLE("upd")}
     -- One row at least: how many lease rows this took ($2 of them: more may be due).
-    SELECT g.leases, id, type, callback,
+    SELECT g.leases, id, type, callback, lifecycle_events,
       CASE WHEN id IS NOT NULL THEN pg_notify($4, 't|' || $5 || '|' || id || '|timed_out|' || type) END
     FROM (SELECT count(*)::int AS leases FROM due_leases) g LEFT JOIN upd ON true`,
 };

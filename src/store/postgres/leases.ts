@@ -72,7 +72,8 @@ export class PgLeases {
       this.db.nodeId,
     ];
     return this.sweepByLeaseRows(SQL.sweepLeases, params, limit, (row) => {
-      if (row.status === "failed") this.db.notifyTerminal(row.id, row.type, "failed", row.callback !== null);
+      if (row.status === "failed")
+        this.db.notifyTerminal(row.id, row.type, "failed", row.callback !== null, row.lifecycle_events);
       else this.db.events.emit({ kind: "queued", type: row.type, runAt: now + retryDelayMs });
     });
   }
@@ -83,7 +84,8 @@ export class PgLeases {
       SQL.sweepDeadlines,
       [now, limit, problem, this.db.channel, this.db.nodeId],
       limit,
-      (row) => this.db.notifyTerminal(row.id, row.type, "timed_out", row.callback !== null),
+      (row) =>
+        this.db.notifyTerminal(row.id, row.type, "timed_out", row.callback !== null, row.lifecycle_events),
     );
   }
 
@@ -123,4 +125,6 @@ interface SweptRow {
   /** The lease sweep's: queued again, or failed. */
   status?: JobRecord["status"];
   callback: string | null;
+  /** A lifecycle event was kept with the move. */
+  lifecycle_events: boolean;
 }

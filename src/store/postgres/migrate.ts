@@ -6,8 +6,10 @@ import { SchemaTooNewError } from "../migrations.js";
 const MIGRATIONS_DIR = new URL("../../../src/store/postgres/migrations/", import.meta.url);
 
 /**
- * Apply the numbered migrations not yet recorded, each in its own transaction, under an
- * advisory lock so that nodes starting together migrate once.
+ * Apply the numbered migrations not yet recorded, in order, in one transaction under an
+ * advisory lock so that nodes starting together migrate once. Each file is checked against the
+ * recorded versions, not only the highest: numbers are taken by branches in parallel, so one
+ * merged later than a higher one (015 after 017) still applies.
  */
 export async function migratePostgres(pool: pg.Pool, schema: string): Promise<void> {
   const files = readdirSync(MIGRATIONS_DIR)

@@ -2,6 +2,9 @@
  * SQL fragments the statements of several concerns share: column lists, the outbox CTEs a
  * terminal move writes, the commit mode of lease writes, primary-key matches and notifications.
  */
+import { LIFECYCLE_TYPE_PREFIX } from "../../events/lifecycle.js";
+import { RESERVED_KEY_PREFIX } from "../../http/idempotency.js";
+import { EVENT_INSERT_COLUMNS } from "../shared/events.js";
 import { JOB_COLUMNS } from "../shared/rows.js";
 
 /** Columns of a job row (or the given ones) under an alias. */
@@ -27,6 +30,28 @@ export const OUTBOX = (from: string) => `
   dp AS (
     DELETE FROM {{s}}.webhook_events w USING ${from} o
     WHERE w.job_id = o.id AND w.event = 'job.progress' AND w.status = 'pending' AND w.attempts = 0)`;
+
+/**
+ * A CTE that appends the lifecycle event of each moved row whose job asked for one at submit
+ * (`lifecycle_events`, migration 017), as `lifecycleEvent` (src/events/lifecycle.ts) makes it,
+ * in the statement of the move, so in its commit. Rows without the flag write nothing; the
+ * statement tells its caller which rows had it, to announce them (`{ kind: "events" }`). `from`
+ * is a CTE returning the moved rows' job columns, their time in `finished_at`.
+ */
+export const LIFECYCLE = (from: string) => `
+  lc AS (
+    INSERT INTO {{s}}.events (${EVENT_INSERT_COLUMNS})
+    SELECT o.tenant_id, '${RESERVED_KEY_PREFIX}' || o.id || '-' || o.status, '/jobs/' || o.type,
+      '${LIFECYCLE_TYPE_PREFIX}' || o.status, o.id, o.finished_at, 'application/json',
+      (jsonb_build_object('id', o.id, 'type', o.type, 'status', o.status, 'attempt', o.attempt) ||
+        CASE WHEN o.status = 'succeeded' THEN jsonb_build_object('result', '/v1/jobs/' || o.id || '/result')
+          WHEN o.error IS NOT NULL THEN jsonb_build_object('error', o.error::jsonb) ELSE '{}'::jsonb END)::text,
+      NULL, '{}',
+      translate(encode(sha256(convert_to('${RESERVED_KEY_PREFIX}' || o.id || '-' || o.status, 'UTF8')), 'base64'), '+/=', '-_'),
+      o.finished_at
+    FROM ${from} o
+    WHERE o.lifecycle_events AND o.status IN ('succeeded', 'failed', 'canceled', 'timed_out')
+    ON CONFLICT (tenant_id, id) DO NOTHING)`;
 
 /**
  * A condition that is always true and makes the statement's own commit asynchronous (no wait

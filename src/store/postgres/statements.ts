@@ -35,6 +35,7 @@ export const PREPARED: ReadonlySet<keyof typeof SQL> = new Set([
   "progress",
   "completeMany",
   "completeManyLean",
+  "completeManyWithLifecycle",
   "failFinal",
   "failRetry",
   "release",

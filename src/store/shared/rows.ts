@@ -28,6 +28,7 @@ export interface JobRow {
   metadata: string;
   callback: string | null;
   result_purged: number | boolean;
+  lifecycle_events: number | boolean;
 }
 
 export interface KeyRow {
@@ -49,7 +50,7 @@ export interface KeyRowWithHash extends KeyRow {
 /** Columns every job read selects (never the result bytes). */
 export const JOB_COLUMNS = `id, tenant_id, type, status, input, priority, run_at, created_at, started_at,
   finished_at, deadline_at, attempt, max_attempts, lease_token, lease_expires_at, progress_percent,
-  progress_message, error, metadata, callback, result_purged`;
+  progress_message, error, metadata, callback, result_purged, lifecycle_events`;
 
 export const KEY_COLUMNS = `k.id, k.tenant_id, t.name AS tenant_name, k.prefix, k.created_at, k.revoked_at, k.last_used_at,
   k.expires_at`;
@@ -58,7 +59,7 @@ export const KEY_COLUMNS = `k.id, k.tenant_id, t.name AS tenant_name, k.prefix, 
 export const KEY_TOUCH_INTERVAL_MS = 60_000;
 
 export function toJob(row: JobRow): JobRecord {
-  return {
+  const job: JobRecord = {
     id: row.id,
     tenantId: row.tenant_id,
     type: row.type,
@@ -79,15 +80,17 @@ export function toJob(row: JobRow): JobRecord {
     callback: row.callback === null ? null : (JSON.parse(row.callback) as JobRecord["callback"]),
     resultPurged: row.result_purged === 1 || row.result_purged === true,
   };
+  if (row.lifecycle_events === 1 || row.lifecycle_events === true) job.lifecycleEvents = true;
+  return job;
 }
 
 /**
- * What a claim returns of each row (PostgreSQL), 13 columns of 21: the others hold what the
+ * What a claim returns of each row (PostgreSQL), 14 columns of 22: the others hold what the
  * claim set them to (running, started now, under its lease, no progress) or what every queued
  * job holds (not finished, result not purged). A batch of 500 jobs parses 4,000 fields fewer.
  */
 export const CLAIM_COLUMNS = `id, tenant_id, type, input, priority, run_at, created_at, deadline_at, attempt,
-  max_attempts, error, metadata, callback`;
+  max_attempts, error, metadata, callback, lifecycle_events`;
 
 export type ClaimRow = Pick<
   JobRow,
@@ -104,6 +107,7 @@ export type ClaimRow = Pick<
   | "error"
   | "metadata"
   | "callback"
+  | "lifecycle_events"
 >;
 
 /** A job as a claim at `now` under `leaseToken` left it (see CLAIM_COLUMNS). */
@@ -113,7 +117,7 @@ export function claimedJob(
   leaseExpiresAt: number,
   now: number,
 ): ClaimedJob {
-  return {
+  const job: ClaimedJob = {
     id: row.id,
     tenantId: row.tenant_id,
     type: row.type,
@@ -137,6 +141,8 @@ export function claimedJob(
     // The statement capped each lease at its job's deadline.
     leaseExpiresAt: Math.min(leaseExpiresAt, row.deadline_at),
   };
+  if (row.lifecycle_events === true || row.lifecycle_events === 1) job.lifecycleEvents = true;
+  return job;
 }
 
 /** A claimed row: the job under the claim's lease (one object: a claim maps every row). */

@@ -87,7 +87,7 @@ export class SqliteClaims {
       if (stored.blobPath) await discardBlob(stored.blobPath);
       return false;
     }
-    this.db.afterTerminalRow(applied, now);
+    this.db.afterTerminalRow(applied, now, { completion: true });
     return true;
   }
 

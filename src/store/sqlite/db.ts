@@ -60,20 +60,30 @@ export class SqliteDb {
     for (const type of new Set(types)) this.events.emit({ kind: "queued", type, runAt });
   }
 
-  /** After the commit: wake whoever waits on this job, and the deliverer if a callback is owed. */
+  /**
+   * After the commit: wake whoever waits on this job, the deliverer if a callback is owed, and
+   * the dispatcher if a lifecycle event was kept (`lifecycle`).
+   */
   afterTerminal(
     jobId: string,
     type: string,
     status: JobStatus,
     callback: CallbackSpec | null,
     now: number,
+    lifecycle: boolean,
   ): void {
     this.events.emit({ kind: "terminal", jobId, type, status });
     if (callback) this.events.emit({ kind: "outbox", at: now });
+    if (lifecycle) this.events.emit({ kind: "events" });
   }
 
-  afterTerminalRow(row: JobRow, now: number): void {
+  /**
+   * `afterTerminal` for a moved row. A completion's lifecycle event is not announced: the worker
+   * that completed the job dispatches it with the events its attempt emitted.
+   */
+  afterTerminalRow(row: JobRow, now: number, { completion = false } = {}): void {
     const callback = row.callback === null ? null : (JSON.parse(row.callback) as CallbackSpec);
-    this.afterTerminal(row.id, row.type, row.status, callback, now);
+    const lifecycle = !completion && (row.lifecycle_events === 1 || row.lifecycle_events === true);
+    this.afterTerminal(row.id, row.type, row.status, callback, now, lifecycle);
   }
 }

@@ -7,11 +7,11 @@ export const JOBS_SQL = {
   // The inserted row.
   // Queued, or running under the lease a local worker took for it (token, expiry given).
   insertJob: `INSERT INTO jobs (id, tenant_id, type, status, input, priority, run_at, created_at, deadline_at,
-         max_attempts, metadata, callback, attempt, started_at, lease_token, lease_expires_at)
+         max_attempts, metadata, callback, attempt, started_at, lease_token, lease_expires_at, lifecycle_events)
        VALUES ($id, $tenant, $type, CASE WHEN $token IS NULL THEN 'queued' ELSE 'running' END, $input,
          $priority, $runAt, $now, $deadlineAt, $maxAttempts, $metadata, $callback,
          CASE WHEN $token IS NULL THEN 0 ELSE 1 END, CASE WHEN $token IS NULL THEN NULL ELSE $now END,
-         $token, min($expiresAt, $deadlineAt)) RETURNING ${JOB_COLUMNS}`,
+         $token, min($expiresAt, $deadlineAt), $lifecycle) RETURNING ${JOB_COLUMNS}`,
   // One page, newest first; the tenant bound is always applied, whatever the cursor says.
   listJobs: `SELECT ${JOB_COLUMNS} FROM jobs
        WHERE tenant_id = $tenant

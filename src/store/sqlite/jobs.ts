@@ -46,6 +46,7 @@ export class SqliteJobs {
         callback: job.callback === null ? null : JSON.stringify(job.callback),
         token: lease?.token ?? null,
         expiresAt: lease?.expiresAt ?? null,
+        lifecycle: job.lifecycleEvents ? 1 : 0,
       }) as JobRow;
       return { kind: "created", job: toJob(row) };
     });
@@ -87,8 +88,10 @@ export class SqliteJobs {
       this.outbox.write(updated, now);
       return { kind: "canceled", job: toJob(updated) };
     });
-    if (outcome.kind === "canceled")
-      this.db.afterTerminal(outcome.job.id, outcome.job.type, "canceled", outcome.job.callback, now);
+    if (outcome.kind === "canceled") {
+      const { job } = outcome;
+      this.db.afterTerminal(job.id, job.type, "canceled", job.callback, now, job.lifecycleEvents === true);
+    }
     return outcome;
   }
 
@@ -119,6 +122,7 @@ export class SqliteJobs {
         "canceled",
         row.callback === null ? null : (JSON.parse(row.callback) as CallbackSpec),
         now,
+        Boolean(row.lifecycle_events),
       );
     }
     if (blobPath) await discardBlob(blobPath);

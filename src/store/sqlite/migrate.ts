@@ -5,7 +5,11 @@ import { SchemaTooNewError } from "../migrations.js";
 // Resolves to src/store/sqlite/migrations from both src/ (tests) and dist/ (built package).
 const MIGRATIONS_DIR = new URL("../../../src/store/sqlite/migrations/", import.meta.url);
 
-/** Apply the numbered migrations not yet recorded, each in its own transaction. */
+/**
+ * Apply the numbered migrations not yet recorded, each in its own transaction, in order. Each
+ * file is checked against the recorded versions, not only the highest: numbers are taken by
+ * branches in parallel, so one merged later than a higher one (009 after 011) still applies.
+ */
 export function migrateSqlite(db: Database): void {
   db.exec(
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",

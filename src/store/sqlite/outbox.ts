@@ -1,14 +1,24 @@
 /** The outbox rows a move owes on SQLite, written inside the move's own transaction. */
+import { lifecycleEvent, type TerminalStatus } from "../../events/lifecycle.js";
+import { eventValues } from "../shared/events.js";
 import { EVENT_OF_STATUS, newEventId, PROGRESS_EVENT_INTERVAL_MS, wantsEvent } from "../shared/outbox.js";
-import type { JobRow } from "../shared/rows.js";
+import { toJob, type JobRow } from "../shared/rows.js";
 import type { CallbackSpec } from "../store.js";
 import type { SqliteDb } from "./db.js";
 
 export class SqliteOutbox {
   constructor(private readonly db: SqliteDb) {}
 
-  /** Inside a write: the callback event a terminal move owes, in the same transaction. */
+  /**
+   * Inside a write: what a terminal move owes, in the same transaction: its callback event, and
+   * its lifecycle event if the job was submitted with `lifecycleEvents`.
+   */
   write(row: JobRow, now: number): void {
+    if ((row.lifecycle_events === 1 || row.lifecycle_events === true) && EVENT_OF_STATUS[row.status]) {
+      // One per job (its id names the status): a second terminal move would be a bug, kept out.
+      const event = lifecycleEvent(toJob(row), row.status as TerminalStatus, row.finished_at ?? now);
+      this.db.sql.appendEvent.get(...eventValues(event, now));
+    }
     if (row.callback === null) return;
     const callback = JSON.parse(row.callback) as CallbackSpec;
     const event = EVENT_OF_STATUS[row.status];
