@@ -33,3 +33,33 @@ export function refuseIssues(issues: ListingQuery["issues"]): void {
     errors: issues,
   });
 }
+
+/**
+ * A listing's cursor: the (createdAt, id) of the last row shown, opaque to clients. The tenant
+ * bound is applied by the query, so a forged cursor widens nothing.
+ */
+export function encodeCursor(row: { createdAt: number; id: string }): string {
+  return Buffer.from(JSON.stringify([row.createdAt, row.id])).toString("base64url");
+}
+
+/** The place a cursor names; undefined for anything else (or an id `isId` refuses). */
+export function decodeCursor(
+  value: unknown,
+  isId: (id: string) => boolean,
+): { createdAt: number; id: string } | undefined {
+  if (typeof value !== "string" || value.length > 200) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      Number.isSafeInteger(parsed[0]) &&
+      typeof parsed[1] === "string" &&
+      isId(parsed[1])
+    )
+      return { createdAt: parsed[0] as number, id: parsed[1] };
+  } catch {
+    // fall through: not a cursor
+  }
+  return undefined;
+}

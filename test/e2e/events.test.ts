@@ -4,10 +4,9 @@
  * it is sent; bad events are refused with the member named; events are the tenant's; one kept
  * but never dispatched (a crash in between) is dispatched by the sweep.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { defineJob, type JobDefinition } from "../../src/jobs/define.js";
-import { freshSchema, PG_URL } from "../helpers/postgres.js";
+import { dropSchema, freshSchema, PG_URL } from "../helpers/postgres.js";
 import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
 
 interface Triggered {
@@ -101,10 +100,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
     afterAll(async () => {
       await server.close();
       if (driver === "postgres") {
-        const client = new pg.Client({ connectionString: PG_URL });
-        await client.connect();
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await client.end();
+        await dropSchema(schema);
       }
     });
 

@@ -4,11 +4,10 @@
  * it and starts the jobs whose triggers wait for it, promptly (well inside the sweep's 5 s
  * grace) and once; jobs nobody listens to keep none; clients cannot forge them.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TriggerSpec } from "../../src/events/triggers.js";
 import { defineJob, type JobDefinition } from "../../src/jobs/define.js";
-import { freshSchema, PG_URL } from "../helpers/postgres.js";
+import { dropSchema, freshSchema, PG_URL } from "../helpers/postgres.js";
 import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
 
 interface Seen {
@@ -112,10 +111,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
     afterAll(async () => {
       await server.close();
       if (driver === "postgres") {
-        const client = new pg.Client({ connectionString: PG_URL });
-        await client.connect();
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await client.end();
+        await dropSchema(schema);
       }
     });
 

@@ -3,12 +3,11 @@
  * monitor, a step retried within its attempt, and a step that fails for good undoing the steps
  * before it, newest first, before the saga fails with a problem that says what happened.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { JobError } from "../../src/jobs/errors.js";
 import { defineJob, type JobDefinition } from "../../src/jobs/define.js";
 import { defineSaga } from "../../src/sagas/define-saga.js";
-import { freshSchema, PG_URL } from "../helpers/postgres.js";
+import { dropSchema, freshSchema, PG_URL } from "../helpers/postgres.js";
 import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
 
 interface Step {
@@ -159,10 +158,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
     afterAll(async () => {
       await server.close();
       if (driver === "postgres") {
-        const client = new pg.Client({ connectionString: PG_URL });
-        await client.connect();
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await client.end();
+        await dropSchema(schema);
       }
     });
 

@@ -8,12 +8,11 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import pg from "pg";
 import { pino } from "pino";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventDispatcher } from "../../src/events/dispatcher.js";
-import { freshSchema, PG_URL } from "../helpers/postgres.js";
+import { dropSchema, freshSchema, PG_URL } from "../helpers/postgres.js";
 import { bearer, http, startServer, type TestServer } from "../helpers/server.js";
 import { expectProblem, sleep } from "./support.js";
 
@@ -111,10 +110,7 @@ for (const driver of ["sqlite", "postgres"] as const) {
     afterAll(async () => {
       await server.close();
       if (driver === "postgres") {
-        const client = new pg.Client({ connectionString: PG_URL });
-        await client.connect();
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await client.end();
+        await dropSchema(schema);
       }
     });
 

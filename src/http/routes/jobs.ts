@@ -9,7 +9,7 @@ import { auditJob } from "../auth.js";
 import { buildJob, submitOwnJob } from "../envelope.js";
 import { InFlightKeys, isValidIdempotencyKey, requestHash, RESERVED_KEY_PREFIX } from "../idempotency.js";
 import { preferredWait } from "../prefer.js";
-import { listingQuery, refuseIssues } from "../listing.js";
+import { decodeCursor, encodeCursor, listingQuery, refuseIssues } from "../listing.js";
 import { ProblemError, storeUnavailable } from "../problems.js";
 import { checkReceiver } from "../receiver-check.js";
 import { represent, signedResultUrl } from "../representation.js";
@@ -298,7 +298,7 @@ export function jobRoutes(app: FastifyInstance, deps: ServerDeps): void {
       issues.push({ path: "type", message: "must be one job type" });
     let before: { createdAt: number; id: string } | undefined;
     if (query.cursor !== undefined) {
-      before = decodeCursor(query.cursor);
+      before = decodeCursor(query.cursor, isJobId);
       if (!before) issues.push({ path: "cursor", message: "is not a cursor this server issued" });
     }
     refuseIssues(issues);
@@ -447,28 +447,4 @@ async function checkCallback(
     ping: { jobType },
   });
   callback.origin = origin(request, deps.config);
-}
-
-/** Opaque to clients; the tenant bound is applied by the query, so a forged cursor widens nothing. */
-function encodeCursor(job: JobRecord): string {
-  return Buffer.from(JSON.stringify([job.createdAt, job.id])).toString("base64url");
-}
-
-function decodeCursor(value: unknown): { createdAt: number; id: string } | undefined {
-  if (typeof value !== "string" || value.length > 200) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
-    if (
-      Array.isArray(parsed) &&
-      parsed.length === 2 &&
-      Number.isSafeInteger(parsed[0]) &&
-      typeof parsed[1] === "string" &&
-      isJobId(parsed[1])
-    ) {
-      return { createdAt: parsed[0] as number, id: parsed[1] };
-    }
-  } catch {
-    // fall through: not a cursor
-  }
-  return undefined;
 }

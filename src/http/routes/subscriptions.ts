@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { SubscriptionRecord } from "../../store/store.js";
 import { isSubscriptionId, parseSubscription } from "../../subscriptions/subscription.js";
-import { listingQuery, refuseIssues } from "../listing.js";
+import { decodeCursor, encodeCursor, listingQuery, refuseIssues } from "../listing.js";
 import { ProblemError, storeUnavailable, validationProblem } from "../problems.js";
 import { checkReceiver } from "../receiver-check.js";
 import type { ServerDeps } from "../server.js";
@@ -50,7 +50,7 @@ export function subscriptionRoutes(app: FastifyInstance, deps: ServerDeps): void
     const { issues, limit } = listingQuery(query, LIST_PARAMETERS);
     let before: { createdAt: number; id: string } | undefined;
     if (query.cursor !== undefined) {
-      before = decodeCursor(query.cursor);
+      before = decodeCursor(query.cursor, isSubscriptionId);
       if (before === undefined)
         issues.push({ path: "cursor", message: "is not a cursor this server issued" });
     }
@@ -101,27 +101,4 @@ function represent(
     createdAt: new Date(subscription.createdAt).toISOString(),
     links: { self: `${origin(request, deps.config)}${subscriptionPath(subscription.id)}` },
   };
-}
-
-/** Opaque to clients; the tenant bound is applied by the query, so a forged cursor widens nothing. */
-function encodeCursor(subscription: SubscriptionRecord): string {
-  return Buffer.from(JSON.stringify([subscription.createdAt, subscription.id])).toString("base64url");
-}
-
-function decodeCursor(value: unknown): { createdAt: number; id: string } | undefined {
-  if (typeof value !== "string" || value.length > 200) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
-    if (
-      Array.isArray(parsed) &&
-      parsed.length === 2 &&
-      Number.isSafeInteger(parsed[0]) &&
-      typeof parsed[1] === "string" &&
-      isSubscriptionId(parsed[1])
-    )
-      return { createdAt: parsed[0] as number, id: parsed[1] };
-  } catch {
-    // fall through: not a cursor
-  }
-  return undefined;
 }

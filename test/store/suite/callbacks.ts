@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { JobProblem } from "../../../src/jobs/errors.js";
 import type {
   CallbackEvent,
   CallbackSpec,
@@ -15,15 +14,9 @@ import {
   leaseOf,
   submitAndClaim,
   submitJob,
+  BOOM,
   type SuiteContext,
 } from "./context.js";
-
-const BOOM: JobProblem = {
-  type: "/problems/job-failed",
-  title: "The job failed",
-  status: 500,
-  detail: "boom",
-};
 
 const URL_A = "https://receiver.example/hook";
 

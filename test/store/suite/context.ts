@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { expect } from "vitest";
 import { jobIdTime, newJobId } from "../../../src/jobs/ids.js";
+import type { JobProblem } from "../../../src/jobs/errors.js";
 import { BASE32 } from "../../helpers/ids.js";
 import type { ClaimedJob, JobRecord, NewJob, Store, StoreEvent } from "../../../src/store/store.js";
 
@@ -15,6 +16,13 @@ export const LEASE_MS = 30_000;
 export const TENANT = "tenant-a";
 export const OTHER_TENANT = "tenant-b";
 export const TYPE = "test.echo";
+/** A handler's failure, as the outcome recorder passes it to the store. */
+export const BOOM: JobProblem = {
+  type: "/problems/job-failed",
+  title: "The job failed",
+  status: 500,
+  detail: "boom",
+};
 
 /**
  * A new job, created at `now`. A label as its id ("job-a") becomes `labelledId(label, now,

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { JobProblem } from "../../../src/jobs/errors.js";
 import type { StoreEvent } from "../../../src/store/store.js";
 import {
   LEASE_MS,
@@ -11,15 +10,9 @@ import {
   recordEvents,
   submitAndClaim,
   submitJob,
+  BOOM,
   type SuiteContext,
 } from "./context.js";
-
-const BOOM: JobProblem = {
-  type: "/problems/job-failed",
-  title: "The job failed",
-  status: 500,
-  detail: "boom",
-};
 
 /** Events wake workers (`queued`) and waiters (`terminal`); both act on them at once. */
 export function describeEvents(ctx: SuiteContext): void {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { JobProblem } from "../../../src/jobs/errors.js";
 import {
   LEASE_MS,
   T0,
@@ -13,15 +12,9 @@ import {
   newJob,
   submitAndClaim,
   submitJob,
+  BOOM,
   type SuiteContext,
 } from "./context.js";
-
-const BOOM: JobProblem = {
-  type: "/problems/job-failed",
-  title: "The job failed",
-  status: 500,
-  detail: "boom",
-};
 
 /** The worker side: claim order, leases and the fence every worker write goes through. */
 export function describeLeases(ctx: SuiteContext): void {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { lifecycleEvent, type TerminalStatus } from "../../../src/events/lifecycle.js";
-import type { JobProblem } from "../../../src/jobs/errors.js";
 import type { EventRecord, StoreEvent } from "../../../src/store/store.js";
 import {
   LEASE_MS,
@@ -12,15 +11,10 @@ import {
   recordEvents,
   submitAndClaim,
   submitJob,
+  BOOM,
   type SuiteContext,
 } from "./context.js";
 
-const BOOM: JobProblem = {
-  type: "/problems/job-failed",
-  title: "The job failed",
-  status: 500,
-  detail: "boom",
-};
 const ASKED = { lifecycleEvents: true };
 
 /**

@@ -1,14 +1,15 @@
 import { describe, expect, it } from "vitest";
-import type { JobProblem } from "../../../src/jobs/errors.js";
 import type { StepRecord } from "../../../src/store/store.js";
-import { LEASE_MS, OTHER_TENANT, T0, TENANT, leaseOf, submitAndClaim, type SuiteContext } from "./context.js";
-
-const BOOM: JobProblem = {
-  type: "/problems/job-failed",
-  title: "The job failed",
-  status: 500,
-  detail: "boom",
-};
+import {
+  LEASE_MS,
+  OTHER_TENANT,
+  T0,
+  TENANT,
+  leaseOf,
+  submitAndClaim,
+  BOOM,
+  type SuiteContext,
+} from "./context.js";
 
 function step(seq: number, overrides: Partial<StepRecord> = {}): StepRecord {
   return {
