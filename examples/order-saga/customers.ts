@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { defineJob, JobError } from "tessera";
 
-interface Ledger {
+export interface Ledger {
   limits: Record<string, number>;
   reservations: Record<string, { customerId: string; amount: number }>;
 }
@@ -19,7 +19,8 @@ interface Ledger {
 const dir = process.env.CUSTOMER_DATA_DIR ?? ".tessera/customers";
 const file = join(dir, "ledger.json");
 
-function read(): Ledger {
+/** The ledger (shared with the choreography variant, choreography/customers.ts). */
+export function readLedger(): Ledger {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as Ledger;
   } catch {
@@ -27,13 +28,13 @@ function read(): Ledger {
   }
 }
 
-function write(ledger: Ledger): void {
+export function writeLedger(ledger: Ledger): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${file}.tmp`, JSON.stringify(ledger, null, 2));
   renameSync(`${file}.tmp`, file);
 }
 
-const held = (ledger: Ledger, customerId: string) =>
+export const held = (ledger: Ledger, customerId: string) =>
   Object.values(ledger.reservations)
     .filter((r) => r.customerId === customerId)
     .reduce((sum, r) => sum + r.amount, 0);
@@ -53,7 +54,7 @@ export const reserveCredit = defineJob({
   },
   async run(input: { customerId: string; amount: number; reservationId: string }, ctx) {
     await sleep(2000, undefined, { signal: ctx.signal }); // the credit check takes a while
-    const ledger = read();
+    const ledger = readLedger();
     if (ledger.reservations[input.reservationId]) return { reservationId: input.reservationId };
     const limit = ledger.limits[input.customerId];
     if (limit === undefined) throw new JobError(404, `no customer ${input.customerId}`);
@@ -61,7 +62,7 @@ export const reserveCredit = defineJob({
     if (input.amount > available)
       throw new JobError(422, `credit limit exceeded: ${input.customerId} has ${available} available`);
     ledger.reservations[input.reservationId] = { customerId: input.customerId, amount: input.amount };
-    write(ledger);
+    writeLedger(ledger);
     return { reservationId: input.reservationId, available: available - input.amount };
   },
 });
@@ -76,10 +77,10 @@ export const releaseCredit = defineJob({
     additionalProperties: false,
   },
   run(input: { reservationId: string }) {
-    const ledger = read();
+    const ledger = readLedger();
     const released = ledger.reservations[input.reservationId] !== undefined;
     delete ledger.reservations[input.reservationId];
-    write(ledger);
+    writeLedger(ledger);
     return { released };
   },
 });

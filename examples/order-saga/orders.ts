@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { defineSaga, JobError } from "tessera";
 import { createClient } from "tessera/client";
 
-interface Order {
+export interface Order {
   id: string;
   customerId: string;
   sku: string;
@@ -24,7 +24,8 @@ interface Order {
 const dir = process.env.ORDER_DATA_DIR ?? ".tessera/orders";
 const customersUrl = () => process.env.CUSTOMERS_URL ?? "http://127.0.0.1:3002";
 
-function save(order: Order): Order {
+/** Orders as JSON files (shared with the choreography variant, choreography/orders.ts). */
+export function save(order: Order): Order {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${order.id}.json`);
   writeFileSync(`${file}.tmp`, JSON.stringify(order, null, 2));
@@ -32,7 +33,7 @@ function save(order: Order): Order {
   return order;
 }
 
-const load = (id: string) => JSON.parse(readFileSync(join(dir, `${id}.json`), "utf8")) as Order;
+export const load = (id: string) => JSON.parse(readFileSync(join(dir, `${id}.json`), "utf8")) as Order;
 
 /** Goods no carrier takes: shipping them fails, after the credit was reserved. */
 const UNSHIPPABLE = new Set(["piano"]);

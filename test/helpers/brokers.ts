@@ -91,6 +91,31 @@ export async function deadLetters(kind: BrokerKind, group: string): Promise<stri
   }
 }
 
+/**
+ * Remove a group's durable consumer (NATS) or queues (RabbitMQ) once no node of it runs: a
+ * group left behind on a known event type would keep every later run's events.
+ */
+export async function dropGroup(kind: BrokerKind, group: string): Promise<void> {
+  if (kind === "nats") {
+    const nc = await natsConnect({ servers: NATS_URL.replace("nats://", "") });
+    try {
+      const jsm = await nc.jetstreamManager();
+      await jsm.consumers.delete("TESSERA_EVENTS", group).catch(() => undefined);
+    } finally {
+      await nc.drain();
+    }
+    return;
+  }
+  const model = await amqpConnect(AMQP_URL);
+  try {
+    const channel = await model.createChannel();
+    await channel.deleteQueue(`tessera.${group}`);
+    await channel.deleteQueue(`tessera.${group}.dead-letter`);
+  } finally {
+    await model.close();
+  }
+}
+
 /** Stop the broker, wait `downMs`, start it again, and wait until it answers. */
 export async function restartBroker(kind: BrokerKind, downMs: number): Promise<void> {
   if (kind === "nats") {

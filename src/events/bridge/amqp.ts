@@ -47,6 +47,7 @@ export class AmqpBroker implements Broker {
     broker.connection = await openRecovering(url, (model) => broker.setup(model));
     broker.connection.on("disconnect", (error: Error) => {
       broker.publisher = null;
+      broker.model = null; // consumers made meanwhile wait for the next connect's setup
       if (!broker.closed) broker.logger.warn({ err: error }, "RabbitMQ connection lost; reconnecting");
     });
     broker.connection.on("error", (error: Error) => broker.logger.warn({ err: error }, "RabbitMQ error"));
