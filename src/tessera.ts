@@ -21,11 +21,7 @@ import { createRetentionPurge } from "./worker/maintenance/retention-purge.js";
 import { WorkerRuntime } from "./worker/runtime.js";
 import { isCommandJob } from "./worker/command/define-command-job.js";
 import { EventDispatcher } from "./events/dispatcher.js";
-import { openBroker } from "./events/bridge/open.js";
-import type { Broker } from "./events/bridge/broker.js";
-import { EventConsumer } from "./events/consumer.js";
-import { EventRelay } from "./events/relay.js";
-import { TenantNames } from "./events/tenant-names.js";
+import { EventBridge } from "./events/bridge/event-bridge.js";
 import { triggerRule, withLifecycle, type LifecycleRule } from "./events/lifecycle.js";
 import { compensationJob } from "./sagas/compensation-job.js";
 import { isSaga } from "./sagas/define-saga.js";
@@ -172,14 +168,23 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     logger,
     now,
   });
-  // With `--events`, a kept event wakes the relay (once the bridge is open); the lag is the
-  // store's (the broker down included), whichever node publishes.
-  dispatcher.onKept(() => bridge?.relay.wake());
-  if (config.events)
-    metrics.relayLag = async () => {
-      const oldest = await store.oldestUnpublished();
-      return oldest === null ? null : Math.max(0, now() - oldest);
-    };
+  // With `--events`: kept events go out through the relay, triggers' events come in.
+  const bridge = config.events
+    ? new EventBridge({
+        url: config.events,
+        group: config.eventsGroup,
+        store,
+        dispatcher,
+        logger,
+        metrics,
+        now,
+        relay: {
+          leaseMs: Math.min(config.leaseMs, 10_000),
+          batchSize: RELAY_BATCH,
+          pollMs: Math.min(1000, config.pollIntervalMs),
+        },
+      })
+    : null;
   const minRetryDelay = Math.min(...registry.definitions().map((d) => d.retryDelayMs), 1000);
   const services: PeriodicTask[] = [
     createLeaseSweeper({
@@ -241,66 +246,6 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
     callbacks,
   });
   let started = false;
-  let bridge: { broker: Broker; relay: EventRelay } | null = null;
-  let closing = false;
-
-  /** Open the bridge now, or (the broker down) go on trying in the background. */
-  async function openBridgeWhenUp(url: string, delay = 500): Promise<void> {
-    if (closing) return;
-    try {
-      const opened = await openBridge(url);
-      if (!closing) bridge = opened;
-      else await closeBridge(opened);
-    } catch (error) {
-      logger.warn(
-        { err: error, retryInMs: delay },
-        "the event broker cannot be reached yet; events wait in the store",
-      );
-      setTimeout(() => void openBridgeWhenUp(url, Math.min(delay * 2, 10_000)), delay).unref();
-    }
-  }
-
-  async function closeBridge(opened: { broker: Broker; relay: EventRelay }): Promise<void> {
-    await opened.relay.stop();
-    await opened.broker.close();
-  }
-
-  /** With `--events`: kept events go out through the relay, triggers' events come in from the broker. */
-  async function openBridge(url: string): Promise<{ broker: Broker; relay: EventRelay }> {
-    const broker = await openBroker(url, logger);
-    const tenants = new TenantNames(store, now);
-    const relay = new EventRelay({
-      store,
-      broker,
-      tenants,
-      logger: logger.child({ component: "event-relay" }),
-      metrics,
-      now,
-      options: {
-        leaseMs: Math.min(config.leaseMs, 10_000),
-        batchSize: RELAY_BATCH,
-        pollMs: Math.min(1000, config.pollIntervalMs),
-      },
-    });
-    relay.start();
-    const consumer = new EventConsumer({
-      store,
-      broker,
-      dispatcher,
-      tenants,
-      group: config.eventsGroup,
-      logger: logger.child({ component: "event-consumer" }),
-      metrics,
-      now,
-    });
-    try {
-      await consumer.start();
-    } catch (error) {
-      await closeBridge({ broker, relay });
-      throw error;
-    }
-    return { broker, relay };
-  }
   let stopDispatching: (() => Promise<void>) | null = null;
 
   const tessera: Tessera = {
@@ -331,9 +276,8 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
         worker.start();
         deliverer.start();
       }
-      // Up when start returns, unless the broker is down: then the API and the workers run
-      // meanwhile, events wait in the outbox, and the bridge opens once the broker is back.
-      if (config.events) await openBridgeWhenUp(config.events);
+      // Up when start returns, unless the broker is down (then it opens once it is back).
+      await bridge?.start();
       await app.ready();
     },
     async listen(listenOptions = {}) {
@@ -344,8 +288,7 @@ export async function createTessera(options: TesseraOptions): Promise<Tessera> {
       return reloadTls(app.server, config, logger);
     },
     async close() {
-      closing = true;
-      if (bridge) await closeBridge(bridge);
+      await bridge?.close();
       await worker.stop(config.shutdownGraceMs);
       await taskHost?.close();
       await deliverer.stop();

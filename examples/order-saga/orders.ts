@@ -38,19 +38,22 @@ export const load = (id: string) => JSON.parse(readFileSync(join(dir, `${id}.jso
 /** Goods no carrier takes: shipping them fails, after the credit was reserved. */
 const UNSHIPPABLE = new Set(["piano"]);
 
+/** What an order is placed with, in both variants (orchestrated here, choreographed). */
+export const ORDER_INPUT = {
+  type: "object",
+  properties: {
+    customerId: { type: "string", minLength: 1 },
+    sku: { type: "string", minLength: 1 },
+    amount: { type: "integer", minimum: 1 },
+  },
+  required: ["customerId", "sku", "amount"],
+  additionalProperties: false,
+} as const;
+
 export const placeOrder = defineSaga({
   type: "orders.place",
   description: "Creates an order, reserves the customer's credit, schedules shipping, approves",
-  input: {
-    type: "object",
-    properties: {
-      customerId: { type: "string", minLength: 1 },
-      sku: { type: "string", minLength: 1 },
-      amount: { type: "integer", minimum: 1 },
-    },
-    required: ["customerId", "sku", "amount"],
-    additionalProperties: false,
-  },
+  input: ORDER_INPUT,
   expectedSteps: 4,
   async run(input: { customerId: string; sku: string; amount: number }, saga) {
     const order = await saga.step(

@@ -104,15 +104,23 @@ export class EventDispatcher {
     return { type, jobId: outcome.job.id };
   }
 
+  /**
+   * Dispatch `events` in turn; one that cannot be dispatched now is logged and left to the
+   * sweep, and does not hold up the others. Resolves to how many failed.
+   */
+  private async dispatchAll(events: readonly NewEvent[]): Promise<number> {
+    let failed = 0;
+    for (const event of events)
+      await this.dispatch(event).catch((error: unknown) => {
+        failed++;
+        this.deps.logger.warn({ err: error, event: event.id }, "an event's triggers could not be run yet");
+      });
+    return failed;
+  }
+
   /** Events committed with a job's completion (`ctx.emit`): dispatched in turn, failures left to the sweep. */
   dispatchCommitted(events: readonly NewEvent[]): void {
-    void (async () => {
-      for (const event of events) {
-        await this.dispatch(event).catch((error: unknown) =>
-          this.deps.logger.warn({ err: error, event: event.id }, "an event's triggers could not be run yet"),
-        );
-      }
-    })();
+    void this.dispatchAll(events);
   }
 
   /**
@@ -146,13 +154,7 @@ export class EventDispatcher {
             receivedBefore: this.deps.now() + 1,
             limit: batchSize,
           });
-          for (const event of events)
-            await this.dispatch(event).catch((error: unknown) =>
-              this.deps.logger.warn(
-                { err: error, event: event.id },
-                "an event's triggers could not be run yet",
-              ),
-            );
+          await this.dispatchAll(events);
         } catch (error) {
           this.deps.logger.warn({ err: error }, "undispatched events could not be read; the sweep will");
         }
@@ -174,16 +176,8 @@ export class EventDispatcher {
             receivedBefore: this.deps.now() - DISPATCH_GRACE_MS,
             limit: batchSize,
           });
-          // One event that cannot be dispatched now must not hold up the others behind it; the
-          // next pass tries it again.
-          for (const event of events)
-            await this.dispatch(event).catch((error: unknown) => {
-              failed++;
-              this.deps.logger.warn(
-                { err: error, event: event.id },
-                "an event's triggers could not be run yet",
-              );
-            });
+          // What fails now waits for the next pass, rather than the rest of the backlog.
+          failed += await this.dispatchAll(events);
           if (events.length > 0) this.deps.logger.info({ events: events.length }, "events dispatched late");
         } while (events.length >= batchSize && failed === 0);
       },

@@ -30,6 +30,29 @@ interface Line {
   pid: number;
 }
 
+interface SagaStatus {
+  status: string;
+  attempt: number;
+  steps: { name: string; status: string }[];
+}
+
+/** The saga's status monitor on `url` (the job's steps included). */
+async function sagaStatus(url: string, id: string): Promise<SagaStatus> {
+  return (await (await http(`${url}/v1/jobs/${id}?onComplete=status`)).json()) as SagaStatus;
+}
+
+/** Once it succeeded there. */
+function finished(url: string, id: string): Promise<SagaStatus> {
+  return waitFor(
+    "the saga to finish",
+    async () => {
+      const job = await sagaStatus(url, id);
+      return job.status === "succeeded" ? job : undefined;
+    },
+    30_000,
+  );
+}
+
 const serve = (db: string): Promise<Node> =>
   spawnTessera(["--dev", "--db", db, "--jobs", FIXTURE_JOBS, ...FAST], { timeoutMs: 20_000 });
 
@@ -103,12 +126,7 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
       json: { type: "fixture.saga", input: { steps: 2, stepMs: 0, logPath, napMs: 3000 } },
     });
     const { id } = (await submitted.json()) as { id: string };
-    const status = async (url: string) =>
-      (await (await http(`${url}/v1/jobs/${id}?onComplete=status`)).json()) as {
-        status: string;
-        attempt: number;
-        steps: { name: string; status: string }[];
-      };
+    const status = (url: string) => sagaStatus(url, id);
     // Asleep: the nap recorded and the job given back (killed before the release, it would be
     // a crash of a running attempt, which costs one).
     await waitFor(
@@ -121,14 +139,7 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
     );
     await first.kill();
     const second = await serve(db);
-    const done = await waitFor(
-      "the saga to finish",
-      async () => {
-        const job = await status(second.url);
-        return job.status === "succeeded" ? job : undefined;
-      },
-      30_000,
-    );
+    const done = await finished(second.url, id);
     expect(done.attempt).toBe(1); // neither the sleep nor the kill of a sleeping saga cost one
     expect(done.steps.map((s) => [s.name, s.status])).toEqual([
       ["s0", "succeeded"],
@@ -152,12 +163,7 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
       json: { type: "fixture.saga", input: { steps: 2, stepMs: 0, logPath, awaitEvent: "approved" } },
     });
     const { id } = (await submitted.json()) as { id: string };
-    const status = async (url: string) =>
-      (await (await http(`${url}/v1/jobs/${id}?onComplete=status`)).json()) as {
-        status: string;
-        attempt: number;
-        steps: { name: string; status: string }[];
-      };
+    const status = (url: string) => sagaStatus(url, id);
     await waitFor(
       "the saga to wait",
       async () => {
@@ -176,14 +182,7 @@ describe("a saga across SIGKILLs", { timeout: 120_000 }, () => {
       headers: { "idempotency-key": "approval-1" },
     });
     expect(sent.status).toBe(202);
-    const done = await waitFor(
-      "the saga to finish",
-      async () => {
-        const job = await status(second.url);
-        return job.status === "succeeded" ? job : undefined;
-      },
-      30_000,
-    );
+    const done = await finished(second.url, id);
     expect(done.attempt).toBe(1);
     expect(done.steps.map((s) => [s.name, s.status])).toEqual([
       ["s0", "succeeded"],

@@ -10,7 +10,7 @@
  *     --jobs examples/order-saga/choreography/orders.ts
  */
 import { defineJob, JobError, type JobLogger, type JsonSchema } from "tessera";
-import { load, save, type Order } from "../orders.js";
+import { load, ORDER_INPUT, save, type Order } from "../orders.js";
 
 const find = (id: string): Order | null => {
   try {
@@ -23,16 +23,7 @@ const find = (id: string): Order | null => {
 export const createOrder = defineJob({
   type: "orders.create",
   description: "Writes the order PENDING and emits orders.created (its subject the order id)",
-  input: {
-    type: "object",
-    properties: {
-      customerId: { type: "string", minLength: 1 },
-      sku: { type: "string", minLength: 1 },
-      amount: { type: "integer", minimum: 1 },
-    },
-    required: ["customerId", "sku", "amount"],
-    additionalProperties: false,
-  },
+  input: ORDER_INPUT,
   run(input: { customerId: string; sku: string; amount: number }, ctx) {
     // The job's id is the order's: an attempt run again finds its order and keeps it as it is.
     const order = find(ctx.jobId) ?? save({ id: ctx.jobId, ...input, status: "PENDING" });

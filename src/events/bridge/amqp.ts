@@ -8,6 +8,7 @@
 import { connect, type Channel, type ConfirmChannel, type ChannelModel, type ConsumeMessage } from "amqplib";
 import type { Logger } from "pino";
 import {
+  confirmedPrefix,
   HASH_HEADER,
   typePattern,
   type Broker,
@@ -86,10 +87,7 @@ export class AmqpBroker implements Broker {
           );
         }),
     );
-    const settled = await Promise.allSettled(confirms);
-    const failed = settled.findIndex((s) => s.status === "rejected");
-    if (failed === -1) return { confirmed: events.length };
-    return { confirmed: failed, error: (settled[failed] as PromiseRejectedResult).reason };
+    return confirmedPrefix(await Promise.allSettled(confirms));
   }
 
   async consume(group: string, types: readonly string[], handle: Handler): Promise<void> {

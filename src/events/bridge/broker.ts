@@ -52,6 +52,16 @@ export interface Broker {
   close(): Promise<void>;
 }
 
+/** How far a batch of publishes got: the confirmed prefix, and why the next one was not. */
+export function confirmedPrefix(settled: readonly PromiseSettledResult<unknown>[]): {
+  confirmed: number;
+  error?: unknown;
+} {
+  const failed = settled.findIndex((s) => s.status === "rejected");
+  if (failed === -1) return { confirmed: settled.length };
+  return { confirmed: failed, error: (settled[failed] as PromiseRejectedResult).reason };
+}
+
 /** The header (NATS) / AMQP header that carries the sender's event hash. */
 export const HASH_HEADER = "tessera-event-hash";
 

@@ -17,7 +17,14 @@ import {
   type NatsConnection,
 } from "nats";
 import type { Logger } from "pino";
-import { HASH_HEADER, type Broker, type Delivery, type OutgoingEvent, type Verdict } from "./broker.js";
+import {
+  confirmedPrefix,
+  HASH_HEADER,
+  type Broker,
+  type Delivery,
+  type OutgoingEvent,
+  type Verdict,
+} from "./broker.js";
 
 const STREAM = "TESSERA_EVENTS";
 const DEAD_LETTERS = "TESSERA_DEAD_LETTERS";
@@ -72,10 +79,7 @@ export class NatsBroker implements Broker {
         expect: { streamName: STREAM },
       });
     });
-    const settled = await Promise.allSettled(acks);
-    const failed = settled.findIndex((s) => s.status === "rejected");
-    if (failed === -1) return { confirmed: events.length };
-    return { confirmed: failed, error: (settled[failed] as PromiseRejectedResult).reason };
+    return confirmedPrefix(await Promise.allSettled(acks));
   }
 
   async consume(
